@@ -1,0 +1,63 @@
+"""The one feature API every model exposes and every distillation loss consumes.
+
+A model's `forward` returns logits only (what gets exported); `forward_features` returns the
+same logits together with the intermediate maps, shallow → deep, and the pre-classifier vector.
+No loss reaches into a model through hooks: it reads `Features`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One intermediate map: its channel count and its stride w.r.t. the input."""
+
+    channels: int
+    stride: int
+    name: str  # the stable module path that produces it, so a recipe can name it
+
+
+@dataclass
+class Features:
+    logits: torch.Tensor
+    maps: list[torch.Tensor]  # (N, C, H, W) each, shallow → deep; the final vector is not here
+    vector: torch.Tensor  # (N, D) pre-classifier, after global pooling
+
+
+class FeatureModel(nn.Module):
+    """Base class: subclasses set `feature_info`, `num_features`, and implement `forward_features`.
+
+    `input_size` is the side the model was designed for; `fixed_input` is True for models whose
+    graph only works at that size (none of ours hard-wire it: pooling is global).
+    """
+
+    feature_info: tuple[FeatureInfo, ...] = ()
+    num_features: int = 0
+    num_classes: int = 0
+    input_size: int = 32
+    fixed_input: bool = False
+
+    def forward_features(self, x: torch.Tensor) -> Features:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x).logits
+
+
+@torch.no_grad()
+def map_shapes(model: FeatureModel, input_size: int | None = None) -> list[tuple[int, int, int]]:
+    """(C, H, W) of every map at `input_size`, by one batch-1 forward (eval mode, restored after)."""
+    size = input_size or model.input_size
+    was_training = model.training
+    model.eval()
+    try:
+        p = next(model.parameters())
+        feats = model.forward_features(torch.zeros(1, 3, size, size, dtype=p.dtype, device=p.device))
+    finally:
+        model.train(was_training)
+    return [tuple(m.shape[1:]) for m in feats.maps]

@@ -12,8 +12,10 @@ import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
+from .errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A bad value in a recipe or option table; str() is the one line a user sees."""
 
     def __init__(self, path: str, expected: str, got: Any = dataclasses.MISSING, source: str = ""):

@@ -1,0 +1,38 @@
+"""The `mimkd-edge` command line: thin commands that parse, call the library, and render with rich.
+
+Heavy imports (torch, onnx, openvino) happen inside the commands so `--help` stays instant.
+Errors the user can fix are one line on stderr with exit code 2 (3 for a diverged run).
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import UserError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            from ..console import error_line
+
+            error_line(str(e))
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            from ..console import error_line
+
+            error_line("interrupted; the last checkpoint is intact (continue with --resume)")
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mimkd-edge")
+def main() -> None:
+    """Distil large image classifiers into tiny, fast CPU models (MIMKD), export and measure them."""
+
+
+from . import models as _models  # noqa: E402,F401  (each module adds its commands to `main`)
+from . import recipe as _recipe  # noqa: E402,F401
+from . import train as _train  # noqa: E402,F401

@@ -1,0 +1,31 @@
+"""`mimkd-edge recipe check FILE...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import main
+
+
+@main.group()
+def recipe():
+    """Inspect and validate recipes."""
+
+
+@recipe.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key before checking.")
+@click.option("--show", is_flag=True, help="Print the resolved recipe (every default filled in).")
+def check(files, overrides, show):
+    """Validate recipe FILES; exit 2 at the first bad one, with one line saying what and where."""
+    from ..console import console
+    from ..recipe import dump_recipe, load_recipe
+
+    for f in files:
+        r = load_recipe(f, overrides)
+        console.print(f"[green]ok[/] {f}: {r.student.model} ← {r.teacher.model if r.teacher else '-'} "
+                      f"({r.method.name}, {r.train.epochs} epochs)", highlight=False)
+        if show:
+            console.print(dump_recipe(r), highlight=False, markup=False)

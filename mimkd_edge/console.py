@@ -1,0 +1,88 @@
+"""The one rich Console, the one-line error renderer, and the training progress display."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def error_line(message: str) -> None:
+    """One line, no traceback: what is wrong and where."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c, justify="left" if c in ("model", "name", "maps", "term", "key") else "right")
+    for r in rows:
+        t.add_row(*[fmt(v) for v in r])
+    return t
+
+
+def fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return "" if v is None else str(v)
+
+
+_HIDDEN = {"epoch", "step", "steps", "images_per_s", "train_acc"}
+
+
+class TrainingProgress:
+    """Renders the trainer's events: a bar per epoch with loss terms, accuracy and images/s."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+                                 TimeRemainingColumn(), console=console, transient=False,
+                                 disable=not console.is_terminal and not _force_progress())
+        self.task = None
+        self.epochs = 0
+
+    def __enter__(self) -> "TrainingProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, kind: str, info: dict[str, Any]) -> None:
+        if kind == "start":
+            self.epochs, self.steps = info["epochs"], info["steps"]
+            console.print(f"training on [bold]{info['device']}[/]: {info['train_size']:,} train / "
+                          f"{info['test_size']:,} test images, {info['steps']} steps per epoch → {info['out']}"
+                          + (f" (resuming at epoch {info['start_epoch'] + 1})" if info["start_epoch"] else ""))
+        elif kind == "step":
+            if self.task is None or self.progress.tasks[self.task].fields["epoch"] != info["epoch"] + 1:
+                if self.task is not None:
+                    self.progress.update(self.task, visible=True)
+                self.task = self.progress.add_task("", total=info["steps"], epoch=info["epoch"] + 1,
+                                                   epochs=self.epochs, stats="")
+            stats = " ".join(f"{k} {v:.3f}" for k, v in info.items() if k not in _HIDDEN)
+            stats += f" acc {info['train_acc']:.1f}% {info['images_per_s']:.0f} img/s"
+            self.progress.update(self.task, completed=info["step"], stats=stats)
+        elif kind == "warning":
+            console.print(f"[yellow]warning:[/] {info['message']}")
+        elif kind == "epoch":
+            line = f"epoch {info['epoch']}/{self.epochs}: loss {info['loss']:.4f} train {info['train_acc']:.2f}%"
+            if "test_acc" in info:
+                line += f" test {info['test_acc']:.2f}%"
+            line += f" ({info['seconds']:.1f} s, {info['images_per_s']:.0f} img/s)"
+            if not self.progress.disable:
+                self.progress.console.print(line)
+            else:
+                console.print(line)
+
+
+def _force_progress() -> bool:
+    return "--progress" in sys.argv

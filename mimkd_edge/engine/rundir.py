@@ -1,0 +1,95 @@
+"""What a run directory holds, and how to find and reload one.
+
+    runs/<name>/recipe.toml        the resolved recipe (every default written out)
+               checkpoint.pt       model, method, optimiser, scheduler, RNG, metrics: resume point
+               model.safetensors   the trained student's weights (what export and distill read)
+               metrics.jsonl       one line per epoch
+               summary.json        models, cost, accuracy, wall time, versions, git commit
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from ..models.features import FeatureModel
+from ..models.registry import create_model
+from ..recipe import Recipe, load_recipe
+from .checkpoint import load_weights
+
+RECIPE, CHECKPOINT, WEIGHTS, METRICS, SUMMARY = "recipe.toml", "checkpoint.pt", "model.safetensors", "metrics.jsonl", "summary.json"
+RUNS_ROOT = Path("runs")
+
+
+def default_run_dir(recipe: Recipe) -> Path:
+    return RUNS_ROOT / recipe.name
+
+
+def weights_path(path: str | Path) -> Path:
+    """A run directory or a .safetensors file → the weights file."""
+    p = Path(path)
+    return p / WEIGHTS if p.is_dir() else p
+
+
+def load_model_weights(model: FeatureModel, path: str | Path, what: str) -> None:
+    """Load a state dict strictly; a mismatch is one line naming the file and the first bad keys."""
+    state = load_weights(path)
+    result = model.load_state_dict(state, strict=False)
+    problems = [f"missing {k}" for k in result.missing_keys[:3]] + [f"unexpected {k}" for k in result.unexpected_keys[:3]]
+    if problems:
+        raise UserError(f"{path}: weights do not fit {what} ({'; '.join(problems)})")
+
+
+@dataclass
+class LoadedRun:
+    path: Path
+    recipe: Recipe
+    model: FeatureModel  # the student, in eval mode, on the CPU
+    summary: dict
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    run = Path(path)
+    if not run.is_dir():
+        raise UserError(f"{run}: no such run directory")
+    if not (run / WEIGHTS).is_file():
+        raise UserError(f"{run}: no {WEIGHTS} in this run (did it finish?)")
+    recipe = load_recipe(run / RECIPE)
+    model = create_model(recipe.student.model, num_classes=recipe.data.classes)
+    load_model_weights(model, run / WEIGHTS, f"model {recipe.student.model}")
+    model.eval()
+    summary = read_json(run / SUMMARY) if (run / SUMMARY).is_file() else {}
+    return LoadedRun(run, recipe, model, summary)
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: unreadable JSON ({e})") from None
+
+
+def finished_runs(root: str | Path = RUNS_ROOT) -> list[Path]:
+    """Run directories under `root` that finished (they hold weights and a summary), oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if (p / WEIGHTS).is_file() and (p / SUMMARY).is_file()]
+    return sorted(runs, key=lambda p: (p / SUMMARY).stat().st_mtime_ns)
+
+
+def latest_run(root: str | Path = RUNS_ROOT) -> Path:
+    runs = finished_runs(root)
+    if not runs:
+        raise UserError(f"{root}: no finished run found; train or distill one first, or name RUN")
+    return runs[-1]
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "cpu"

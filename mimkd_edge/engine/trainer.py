@@ -1,0 +1,394 @@
+"""The training loop shared by `train` (method "none") and `distill` (every other method).
+
+One loop for everything: the teacher (if any) runs once per step under no_grad in eval mode, the
+student gives its `Features`, the method turns both into weighted loss terms, SGD steps the
+student and the method's own parameters together. Progress goes out through a callback, so this
+module never prints; the CLI renders it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import BatchLoader, Splits, load_splits
+from ..errors import DivergedError, UserError
+from ..methods.registry import DistillMethod, MethodContext, create_method, method_class
+from ..models.cost import count_macs, count_params
+from ..models.features import FeatureModel, Features, map_shapes
+from ..models.registry import create_model
+from ..provenance import git_commit, sha256_file, versions
+from ..recipe import Recipe, dump_recipe
+from . import rundir
+from .checkpoint import load_checkpoint, save_checkpoint, save_weights, write_json, write_text
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"train.device: \"{name}\" asked for, but no CUDA device is available (use \"auto\" or \"cpu\")")
+    if name == "cuda" and dist.is_initialized():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 when started plainly)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> Distributed:
+    """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    if not dist.is_initialized():
+        cuda = device_name != "cpu" and torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size())
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Session:
+    """Everything one run is made of, built from a recipe."""
+
+    recipe: Recipe
+    device: torch.device
+    splits: Splits
+    student: FeatureModel
+    teacher: FeatureModel | None
+    method: DistillMethod
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_loader: BatchLoader
+    test_loader: BatchLoader
+    teacher_info: dict = field(default_factory=dict)
+    ddp: Distributed = Distributed()
+    student_step: nn.Module | None = None  # what computes the student's Features in a step (DDP/compiled)
+
+    @property
+    def autocast(self):
+        """bf16 autocast on CUDA (the recipe's precision "auto"/"bf16"); fp32 elsewhere."""
+        p = self.recipe.train.precision
+        if self.device.type == "cuda" and p in ("auto", "bf16"):
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.device.type == "cpu" and p == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+class _StudentFeatures(nn.Module):
+    """`forward` = the student's `forward_features`, so DDP and torch.compile see the step's forward."""
+
+    def __init__(self, student: FeatureModel):
+        super().__init__()
+        self.student = student
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        f = self.student.forward_features(x)
+        return f.logits, f.maps, f.vector
+
+
+def build_session(recipe: Recipe, data_dir: str | None = None) -> Session:
+    ddp = init_distributed(recipe.train.device)
+    seed_everything(recipe.seed)
+    device = resolve_device(recipe.train.device)
+    if recipe.train.batch_size % ddp.world_size:
+        raise UserError(f"train.batch_size: the global batch ({recipe.train.batch_size}) must divide evenly "
+                        f"over {ddp.world_size} processes")
+    splits = load_splits(recipe.data, data_dir)
+    classes = recipe.data.classes
+    memory_format = torch.channels_last if recipe.train.channels_last else torch.contiguous_format
+    student = create_model(recipe.student.model, num_classes=classes)
+    teacher, teacher_info = None, {}
+    if method_class(recipe.method.name).needs_teacher:
+        teacher, teacher_info = load_teacher(recipe)
+    ctx = MethodContext(
+        num_classes=classes, num_samples=len(splits.train), input_size=recipe.data.image_size,
+        student_maps=tuple(map_shapes(student, recipe.data.image_size)), student_dim=student.num_features,
+        teacher_maps=tuple(map_shapes(teacher, recipe.data.image_size)) if teacher else (),
+        teacher_dim=teacher.num_features if teacher else 0)
+    try:
+        method = create_method(recipe.method.name, recipe.method.options, ctx)
+    except ValueError as e:  # e.g. no pair of equal-sized maps for the feature term
+        raise UserError(f"method: {e}") from None
+    student.to(device, memory_format=memory_format)
+    method.to(device)
+    if teacher is not None:
+        teacher.to(device, memory_format=memory_format).eval().requires_grad_(False)
+    t = recipe.train
+    params = [p for p in [*student.parameters(), *method.parameters()] if p.requires_grad]
+    fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **fused)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(t.milestones), gamma=t.gamma)
+    common = dict(mean=splits.mean, std=splits.std, device=device, channels_last=t.channels_last)
+    train_loader = BatchLoader(splits.train, t.batch_size, train=True, augment=recipe.data.augment, seed=recipe.seed,
+                               rank=ddp.rank, world_size=ddp.world_size, **common)
+    test_loader = BatchLoader(splits.test, max(t.batch_size, 256), train=False, **common)
+    step: nn.Module = _StudentFeatures(student)
+    if ddp.world_size > 1:
+        # Only the student is wrapped: the method's parameters are averaged by hand after backward,
+        # so DDP does not broadcast its memory bank (tens of MB) at every step.
+        step = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
+    if t.compile:
+        step = torch.compile(step)
+    return Session(recipe, device, splits, student, teacher, method, optimizer, scheduler, train_loader, test_loader,
+                   teacher_info, ddp, step)
+
+
+def load_teacher(recipe: Recipe) -> tuple[FeatureModel, dict]:
+    """The frozen teacher from a finished run's weights; a missing file names the command that makes it."""
+    cfg = recipe.teacher
+    assert cfg is not None
+    path = rundir.weights_path(cfg.checkpoint)
+    if not path.is_file():
+        maker = cfg.recipe or f"recipes/teachers/{cfg.model}.toml"
+        raise UserError(f"teacher.checkpoint: no such file: {path}; train the teacher first: "
+                        f"mimkd-edge train {maker} --out {path.parent}")
+    teacher = create_model(cfg.model, num_classes=recipe.data.classes)
+    rundir.load_model_weights(teacher, path, f"teacher model {cfg.model} with {recipe.data.classes} classes")
+    info: dict[str, Any] = {"model": cfg.model, "checkpoint": str(path), "sha256": sha256_file(path), "recipe": cfg.recipe}
+    summary = path.parent / rundir.SUMMARY
+    if summary.is_file():
+        info["test_acc"] = rundir.read_json(summary).get("final_test_acc")
+    return teacher, info
+
+
+@torch.no_grad()
+def evaluate(model: FeatureModel, loader: BatchLoader) -> tuple[float, float]:
+    """Top-1 accuracy (%) and mean cross-entropy on a whole split."""
+    was_training = model.training
+    model.eval()
+    correct, loss_sum, n = 0, 0.0, 0
+    for x, y, _ in loader.epoch(0):
+        logits = model(x).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        n += len(y)
+    model.train(was_training)
+    return 100.0 * correct / n, loss_sum / n
+
+
+def fit(recipe: Recipe, out_dir: str | Path, *, resume: bool = False, data_dir: str | None = None,
+        on_event: Event | None = None) -> dict:
+    """Train `recipe` into `out_dir`; returns the run summary. Resumable; never overwrites a run unasked."""
+    out = Path(out_dir)
+    ckpt_path = out / rundir.CHECKPOINT
+    if ckpt_path.exists() and not resume:
+        raise UserError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
+    s = build_session(recipe, data_dir)
+    main = s.ddp.is_main
+    emit = (on_event or (lambda kind, info: None)) if main else (lambda kind, info: None)
+    history: list[dict] = []
+    start_epoch, wall_before = 0, 0.0
+    if resume and ckpt_path.exists():
+        start_epoch, history, wall_before = _restore(s, load_checkpoint(ckpt_path), ckpt_path)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / rundir.RECIPE, dump_recipe(recipe))
+
+    t = recipe.train
+    steps = len(s.train_loader)
+    emit("start", {"epochs": t.epochs, "start_epoch": start_epoch, "steps": steps, "device": str(s.device),
+                   "out": str(out), "train_size": len(s.splits.train), "test_size": len(s.splits.test)})
+    started = time.perf_counter()
+    for epoch in range(start_epoch, t.epochs):
+        record = _train_epoch(s, epoch, emit)
+        if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
+            record["test_acc"], record["test_loss"] = evaluate(s.student, s.test_loader)
+        history.append(record)
+        if main:
+            _save(s, ckpt_path, epoch, history, wall_before + time.perf_counter() - started)
+            write_text(out / rundir.METRICS, "".join(_json_line(r) for r in history))
+        emit("epoch", record)
+
+    wall = wall_before + time.perf_counter() - started
+    summary = _summary(s, history, wall)
+    if main:
+        save_weights(out / rundir.WEIGHTS, s.student.state_dict(), metadata={"model": recipe.student.model})
+        write_json(out / rundir.SUMMARY, summary)
+    if s.ddp.world_size > 1:
+        dist.barrier()
+    emit("end", summary)
+    return summary
+
+
+def _train_epoch(s: Session, epoch: int, emit: Event) -> dict:
+    s.student.train()
+    s.method.train()
+    check_every = 1 if s.device.type == "cpu" else s.recipe.train.log_every
+    sums: dict[str, torch.Tensor] = {}
+    correct = torch.zeros((), device=s.device)
+    seen, started = 0, time.perf_counter()
+    lr = s.optimizer.param_groups[0]["lr"]
+    last = len(s.train_loader)
+    for step, (x, y, idx) in enumerate(s.train_loader.epoch(epoch)):
+        with s.autocast:
+            teacher_out = None
+            if s.teacher is not None:
+                with torch.no_grad():  # not inference_mode: its tensors could not be saved for backward
+                    teacher_out = s.teacher.forward_features(x)
+            student_out = _student_forward(s, x, emit)
+            out = s.method(student_out, teacher_out, y, idx)
+            loss = out.total
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if s.ddp.world_size > 1:
+            _average_gradients(s.method)
+        s.optimizer.step()
+
+        with torch.no_grad():
+            for k, v in {"loss": loss, **out.losses, **out.estimates}.items():
+                sums[k] = sums.get(k, 0) + v.detach().float() * len(y)
+            correct += (student_out.logits.argmax(1) == y).sum()
+        seen += len(y)
+        if (step + 1) % check_every == 0 or step + 1 == last:
+            _check_finite(loss, s, epoch, step)
+        if (step + 1) % s.recipe.train.log_every == 0 or step + 1 == last:
+            totals, n, right = _reduce(s, sums, seen, correct)
+            emit("step", {"epoch": epoch, "step": step + 1, "steps": last, **{k: v / n for k, v in totals.items()},
+                          "train_acc": 100.0 * right / n, "images_per_s": n / (time.perf_counter() - started)})
+    s.scheduler.step()
+    seconds = time.perf_counter() - started
+    totals, n, right = _reduce(s, sums, seen, correct)
+    record = {"epoch": epoch + 1, "lr": lr, "steps": last}
+    record.update({k: v / n for k, v in totals.items()})
+    record.update({"train_acc": 100.0 * right / n, "seconds": seconds, "images_per_s": n / seconds})
+    return record
+
+
+def _student_forward(s: Session, x: torch.Tensor, emit: Event) -> Features:
+    try:
+        return Features(*s.student_step(x))
+    except Exception as e:  # torch.compile fails in many ways on its first call; fall back to eager
+        compiled = getattr(s.student_step, "_orig_mod", None)
+        if compiled is None:
+            raise
+        s.student_step = compiled
+        emit("warning", {"message": f"train.compile: torch.compile failed ({type(e).__name__}); running eager"})
+        return Features(*s.student_step(x))
+
+
+def _reduce(s: Session, sums: dict[str, torch.Tensor], seen: int, correct: torch.Tensor) -> tuple[dict, int, float]:
+    """Sums over every rank (one all-reduce): (term sums, images, correct)."""
+    keys = sorted(sums)
+    flat = torch.stack([sums[k] for k in keys] + [torch.tensor(float(seen), device=s.device), correct.float()])
+    if s.ddp.world_size > 1:
+        dist.all_reduce(flat)
+    values = flat.tolist()
+    return dict(zip(keys, values[:-2])), int(values[-2]), values[-1]
+
+
+def _average_gradients(module: nn.Module) -> None:
+    """Average the gradients of the parameters DDP does not manage (the method's) over the ranks."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _check_finite(loss: torch.Tensor, s: Session, epoch: int, step: int) -> None:
+    value = loss.item()
+    if not math.isfinite(value):
+        raise DivergedError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}; stopped. The last good "
+                            f"checkpoint (end of epoch {epoch}) is intact; lower train.lr or check the data")
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _save(s: Session, path: Path, epoch: int, history: list[dict], wall: float) -> None:
+    save_checkpoint(path, {
+        "epoch": epoch, "model": s.student.state_dict(), "method": s.method.state_dict(),
+        "optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
+        "rng": _rng_state(), "history": history, "wall_seconds": wall,
+    })
+
+
+def _restore(s: Session, ckpt: dict, path: Path) -> tuple[int, list[dict], float]:
+    try:
+        s.student.load_state_dict(ckpt["model"])
+        s.method.load_state_dict(ckpt["method"])
+        s.optimizer.load_state_dict(ckpt["optimizer"])
+        s.scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        random.setstate(_as_python_state(ckpt["rng"]["python"]))
+        if "cuda" in ckpt["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise UserError(f"{path}: checkpoint does not match this recipe ({str(e).splitlines()[0][:200]})") from None
+    return ckpt["epoch"] + 1, list(ckpt["history"]), float(ckpt.get("wall_seconds", 0.0))
+
+
+def _as_python_state(state):
+    # weights_only loading turns the tuples of random.getstate() into lists
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def _json_line(record: dict) -> str:
+    return json.dumps(record) + "\n"
+
+
+def _summary(s: Session, history: list[dict], wall: float) -> dict:
+    r = s.recipe
+    evaluated = [h for h in history if "test_acc" in h]
+    best = max(evaluated, key=lambda h: h["test_acc"]) if evaluated else None
+    size = r.data.image_size
+    student = {"model": r.student.model, "params": count_params(s.student), "macs": count_macs(s.student, size)}
+    return {
+        "name": r.name, "method": r.method.name, "seed": r.seed,
+        "student": student, "teacher": s.teacher_info or None,
+        "data": {"dataset": r.data.dataset, "source": s.splits.source, "classes": s.splits.classes,
+                 "train_size": len(s.splits.train), "test_size": len(s.splits.test),
+                 "image_size": size, "mean": list(s.splits.mean), "std": list(s.splits.std)},
+        "epochs": r.train.epochs,
+        "final_test_acc": history[-1].get("test_acc"),
+        "best_test_acc": best["test_acc"] if best else None,  # selected on the test set: for reference only
+        "best_epoch": best["epoch"] if best else None,
+        "final_train_acc": history[-1]["train_acc"],
+        "wall_seconds": wall,
+        "images_per_s": sum(h["images_per_s"] for h in history) / len(history),
+        "device": rundir.describe_device(s.device),
+        "versions": versions(), "git_commit": git_commit(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

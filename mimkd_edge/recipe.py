@@ -1,0 +1,256 @@
+"""Recipes: TOML → frozen dataclasses, validated once at load, then trusted everywhere.
+
+A recipe says what to train (`[student]`), from what (`[teacher]`, optional), how (`[method]`:
+its name plus that method's options, whose defaults are the paper's weights), on what (`[data]`)
+and for how long (`[train]`). `--set key.path=value` overrides are applied to the raw table and
+then checked exactly like the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .methods.registry import list_methods, method_class
+from .models.registry import is_model, list_models
+from .schema import ConfigError, build, param, to_table
+
+DATASETS = ("cifar10", "cifar100", "imagefolder", "synthetic")
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
+# Per-channel statistics of the training sets (CIFAR-100: the paper's; CIFAR-10: the usual ones).
+NORMALISATION = {
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: Literal["cifar10", "cifar100", "imagefolder", "synthetic"] = "cifar100"
+    root: str | None = None  # folder, or .tar.gz/.zip of an image folder; overridden by --data-dir / MIMKD_DATA
+    download: bool = False  # let torchvision fetch CIFAR when absent (needs internet)
+    num_classes: int | None = param(None, gt=1, help="required for imagefolder; implied for CIFAR")
+    image_size: int = param(32, gt=0)
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = param(None, gt=0)
+    augment: bool = True  # random crop with padding 4 + horizontal flip
+    synthetic_train: int = param(512, gt=0, help="synthetic set: training images")
+    synthetic_test: int = param(256, gt=0, help="synthetic set: test images")
+
+    @property
+    def classes(self) -> int:
+        if self.num_classes is not None:
+            return self.num_classes
+        return NUM_CLASSES.get(self.dataset, 10)
+
+    @property
+    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        default = NORMALISATION.get(self.dataset, ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
+        return (self.mean or default[0], self.std or default[1])
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    model: str
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    model: str
+    checkpoint: str  # model.safetensors of a finished `mimkd-edge train` run (or its run directory)
+    recipe: str | None = None  # the recipe that trains it, named in errors when the checkpoint is absent
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str
+    options: Any  # the method's own frozen Options dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = param(240, gt=0)
+    batch_size: int = param(64, gt=0)
+    lr: float = param(0.05, gt=0)
+    momentum: float = param(0.9, ge=0, lt=1)
+    weight_decay: float = param(5e-4, ge=0)
+    milestones: tuple[int, ...] = param((150, 180, 210), gt=0)
+    gamma: float = param(0.1, gt=0, le=1)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    channels_last: bool = True  # faster convolutions on CPU and on tensor cores
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    compile: bool = False  # torch.compile the student's forward (falls back to eager if it fails)
+    eval_every: int = param(1, gt=0, help="evaluate on the test set every N epochs (and at the last)")
+    log_every: int = param(20, gt=0, help="steps between progress updates (each one syncs the device)")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    student: StudentConfig
+    method: MethodConfig
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    teacher: TeacherConfig | None = None
+    train: TrainConfig = TrainConfig()
+
+    def to_table(self) -> dict:
+        """The resolved recipe as a TOML-able table (method options flattened into [method])."""
+        table = to_table(dataclasses.replace(self, method=None))
+        table["method"] = {"name": self.method.name, **to_table(self.method.options)}
+        return table
+
+
+_TOP_KEYS = ("name", "seed", "data", "student", "teacher", "method", "train")
+
+
+def parse_recipe(raw: dict, source: str = "") -> Recipe:
+    """Validate a raw TOML table into a Recipe; every error names `source` and the key path."""
+    try:
+        return _parse(raw)
+    except ConfigError as e:
+        raise e.at(source) from None
+
+
+def _parse(raw: dict) -> Recipe:
+    for key in raw:
+        if key not in _TOP_KEYS:
+            raise ConfigError(key, f"one of the known keys ({', '.join(_TOP_KEYS)})", key)
+    if "name" not in raw:
+        raise ConfigError("name", "a value (this key is required)")
+    name = raw["name"]
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ConfigError("name", "a non-empty string without '/'", name)
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError("seed", "an integer >= 0", seed)
+    data = build(DataConfig, raw.get("data", {}), "data")
+    if data.dataset == "imagefolder" and data.num_classes is None:
+        raise ConfigError("data.num_classes", "a value (required for dataset = \"imagefolder\")")
+    if "student" not in raw:
+        raise ConfigError("student", "a [student] table with the model to train")
+    student = build(StudentConfig, raw["student"], "student")
+    _check_model(student.model, "student.model")
+    teacher = None
+    if raw.get("teacher") is not None:
+        teacher = build(TeacherConfig, raw["teacher"], "teacher")
+        _check_model(teacher.model, "teacher.model")
+    method = _parse_method(raw.get("method", {"name": "none"}))
+    if method_class(method.name).needs_teacher and teacher is None:
+        raise ConfigError("teacher", f"a [teacher] table (method \"{method.name}\" distils from a teacher)")
+    train = build(TrainConfig, raw.get("train", {}), "train")
+    if list(train.milestones) != sorted(set(train.milestones)):
+        raise ConfigError("train.milestones", "strictly increasing epochs", list(train.milestones))
+    if train.device != "auto" and train.device != "cpu" and not train.device.startswith("cuda"):
+        raise ConfigError("train.device", "\"auto\", \"cpu\", \"cuda\" or \"cuda:N\"", train.device)
+    return Recipe(name=name, seed=seed, data=data, student=student, teacher=teacher, method=method, train=train)
+
+
+def _check_model(name: Any, path: str) -> None:
+    if not isinstance(name, str) or not is_model(name):
+        raise ConfigError(path, "a model name from `mimkd-edge models` (e.g. " + ", ".join(list_models()[:4]) + ", ...)", name)
+
+
+def _parse_method(table: Any) -> MethodConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("method", "a table", table)
+    name = table.get("name")
+    if name not in list_methods():
+        raise ConfigError("method.name", "one of " + ", ".join(list_methods()), name)
+    options = build(method_class(name).Options, {k: v for k, v in table.items() if k != "name"}, "method")
+    return MethodConfig(name, options)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`train.lr=0.1` → (["train", "lr"], 0.1); the value is read as TOML, else taken as a string."""
+    if "=" not in text:
+        raise ConfigError("--set", "KEY.PATH=VALUE", text)
+    key, _, value = text.partition("=")
+    path = [p.strip() for p in key.strip().split(".")]
+    if not all(path):
+        raise ConfigError("--set", "KEY.PATH=VALUE", text)
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return path, parsed
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply `--set` overrides to a raw table. Changing method.name drops the file's other method
+    options, so the new method starts from its own paper defaults."""
+    out = copy.deepcopy(raw)
+    parsed = [parse_override(o) for o in overrides]
+    for path, value in parsed:
+        if path == ["method", "name"] and isinstance(out.get("method"), dict) and out["method"].get("name") != value:
+            out["method"] = {}
+    for path, value in parsed:
+        node = out
+        for i, key in enumerate(path[:-1]):
+            nxt = node.get(key)
+            if nxt is None:
+                nxt = node[key] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(".".join(path[: i + 1]), "a table to set keys in", nxt)
+            node = nxt
+        node[path[-1]] = value
+    return out
+
+
+def read_toml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("", "an existing recipe file (no such file)", source=str(p))
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("", f"valid TOML ({e})", source=str(p)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("", "a UTF-8 text file", source=str(p)) from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, override and validate a recipe file."""
+    raw = read_toml(path)
+    try:
+        raw = apply_overrides(raw, list(overrides))
+    except ConfigError as e:
+        raise e.at(str(path)) from None
+    return parse_recipe(raw, str(path))
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """TOML text of a resolved recipe (written beside every run)."""
+    return dumps_toml(recipe.to_table())
+
+
+def dumps_toml(table: dict) -> str:
+    """A small TOML writer for the value types recipes use (tables, str, int, float, bool, lists)."""
+    lines: list[str] = []
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    for k, v in scalars.items():
+        lines.append(f"{k} = {_toml_value(v)}")
+    for k, v in table.items():
+        if isinstance(v, dict):
+            lines.append(f"\n[{k}]")
+            for kk, vv in v.items():
+                if isinstance(vv, dict):
+                    raise ValueError("nested tables deeper than one level are not used in recipes")
+                lines.append(f"{kk} = {_toml_value(vv)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")

@@ -1,0 +1,109 @@
+"""The training loop: resume equivalence, divergence handling, refusing to overwrite a run."""
+
+import json
+
+import pytest
+import torch
+from helpers import tiny_recipe
+
+from mimkd_edge.engine import rundir
+from mimkd_edge.engine.checkpoint import load_checkpoint, load_weights
+from mimkd_edge.engine.trainer import fit
+from mimkd_edge.errors import DivergedError, UserError
+from mimkd_edge.methods import kd as kd_module
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _metrics(path):
+    lines = [json.loads(line) for line in (path / rundir.METRICS).read_text().splitlines()]
+    for line in lines:  # timings differ between runs; everything else must not
+        line.pop("seconds"), line.pop("images_per_s")
+    return lines
+
+
+def test_resume_gives_the_same_weights_and_metrics(tmp_path):
+    recipe = tiny_recipe(epochs=3)
+    fit(recipe, tmp_path / "straight")
+
+    def stop_after_first_epoch(kind, info):
+        if kind == "epoch" and info["epoch"] == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(recipe, tmp_path / "resumed", on_event=stop_after_first_epoch)
+    assert load_checkpoint(tmp_path / "resumed" / rundir.CHECKPOINT)["epoch"] == 0
+    assert not (tmp_path / "resumed" / rundir.WEIGHTS).exists()
+    fit(recipe, tmp_path / "resumed", resume=True)
+
+    a = load_weights(tmp_path / "straight" / rundir.WEIGHTS)
+    b = load_weights(tmp_path / "resumed" / rundir.WEIGHTS)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _metrics(tmp_path / "straight") == _metrics(tmp_path / "resumed")
+
+
+def test_existing_run_is_not_overwritten_without_resume(tmp_path):
+    recipe = tiny_recipe()
+    fit(recipe, tmp_path / "run")
+    with pytest.raises(UserError, match="already holds a run; pass --resume"):
+        fit(recipe, tmp_path / "run")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    recipe = tiny_recipe(epochs=3)
+    original = kd_module.CrossEntropy.forward
+    calls = {"n": 0}
+
+    def poisoned(self, student, teacher, labels, index=None):
+        out = original(self, student, teacher, labels, index)
+        calls["n"] += 1
+        if calls["n"] > 4:  # 3 steps per epoch: the second epoch diverges
+            out.losses["ce"] = out.losses["ce"] * float("nan")
+        return out
+
+    monkeypatch.setattr(kd_module.CrossEntropy, "forward", poisoned)
+    with pytest.raises(DivergedError, match="loss became nan at epoch 2, step 2"):
+        fit(recipe, tmp_path / "run")
+    ckpt = load_checkpoint(tmp_path / "run" / rundir.CHECKPOINT)
+    assert ckpt["epoch"] == 0 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert not (tmp_path / "run" / rundir.WEIGHTS).exists()
+
+
+def test_same_seed_same_run(tmp_path):
+    recipe = tiny_recipe()
+    fit(recipe, tmp_path / "a")
+    fit(recipe, tmp_path / "b")
+    a, b = load_weights(tmp_path / "a" / rundir.WEIGHTS), load_weights(tmp_path / "b" / rundir.WEIGHTS)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_directory_contents(tmp_path):
+    summary = fit(tiny_recipe(), tmp_path / "run")
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert names == sorted([rundir.RECIPE, rundir.CHECKPOINT, rundir.WEIGHTS, rundir.METRICS, rundir.SUMMARY])
+    assert summary["student"]["params"] > 0 and summary["student"]["macs"] > 0
+    assert 0 <= summary["final_test_acc"] <= 100 and summary["versions"]["torch"]
+    loaded = rundir.load_run(tmp_path / "run")
+    assert loaded.recipe == tiny_recipe() and not loaded.model.training
+
+
+def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch):
+    class BrokenCompiled(torch.nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self._orig_mod = module
+
+        def forward(self, x):
+            raise RuntimeError("no backend")
+
+    monkeypatch.setattr(torch, "compile", lambda module: BrokenCompiled(module))
+    events = []
+    table = tiny_recipe()
+    import dataclasses
+
+    recipe = dataclasses.replace(table, train=dataclasses.replace(table.train, compile=True))
+    summary = fit(recipe, tmp_path / "run", on_event=lambda kind, info: events.append((kind, info)))
+    assert summary["final_test_acc"] is not None
+    assert any(kind == "warning" and "torch.compile failed" in info["message"] for kind, info in events)

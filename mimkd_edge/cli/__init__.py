@@ -36,3 +36,4 @@ def main() -> None:
 from . import models as _models  # noqa: E402,F401  (each module adds its commands to `main`)
 from . import recipe as _recipe  # noqa: E402,F401
 from . import train as _train  # noqa: E402,F401
+from . import sweep as _sweep  # noqa: E402,F401

@@ -1,0 +1,120 @@
+"""Sweeps: a TOML grid of recipes × overrides × seeds, run one after another, skipping finished runs.
+
+    name = "cpu-protocol"
+    out = "runs/cpu"                       # every run lands in out/<run name>
+
+    [[stage]]                              # stages run in order: teachers first
+    recipes = ["recipes/cpu/teacher.toml"]
+
+    [[stage]]
+    recipes = ["recipes/cpu/conv4_mp.toml", "recipes/cpu/conv4.toml"]
+    seeds = [0, 1]
+    set = ["train.epochs=5"]               # applied to every run of the stage
+    [stage.grid]                           # the product of these lists; each a --set
+    "method.name" = ["none", "kd", "crd", "mimkd"]
+
+A run is named `<recipe name>-<grid values>-s<seed>`. A run whose summary.json exists is skipped;
+one with a checkpoint is resumed; so re-running a sweep only does what is left.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..recipe import Recipe, load_recipe, read_toml
+from ..schema import ConfigError, build, param
+from . import rundir
+
+
+@dataclass(frozen=True)
+class Stage:
+    recipes: tuple[str, ...]
+    seeds: tuple[int, ...] = param((0,), ge=0)
+    set: tuple[str, ...] = ()
+    grid: dict[str, tuple[Any, ...]] | None = None
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    name: str
+    stage: tuple[Stage, ...]
+    out: str = "runs"
+
+
+@dataclass(frozen=True)
+class Job:
+    stage: int
+    name: str
+    recipe: Recipe
+    out: Path
+
+    @property
+    def finished(self) -> bool:
+        return (self.out / rundir.SUMMARY).is_file() and (self.out / rundir.WEIGHTS).is_file()
+
+    @property
+    def started(self) -> bool:
+        return (self.out / rundir.CHECKPOINT).is_file()
+
+
+def load_sweep(path: str | Path) -> SweepConfig:
+    raw = read_toml(path)
+    try:
+        cfg = build(SweepConfig, raw)
+        for i, stage in enumerate(cfg.stage):
+            if not stage.recipes:
+                raise ConfigError(f"stage[{i}].recipes", "a non-empty list of recipe files")
+    except ConfigError as e:
+        raise e.at(str(path)) from None
+    return cfg
+
+
+def _slug(key: str, value: Any) -> str:
+    short = key.split(".")[-1]
+    return str(value) if short == "name" else f"{short}{value}"
+
+
+def expand(cfg: SweepConfig, base: Path = Path(".")) -> list[Job]:
+    """Every run of the sweep, in order, with its fully validated recipe."""
+    jobs: list[Job] = []
+    out_root = base / cfg.out
+    for i, stage in enumerate(cfg.stage):
+        grid = stage.grid or {}
+        keys = list(grid)
+        for recipe_file in stage.recipes:
+            for values in itertools.product(*(grid[k] for k in keys)):
+                for seed in stage.seeds:
+                    overrides = [*stage.set, *(f"{k}={_toml(v)}" for k, v in zip(keys, values)), f"seed={seed}"]
+                    recipe = load_recipe(base / recipe_file, overrides)
+                    name = "-".join([recipe.name, *(_slug(k, v) for k, v in zip(keys, values)), f"s{seed}"])
+                    recipe = load_recipe(base / recipe_file, [*overrides, f"name={_toml(name)}"])
+                    jobs.append(Job(i, name, recipe, out_root / name))
+    names = [j.name for j in jobs]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ConfigError("stage", f"distinct run names (these repeat: {', '.join(sorted(dupes))})")
+    return jobs
+
+
+def _toml(v: Any) -> str:
+    if isinstance(v, str):
+        return '"' + v.replace('"', '\\"') + '"'
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(v)
+
+
+def run_sweep(jobs: list[Job], train: Callable[[Job, bool], None], on_skip: Callable[[Job], None] | None = None) -> list[Job]:
+    """Run every unfinished job with `train(job, resume)`; returns the jobs that ran."""
+    ran = []
+    for job in jobs:
+        if job.finished:
+            if on_skip:
+                on_skip(job)
+            continue
+        train(job, job.started)
+        ran.append(job)
+    return ran

@@ -1,0 +1,47 @@
+"""`mimkd-edge sweep`: teachers first, a grid of methods, and a rerun that retrains nothing."""
+
+from click.testing import CliRunner
+from helpers import tiny_table
+
+from mimkd_edge.cli import main
+from mimkd_edge.engine.sweep import expand, load_sweep
+from mimkd_edge.recipe import dumps_toml
+
+
+def _setup(tmp_path):
+    (tmp_path / "teacher.toml").write_text(dumps_toml(tiny_table(name="t", model="conv4")))
+    student = tiny_table(name="st", model="conv4_mp", method="kd",
+                         teacher={"model": "conv4", "checkpoint": "out/t-s0/model.safetensors"})
+    (tmp_path / "student.toml").write_text(dumps_toml(student))
+    (tmp_path / "sweep.toml").write_text(
+        'name = "x"\nout = "out"\n\n[[stage]]\nrecipes = ["teacher.toml"]\n\n'
+        '[[stage]]\nrecipes = ["student.toml"]\nseeds = [0, 1]\nset = ["train.epochs=1"]\n'
+        '[stage.grid]\n"method.name" = ["none", "kd"]\n')
+    return tmp_path / "sweep.toml"
+
+
+def test_expand_names_and_overrides(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    jobs = expand(load_sweep(_setup(tmp_path)))
+    assert [j.name for j in jobs] == ["t-s0", "st-none-s0", "st-none-s1", "st-kd-s0", "st-kd-s1"]
+    assert jobs[4].recipe.seed == 1 and jobs[4].recipe.method.name == "kd" and jobs[4].recipe.name == "st-kd-s1"
+
+
+def test_sweep_runs_then_skips_finished(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sweep = _setup(tmp_path)
+    first = CliRunner().invoke(main, ["sweep", str(sweep)])
+    assert first.exit_code == 0, first.output
+    assert "5 trained" in first.output
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("*/summary.json")}
+    assert len(stamps) == 5
+    again = CliRunner().invoke(main, ["sweep", str(sweep)])
+    assert again.exit_code == 0 and "0 trained, 5 already finished" in again.output
+    assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("*/summary.json")}
+
+
+def test_bad_sweep_file_is_one_line(tmp_path):
+    bad = tmp_path / "s.toml"
+    bad.write_text('name = "x"\n[[stage]]\nrecipes = []\n')
+    result = CliRunner().invoke(main, ["sweep", str(bad)])
+    assert result.exit_code == 2 and "stage[0].recipes" in result.output

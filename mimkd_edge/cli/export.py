@@ -1,0 +1,85 @@
+"""`mimkd-edge export`: a finished run → ONNX / OpenVINO artifacts, each proven against PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import main
+
+
+@main.command()
+@click.argument("run", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--onnx", "to_onnx", is_flag=True, help="ONNX model (onnxruntime), model_fp32.onnx.")
+@click.option("--openvino", "to_openvino", is_flag=True,
+              help="OpenVINO IR converted from the ONNX file, model_fp32.xml/.bin.")
+@click.option("--fp16", is_flag=True, help="Also an OpenVINO IR with FP16-compressed weights (needs --openvino).")
+@click.option("--int8", is_flag=True, help="Also INT8: NNCF for OpenVINO, onnxruntime static QDQ for ONNX.")
+@click.option("--opset", type=int, help="ONNX opset (default: 23 with dynamo, 20 with torchscript).")
+@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
+              help="torch.onnx exporter.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default RUN/export).")
+@click.option("--calib", type=click.IntRange(min=1), default=300, show_default=True,
+              help="INT8 calibration images, from the training split, test-time transforms.")
+@click.option("--max-drop", type=click.FloatRange(min=0, min_open=True),
+              help="INT8 accuracy control: largest top-1 drop in points (NNCF, OpenVINO only).")
+@click.option("--overflow-fix", type=click.Choice(["first-layer", "all", "none"]), default="first-layer",
+              show_default=True, help="INT8 saturation remedy for CPUs without VNNI (7-bit weights where).")
+@click.option("--bake-normalisation", is_flag=True,
+              help="Put mean/std normalisation in the graph: inputs are then RGB scaled to [0, 1].")
+@click.option("--parity-images", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Test images (evenly spaced through the split) to compare logits with PyTorch on.")
+@click.option("--min-agreement", type=click.FloatRange(0, 100), default=90.0, show_default=True,
+              help="FP16/INT8 fail below this top-1 agreement (%) with PyTorch.")
+@click.option("--data-dir", help="Data root or archive (beats MIMKD_DATA and the recipe's data.root).")
+def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, max_drop, overflow_fix,
+           bake_normalisation, parity_images, min_agreement, data_dir):
+    """Export RUN's student to ONNX and/or OpenVINO (FP32, FP16, INT8), proven against PyTorch.
+
+    RUN defaults to the most recently finished run under runs/. Every artifact is checked on real
+    test images (FP32: max |Δ logits| ≤ 1e-4) and evaluated on the whole test split; the figures go
+    to manifest.json beside the artifacts.
+    """
+    from ..console import console, table
+    from ..engine import rundir
+    from ..errors import UserError
+
+    if not (to_onnx or to_openvino):
+        raise UserError("nothing to export: choose --onnx and/or --openvino")
+    if run is None:
+        run = rundir.latest_run()
+        console.print(f"no RUN given: exporting the most recently finished run [bold]{run}[/]")
+
+    from ..export import export_run
+
+    with console.status("exporting") as status:
+        result = export_run(run, out=out, onnx=to_onnx, openvino=to_openvino, fp16=fp16, int8=int8, opset=opset,
+                            exporter=exporter, calib=calib, max_drop=max_drop, bake_normalisation=bake_normalisation,
+                            parity_images=parity_images, min_agreement=min_agreement, overflow_fix=overflow_fix,
+                            data_dir=data_dir, progress=lambda m: status.update(m))
+    m = result.manifest
+    rows = []
+    for a in m["artifacts"]:
+        p = a["parity"]
+        parity = (f"max|Δ| {p['max_abs_diff']:.1e}" if a["storage_precision"] == "fp32"
+                  else f"top-1 {p['top1_agreement']:.1f}%, max|Δ| {p['max_abs_diff']:.2g}")
+        rows.append([a["path"], f"{a['storage_precision']} / {a['inference_precision']}",
+                     _size(a["total_size"]), parity, f"{a['test_accuracy']:.2f}% ({a['accuracy_delta']:+.2f})"])
+    t = table(f"{m['model']} from {m['run']} → {result.out_dir}/ ({m['exporter']} exporter, opset {m['opset']}; "
+              f"PyTorch test accuracy {m['pytorch']['test_accuracy']:.2f}%)",
+              ["path", "stored / computed", "size", "parity vs PyTorch", "test accuracy (Δ)"], rows)
+    t.columns[0].justify = "left"
+    t.columns[0].no_wrap = True
+    console.print(t)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"manifest: {result.manifest_path}")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)

@@ -1,0 +1,110 @@
+"""Proving an artifact against the PyTorch model: parity on real test images, accuracy on the split.
+
+Parity set: N (default 256) images of the run's test split at evenly spaced indices
+(i * len(test) // N: fixed, and every class is in it even when the split is stored class by class,
+as image folders are; its first 256 images would all be one class), prepared the way the artifact
+expects, run through PyTorch (eval mode, fp32) and through the artifact. Checked at two batch sizes
+(all N at once, and batch 1 on the first image) so a batch size baked into the graph cannot pass.
+
+Thresholds:
+- fp32 artifacts: max |Δ logits| ≤ 1e-4 (FP32_MAX_ABS_DIFF), else the export fails.
+- fp16 / int8 artifacts: top-1 agreement with PyTorch ≥ 90 % (MIN_TOP1_AGREEMENT, in percent) on
+  the parity set, else the export fails; max |Δ| and the accuracy delta are reported, not enforced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from ..data import BatchLoader, ImageSet
+from ..errors import UserError
+from ..runtime.session import Session
+
+FP32_MAX_ABS_DIFF = 1e-4
+MIN_TOP1_AGREEMENT = 90.0
+PARITY_IMAGES = 256
+EVAL_BATCH = 256
+
+
+def parity_indices(n_total: int, n: int = PARITY_IMAGES) -> np.ndarray:
+    """`n` evenly spaced indices into a split of `n_total` images (all of them when n ≥ n_total)."""
+    n = min(n, n_total)
+    return (np.arange(n, dtype=np.int64) * n_total) // max(1, n)
+
+
+def prepare_inputs(images: torch.Tensor, mean, std, *, baked: bool) -> np.ndarray:
+    """uint8 (N, 3, H, W) images → the float32 input an artifact expects.
+
+    Not baked: exactly the training code's test-time transform (BatchLoader, no augmentation).
+    Baked: raw RGB scaled to [0, 1].
+    """
+    if baked:
+        return (images.float() / 255.0).numpy()
+    loader = BatchLoader(ImageSet(images, torch.zeros(len(images), dtype=torch.long)), max(1, len(images)),
+                         mean, std, train=False)
+    x, _, _ = next(iter(loader.epoch(0)))
+    return x.contiguous().numpy()
+
+
+def logits(session: Session, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    return np.concatenate([session.run(x[i: i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def accuracy(session: Session, images: torch.Tensor, labels: torch.Tensor, mean, std, *, baked: bool,
+             batch_size: int = EVAL_BATCH) -> float:
+    """Top-1 accuracy (%) of `session` on a whole split, prepared and run in batches."""
+    correct = 0
+    for i in range(0, len(labels), batch_size):
+        x = prepare_inputs(images[i: i + batch_size], mean, std, baked=baked)
+        correct += int((session.run(x).argmax(1) == labels[i: i + batch_size].numpy()).sum())
+    return 100.0 * correct / max(1, len(labels))
+
+
+@dataclass
+class Parity:
+    images: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    top1_agreement: float  # percent of parity images whose top-1 class matches PyTorch's
+    batch1_max_abs_diff: float
+    criterion: str
+    passed: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_parity(reference: np.ndarray, session: Session, x: np.ndarray, precision: str, *,
+                   fp32_tol: float = FP32_MAX_ABS_DIFF, min_agreement: float = MIN_TOP1_AGREEMENT) -> Parity:
+    """Compare `session` with the PyTorch `reference` logits on the prepared parity batch `x`."""
+    out = logits(session, x, batch_size=len(x))
+    if out.shape != reference.shape:
+        raise UserError(f"{session.source}: logits of shape {out.shape}, PyTorch gives {reference.shape}")
+    one = session.run(x[:1])
+    diff = np.abs(out.astype(np.float64) - reference)
+    batch1 = float(np.abs(one.astype(np.float64) - reference[:1]).max())
+    agree = 100.0 * float((out.argmax(1) == reference.argmax(1)).mean())
+    max_diff = float(diff.max()) if np.isfinite(diff).all() else float("inf")
+    if precision == "fp32":
+        criterion = f"max |Δ logits| ≤ {fp32_tol:g} at batch {len(x)} and batch 1"
+        passed = max(max_diff, batch1) <= fp32_tol
+    else:
+        criterion = f"top-1 agreement ≥ {min_agreement:g}%"
+        passed = agree >= min_agreement
+    return Parity(len(x), max_diff, float(diff.mean()), agree, batch1, criterion, passed)
+
+
+def require(parity: Parity, what: str, precision: str) -> None:
+    """Raise the one-line UserError for a failed parity check."""
+    if parity.passed:
+        return
+    if precision == "fp32":
+        worst = max(parity.max_abs_diff, parity.batch1_max_abs_diff)
+        raise UserError(f"{what}: FP32 parity failed: max |Δ logits| = {worst:.3g} "
+                        f"against PyTorch on {parity.images} test images ({parity.criterion}); "
+                        "try the other --exporter or another --opset")
+    raise UserError(f"{what}: {precision.upper()} parity failed: top-1 agreement with PyTorch "
+                    f"{parity.top1_agreement:.1f}% on {parity.images} test images ({parity.criterion})")

@@ -1,0 +1,367 @@
+"""One inference interface over PyTorch, ONNX Runtime and OpenVINO.
+
+    session = open_session("runs/x/export/model_fp32.onnx", "onnxruntime", threads=1)
+    logits = session.run(x)            # x: float32 NCHW numpy array → float32 (N, classes) logits
+
+What a session is fed is what its artifact expects: normalised images, or raw RGB scaled to [0, 1]
+when normalisation was baked into the graph (`session.metadata["normalisation_baked"] == "true"`).
+
+Backends and the artifacts they open:
+
+- ``"torch"``: an ``nn.Module`` (put in eval mode here) or a run directory (its student is loaded).
+  `threads` sets torch's global intra-op thread count (a process-wide setting).
+- ``"onnxruntime"``: a ``.onnx`` file, CPU execution provider, ``intra_op_num_threads=threads``,
+  ``inter_op_num_threads=1``, sequential execution. With `static_batch`, the free dimension named
+  ``batch`` (our exports name it so) is fixed, so ORT plans for one shape.
+- ``"openvino"``: a ``.xml`` IR (its ``.bin`` beside it) or a ``.onnx`` file, compiled for the CPU with
+  ``INFERENCE_NUM_THREADS=threads``, ``PERFORMANCE_HINT=LATENCY``, ``NUM_STREAMS=1`` and
+  ``INFERENCE_PRECISION_HINT=inference_precision``. With `static_batch`, the model is reshaped to
+  ``(static_batch, C, H, W)`` before compiling (dynamic-shape IRs run slower on CPU).
+
+Precision is reported twice, because they differ: `precision` is how the weights are *stored*
+(``fp32``, ``fp16``, ``int8``); `inference_precision` is what the kernels *compute* in, read back from
+the runtime (OpenVINO's executed graph; an FP16 IR computes in f32 on most CPUs, and OpenVINO's own
+default on CPUs with native bf16 is bf16, which is why this module asks for ``f32`` unless told
+otherwise: ``inference_precision="auto"`` keeps the device's default).
+
+A file that is missing, truncated or otherwise unreadable raises `UserError` with one line that names
+the file.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+BATCH_DIM = "batch"  # the name our ONNX exports give the dynamic batch axis
+
+
+class Session(ABC):
+    """A loaded model that maps a float32 NCHW batch to float32 logits.
+
+    Attributes (read-only by convention):
+        backend: "torch" | "onnxruntime" | "openvino"
+        precision: storage precision of the weights: "fp32" | "fp16" | "int8"
+        inference_precision: what the kernels compute in: "fp32", "bf16", "int8", or a mix such as
+            "int8+fp32" (quantised layers in int8, the rest in fp32)
+        source: the artifact's path, or a description of the in-memory module
+        input_name: the graph's input name ("input" for our exports)
+        input_shape: (N, C, H, W) with None for dynamic axes
+        threads: intra-op threads the session was opened with
+        static_batch: the fixed batch size, or None when any batch size is accepted
+        metadata: string key/values stored in the artifact (ONNX metadata_props, OpenVINO rt_info
+            under "mimkd"); empty for torch modules
+    """
+
+    backend: str
+    precision: str
+    inference_precision: str
+    source: str
+    input_name: str
+    input_shape: tuple[int | None, ...]
+    threads: int
+    static_batch: int | None
+    metadata: dict[str, str]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Logits (N, classes) float32 for a float32 NCHW batch `x` (converted/contiguous if needed)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 4:
+            raise ValueError(f"{self.source}: expected an NCHW batch, got shape {x.shape}")
+        if self.static_batch is not None and x.shape[0] != self.static_batch:
+            raise ValueError(f"{self.source}: opened with static_batch={self.static_batch}, "
+                             f"got a batch of {x.shape[0]}")
+        return self._run(x)
+
+    __call__ = run
+
+    @abstractmethod
+    def _run(self, x: np.ndarray) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]:
+        """The session's settings as a plain dict (for reports and manifests)."""
+        return {"backend": self.backend, "source": self.source, "precision": self.precision,
+                "inference_precision": self.inference_precision, "threads": self.threads,
+                "static_batch": self.static_batch, "input_shape": list(self.input_shape)}
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.source!r}, precision={self.precision}, "
+                f"inference_precision={self.inference_precision}, threads={self.threads}, "
+                f"static_batch={self.static_batch})")
+
+
+def open_session(artifact: Any, backend: str, *, threads: int = 1, static_batch: int | None = None,
+                 inference_precision: str = "f32") -> Session:
+    """Open `artifact` (a path, or an nn.Module for "torch") on `backend`; see the module docstring.
+
+    `inference_precision` applies to OpenVINO only ("f32", "bf16", "f16", or "auto" for the device
+    default); ONNX Runtime's CPU provider computes fp32 (and int8 in quantised graphs) regardless.
+    """
+    if backend not in BACKENDS:
+        raise UserError(f"backend: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if threads < 1:
+        raise UserError(f"threads: must be >= 1, got {threads}")
+    if static_batch is not None and static_batch < 1:
+        raise UserError(f"static_batch: must be >= 1, got {static_batch}")
+    if backend == "torch":
+        return TorchSession(artifact, threads=threads, static_batch=static_batch)
+    path = _existing_file(artifact)
+    if backend == "onnxruntime":
+        if path.suffix != ".onnx":
+            raise UserError(f"{path}: onnxruntime opens .onnx files (got {path.suffix or 'no suffix'})")
+        return OrtSession(path, threads=threads, static_batch=static_batch)
+    if path.suffix not in (".xml", ".onnx"):
+        raise UserError(f"{path}: openvino opens .xml IRs or .onnx files (got {path.suffix or 'no suffix'})")
+    return OpenVinoSession(path, threads=threads, static_batch=static_batch, inference_precision=inference_precision)
+
+
+# --------------------------------------------------------------------------------------------- torch
+
+
+class TorchSession(Session):
+    backend = "torch"
+
+    def __init__(self, model: Any, *, threads: int = 1, static_batch: int | None = None):
+        import torch
+
+        if isinstance(model, (str, Path)):
+            from ..engine.rundir import load_run
+
+            loaded = load_run(model)
+            source, model = str(loaded.path), loaded.model
+        elif isinstance(model, torch.nn.Module):
+            source = f"<{type(model).__name__} module>"
+        else:
+            raise UserError(f"torch backend: expected an nn.Module or a run directory, got {type(model).__name__}")
+        torch.set_num_threads(threads)
+        self.model = model.eval()
+        self.source, self.threads, self.static_batch = source, threads, static_batch
+        dtypes = {p.dtype for p in model.parameters()}
+        self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(next(iter(dtypes)), "fp32") \
+            if len(dtypes) == 1 else "fp32"
+        self.inference_precision = self.precision
+        size = getattr(model, "input_size", None)
+        self.input_name = "x"
+        self.input_shape = (static_batch, 3, size, size)
+        self.metadata = {}
+        self._dtype = next(iter(model.parameters())).dtype if dtypes else torch.float32
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(x).to(self._dtype))
+        return out.float().numpy()
+
+
+# ----------------------------------------------------------------------------------------- onnxruntime
+
+
+class OrtSession(Session):
+    backend = "onnxruntime"
+
+    def __init__(self, path: Path, *, threads: int = 1, static_batch: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.log_severity_level = 3  # errors only: ORT's warnings would go to stderr
+        if static_batch is not None:
+            opts.add_free_dimension_override_by_name(BATCH_DIM, static_batch)
+        try:
+            self._sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise UserError(f"{path}: not a loadable ONNX model ({one_line(e)})") from None
+        inp = self._sess.get_inputs()[0]
+        self._out = self._sess.get_outputs()[0].name
+        self.input_name = inp.name
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape)
+        if static_batch is not None:
+            self.input_shape = (static_batch, *self.input_shape[1:])
+        self.source, self.threads, self.static_batch = str(path), threads, static_batch
+        self.metadata = dict(self._sess.get_modelmeta().custom_metadata_map)
+        self.precision = onnx_storage_precision(path)
+        self.inference_precision = _ort_executed_precision(path, threads) if self.precision == "int8" else "fp32"
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self._sess.run([self._out], {self.input_name: x})[0]
+
+
+_ORT_INT_OPS = {"QLinearConv", "QGemm", "QLinearMatMul", "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat",
+                "DynamicQuantizeMatMul", "QLinearAdd", "NhwcQLinearConv"}
+_ORT_FLOAT_OPS = {"Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul"}
+
+
+def _ort_executed_precision(path: Path, threads: int) -> str:
+    """What ORT's CPU provider computes a quantised graph's convolutions/matmuls in, read from the
+    graph it actually runs (QDQ groups fused into integer kernels, or left as float ops)."""
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="mimkd-ort-") as tmp:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        opts.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
+        ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        ops = [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
+    found = (["int8"] if any(op in _ORT_INT_OPS for op in ops) else []) + \
+            (["fp32"] if any(op in _ORT_FLOAT_OPS for op in ops) else [])
+    return "+".join(found) or "fp32"
+
+
+def onnx_storage_precision(path: str | Path) -> str:
+    """"int8" when the graph holds quantise/dequantise or integer ops, "fp16" when its float weights
+    are half precision, else "fp32" (read from the graph, without the weights' data)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise UserError(f"{path}: not a loadable ONNX model ({one_line(e)})") from None
+    ops = {n.op_type for n in model.graph.node}
+    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}:
+        return "int8"
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
+    float_types = {init.data_type for init in model.graph.initializer} & floats
+    return "fp16" if float_types == {onnx.TensorProto.FLOAT16} else "fp32"
+
+
+# -------------------------------------------------------------------------------------------- openvino
+
+_CORE = None
+
+
+def ov_core():
+    """One OpenVINO Core per process (creating one costs milliseconds and loads plugins)."""
+    global _CORE
+    if _CORE is None:
+        import openvino as ov
+
+        _CORE = ov.Core()
+    return _CORE
+
+
+_OV_PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "u8": "int8", "i8": "int8"}
+_COMPUTE_LAYERS = {"Convolution", "FullyConnected", "MatMul", "Deconvolution", "GroupConvolution"}
+
+
+class OpenVinoSession(Session):
+    backend = "openvino"
+
+    def __init__(self, path: Path, *, threads: int = 1, static_batch: int | None = None,
+                 inference_precision: str = "f32"):
+        core = ov_core()
+        if path.suffix == ".xml" and not path.with_suffix(".bin").is_file():
+            raise UserError(f"{path}: its weights file {path.with_suffix('.bin').name} is missing")
+        try:
+            model = core.read_model(str(path))
+        except Exception as e:
+            raise UserError(f"{path}: not a loadable OpenVINO model ({one_line(e)})") from None
+        self.metadata = _ov_metadata(model)
+        self.precision = ov_storage_precision(model)
+        if static_batch is not None:
+            shape = model.input(0).get_partial_shape()
+            dims = [static_batch] + [d.get_length() if d.is_static else -1 for d in list(shape)[1:]]
+            if -1 in dims:
+                raise UserError(f"{path}: cannot fix the batch size: the input's other axes are dynamic ({shape})")
+            model.reshape(dims)
+        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        if inference_precision != "auto":
+            config["INFERENCE_PRECISION_HINT"] = inference_precision
+        try:
+            self._compiled = core.compile_model(model, "CPU", config)
+        except Exception as e:
+            raise UserError(f"{path}: OpenVINO cannot compile this model for the CPU ({one_line(e)})") from None
+        self._request = self._compiled.create_infer_request()
+        inp = self._compiled.input(0)
+        self.input_name = inp.get_any_name()
+        self.input_shape = tuple(d.get_length() if d.is_static else None for d in inp.get_partial_shape())
+        self.source, self.threads, self.static_batch = str(path), threads, static_batch
+        self.hint = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.inference_precision = self._executed_precision()
+
+    def _executed_precision(self) -> str:
+        """What the compute layers (convolutions, matmuls) of the executed graph run in, read from
+        OpenVINO's runtime model: e.g. "fp32", "bf16", "int8", or "int8+fp32" when mixed."""
+        found: list[str] = []
+        for op in self._compiled.get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            if "layerType" not in info or info["layerType"].astype(str) not in _COMPUTE_LAYERS:
+                continue
+            # The data input's type is what the kernel computes in (runtimePrecision reports the
+            # weights' storage type for FP16-compressed IRs, whose kernels still run f32).
+            data_type = op.input(0).get_element_type().get_type_name()
+            p = _OV_PRECISIONS.get(data_type, data_type)
+            if p not in found:
+                found.append(p)
+        if not found:
+            return _OV_PRECISIONS.get(self.hint, self.hint)
+        return "+".join(sorted(found, key=lambda p: (p != "int8", p)))
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        self._request.infer({0: x}, share_inputs=True)
+        return self._request.get_output_tensor(0).data.copy()
+
+
+def ov_storage_precision(model) -> str:
+    """"int8" for quantised IRs (FakeQuantize or integer weights), "fp16" for FP16-compressed weights,
+    else "fp32"."""
+    weight_types = set()
+    for op in model.get_ops():
+        name = op.get_type_name()
+        if name == "FakeQuantize":
+            return "int8"
+        if name == "Constant":
+            weight_types.add(op.get_output_element_type(0).get_type_name())
+    if weight_types & {"i8", "u8"}:
+        return "int8"
+    return "fp16" if "f16" in weight_types else "fp32"
+
+
+def _ov_metadata(model) -> dict[str, str]:
+    try:
+        rt = model.get_rt_info()
+        if "mimkd" not in rt.keys():
+            return {}
+        return {k: v.astype(str) for k, v in rt["mimkd"].items()}
+    except Exception:  # metadata is informative only; an IR without it is still usable
+        return {}
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _existing_file(artifact: Any) -> Path:
+    if not isinstance(artifact, (str, Path)):
+        raise UserError(f"expected a path to an artifact, got {type(artifact).__name__}")
+    path = Path(artifact)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    return path
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_BOILERPLATE = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at .*|FrontEnd API failed with \w+:?)$")
+
+
+def one_line(e: BaseException, limit: int = 200) -> str:
+    """`Type: first non-empty line of the message`, ANSI colours removed, cut to `limit` characters."""
+    text = _ANSI.sub("", str(e))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # OpenVINO prefixes the real reason with source locations: "Exception from src/...", "Check '...' failed at"
+    useful = [ln for ln in lines if not _BOILERPLATE.match(ln)]
+    first = (useful or lines or [""])[0]
+    first = first if len(first) <= limit else first[: limit - 1] + "…"
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__

@@ -37,3 +37,5 @@ from . import models as _models  # noqa: E402,F401  (each module adds its comman
 from . import recipe as _recipe  # noqa: E402,F401
 from . import train as _train  # noqa: E402,F401
 from . import sweep as _sweep  # noqa: E402,F401
+from . import export as _export  # noqa: E402,F401
+from . import bench as _bench  # noqa: E402,F401

@@ -1,0 +1,459 @@
+"""Batch-1 CPU latency of mimkd-edge's artifacts against the plain ways of running the same model,
+in one interleaved run, measured against the FLOP bound.
+
+For each model (random weights: latency does not depend on them), the export package's functions
+build, once, into a temporary folder: an FP32 ONNX file, an FP32 OpenVINO IR, and INT8 versions of
+both (onnxruntime static QDQ; NNCF), calibrated on random inputs (so their accuracy means nothing
+here; only their speed is measured). Candidates, all fed the same float32 1×3×32×32 input:
+
+- PyTorch eager, default threads, and PyTorch eager, 1 thread (torch.inference_mode);
+- plain onnxruntime: ``InferenceSession(onnx, providers=["CPUExecutionProvider"])``, default options;
+- plain OpenVINO: ``Core().compile_model(onnx, "CPU")``, default properties, called as ``compiled(x)``;
+- mimkd-edge: runtime.session on the FP32 / INT8 ONNX (onnxruntime) and IR (OpenVINO) artifacts,
+  1 thread, static batch 1 (LATENCY hint, 1 stream for OpenVINO).
+
+They run round-robin (the starting candidate rotates), several rounds of a fixed time budget each;
+the report gives the median over all calls, p90, the minimum, ratios, and the FLOP bound
+2·MACs / peak (peak per core: ISA × measured clock, labelled "estimated"; and the measured sgemm
+rate). Also measured: the fixed per-call cost of each runtime (a graph holding one Identity op).
+
+    python bench/latency.py                      # all four models, about 5 minutes on 2 cores
+    python bench/latency.py --models conv4_mp --rounds 3 --seconds 0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mimkd_edge.engine.checkpoint import write_json, write_text
+from mimkd_edge.export.onnx_export import export_onnx
+from mimkd_edge.export.openvino_export import convert_onnx, onnx_to_ir, save_ir
+from mimkd_edge.export.quantize import quantize_onnx, quantize_openvino
+from mimkd_edge.models import create_model
+from mimkd_edge.models.cost import count_macs
+from mimkd_edge.provenance import git_commit, versions
+from mimkd_edge.runtime import hardware
+from mimkd_edge.runtime.latency import interleave, load_average
+from mimkd_edge.runtime.session import open_session
+
+MODELS = ("conv4", "conv4_mp", "shufflenetv2", "resnet8x4")
+OURS_PREFIX = "mimkd-edge"
+
+
+def build(name: str, folder: Path, calib: int, int8: bool) -> tuple[torch.nn.Module, dict[str, Path], dict]:
+    """The model (random weights, seed 0) and its artifacts, exported once."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=100).eval()
+    paths: dict[str, Path] = {}
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    paths["onnx_fp32"] = export_onnx(model, folder / f"{name}_fp32.onnx", input_size=32, name=name).path
+    seconds["onnx_export"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    paths["ir_fp32"] = onnx_to_ir(paths["onnx_fp32"], folder / f"{name}_fp32.xml")[0]
+    seconds["ir_convert"] = time.perf_counter() - t0
+    if int8:
+        x_cal = np.random.default_rng(0).standard_normal((calib, 3, 32, 32)).astype(np.float32)
+        t0 = time.perf_counter()
+        quantize_onnx(paths["onnx_fp32"], folder / f"{name}_int8.onnx", x_cal)
+        paths["onnx_int8"] = folder / f"{name}_int8.onnx"
+        seconds["onnx_int8"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        quantised, _ = quantize_openvino(convert_onnx(paths["onnx_fp32"]), x_cal)
+        paths["ir_int8"] = save_ir(quantised, folder / f"{name}_int8.xml", compress_to_fp16=False)[0]
+        seconds["ir_int8"] = time.perf_counter() - t0
+    return model, paths, {k: round(v, 1) for k, v in seconds.items()}
+
+
+def identity_onnx(path: Path) -> Path:
+    """A graph of one Identity op on a 1×3×32×32 input: what a call costs when the model costs nothing."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 32, 32])
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "identity", [inp], [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+    return path
+
+
+def candidates(model: torch.nn.Module, paths: dict[str, Path], x: np.ndarray, default_threads: int, bf16: bool,
+               cores: int):
+    """name → (callable, setup or None, description dict with "threads_n", the threads it computes on)."""
+    import onnxruntime as ort
+
+    from mimkd_edge.runtime.session import ov_core
+
+    xt = torch.from_numpy(x)
+    out: dict[str, tuple] = {}
+
+    def eager():
+        with torch.inference_mode():
+            model(xt)
+
+    out[f"PyTorch eager ({default_threads} thr, default)"] = (
+        eager, lambda: torch.set_num_threads(default_threads),
+        {"kind": "plain", "threads": default_threads, "threads_n": default_threads})
+    out["PyTorch eager (1 thr)"] = (eager, lambda: torch.set_num_threads(1), {"kind": "plain", "threads": 1, "threads_n": 1})
+
+    sess = ort.InferenceSession(str(paths["onnx_fp32"]), providers=["CPUExecutionProvider"])
+    feed = {sess.get_inputs()[0].name: x}
+    out["onnxruntime (defaults)"] = (lambda: sess.run(None, feed), None,
+                                     {"kind": "plain", "threads": f"default ({cores}: one per physical core)",
+                                      "threads_n": cores})
+
+    compiled = ov_core().compile_model(str(paths["onnx_fp32"]), "CPU")
+    props = {k: str(compiled.get_property(k)) for k in ("INFERENCE_NUM_THREADS", "PERFORMANCE_HINT", "NUM_STREAMS")}
+    props["INFERENCE_PRECISION_HINT"] = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    out["OpenVINO (defaults)"] = (lambda: compiled(x), None, {"kind": "plain", "threads": props["INFERENCE_NUM_THREADS"],
+                                                              "threads_n": int(props["INFERENCE_NUM_THREADS"]) or cores,
+                                                              "properties": props,
+                                                              "inference_precision": ov_executed_precision(compiled)})
+
+    variants = [("onnx_fp32", "onnxruntime", "ORT FP32", "f32", 1), ("ir_fp32", "openvino", "OpenVINO FP32", "f32", 1),
+                ("onnx_int8", "onnxruntime", "ORT INT8", "f32", 1), ("ir_int8", "openvino", "OpenVINO INT8", "f32", 1)]
+    if bf16:  # the CPU computes bf16 natively: OpenVINO's own default there; shown apart from FP32
+        variants.append(("ir_fp32", "openvino", "OpenVINO FP32 IR, bf16 compute", "bf16", 1))
+    if cores >= 2:  # the same artifacts on two cores, to compare with the plain defaults at equal threads
+        variants += [("onnx_fp32", "onnxruntime", "ORT FP32", "f32", 2), ("ir_fp32", "openvino", "OpenVINO FP32", "f32", 2)]
+    for key, backend, label, hint, threads in variants:
+        if key not in paths:
+            continue
+        s = open_session(paths[key], backend, threads=threads, static_batch=1, inference_precision=hint)
+        precision = "int8" if "int8" in key else ("bf16" if hint == "bf16" else "fp32")
+        out[f"{OURS_PREFIX} {label} ({threads} thr, static)"] = (
+            (lambda s=s: s.run(x)), None,
+            {"kind": "ours", "threads": threads, "threads_n": threads, "precision": precision,
+             "storage_precision": s.precision, "inference_precision": s.inference_precision})
+    return out
+
+
+def ov_executed_precision(compiled) -> str:
+    """What the convolutions / matmuls of a compiled OpenVINO model run in (its runtime model)."""
+    found = set()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "layerType" in info and info["layerType"].astype(str) in ("Convolution", "FullyConnected", "MatMul",
+                                                                      "GroupConvolution"):
+            found.add(info["runtimePrecision"].astype(str))
+    return "+".join(sorted(found)) or "?"
+
+
+DATA_MOVEMENT = ("Reshape", "Transpose", "Split", "Concat", "Reorder", "Slice", "Gather", "Flatten", "Squeeze",
+                 "Identity")
+QDQ = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+
+
+def profile_ort(path: Path, x: np.ndarray, calls: int = 100) -> dict[str, dict]:
+    """onnxruntime's own per-node profile (1 thread, static batch 1), grouped: dense conv, depthwise
+    conv, linear, (de)quantisation, data movement (reshape/transpose/split/concat/layout reorders),
+    other (pooling, element-wise). Times include the profiler's own cost: read them as shares. Quantised
+    convolutions (QLinearConv, NHWC, prepacked weights) do not show their weight shape, so dense and
+    depthwise are not told apart there."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+    opts.enable_profiling = True
+    opts.log_severity_level = 3
+    opts.add_free_dimension_override_by_name("batch", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        opts.profile_file_prefix = str(Path(tmp) / "prof")
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        feed = {sess.get_inputs()[0].name: x}
+        for _ in range(20):
+            sess.run(None, feed)
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    # the profile holds the warm-up calls too: count them all and divide by the number of runs
+    runs = sum(1 for e in events if e.get("cat") == "Session" and e.get("name") == "model_run") or 20
+    groups: dict[str, dict] = {}
+    for e in events:
+        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
+            continue
+        op, args = e["args"].get("op_name", "?"), e["args"]
+        kind, macs = _classify(op, args)
+        g = groups.setdefault(kind, {"nodes": 0, "us": 0.0, "macs": 0})
+        g["nodes"] += 1
+        g["us"] += e["dur"]
+        g["macs"] += macs
+    total = sum(g["us"] for g in groups.values()) or 1.0
+    return {k: {"nodes_per_call": g["nodes"] / runs, "ms_per_call": g["us"] / runs / 1000, "share": g["us"] / total,
+                "macs_per_call": g["macs"] / runs} for k, g in sorted(groups.items(), key=lambda kv: -kv[1]["us"])}
+
+
+def _classify(op: str, args: dict) -> tuple[str, int]:
+    if op in QDQ:
+        return "(de)quantise", 0
+    if any(k in op for k in DATA_MOVEMENT):  # also the QLinear* / NCHWc variants
+        return "data movement", 0
+    if op in ("Gemm", "MatMul", "QGemm", "MatMulInteger", "QLinearMatMul", "FusedGemm"):
+        return "linear", 0
+    if "Conv" in op:
+        shapes = [next(iter(d.values())) for d in args.get("input_type_shape", [])]
+        out = [next(iter(d.values())) for d in args.get("output_type_shape", [])]
+        if out and len(out[0]) == 4:
+            n, co, h, w = out[0]
+            weight = next((s for s in shapes[1:] if len(s) == 4 and s[0] == co), None)
+            if weight is not None:
+                macs = n * co * h * w * weight[1] * weight[2] * weight[3]
+                return ("conv, depthwise" if weight[1] == 1 and co > 1 else "conv, dense"), macs
+        return "conv (packed weights: dense and depthwise together)", 0
+    return "other (pooling, element-wise)", 0
+
+
+def overhead(folder: Path, rounds: int, seconds: float) -> dict[str, dict]:
+    """Per-call cost of each runtime on the Identity graph (plain and mimkd-edge settings)."""
+    path = identity_onnx(folder / "identity.onnx")
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    s_ort = open_session(path, "onnxruntime", threads=1, static_batch=1)
+    s_ov = open_session(path, "openvino", threads=1, static_batch=1)
+    cands = {"onnxruntime": lambda: s_ort.run(x), "OpenVINO": lambda: s_ov.run(x)}
+    result = interleave(cands, rounds=rounds, warmup=50, seconds=seconds)
+    return {name: result.summary(name) for name in cands}
+
+
+def fmt(v: float | None, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=0.3, help="time per candidate per round")
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--calib", type=int, default=64, help="random calibration inputs for INT8")
+    ap.add_argument("--no-int8", action="store_true")
+    ap.add_argument("--out", default="bench/results/latency.md")
+    args = ap.parse_args()
+
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    wall0 = time.perf_counter()
+    load_start = load_average()
+    default_threads = torch.get_num_threads()
+    machine = hardware.machine_info()
+    bf16 = bool({"avx512_bf16", "amx_bf16"} & set(machine["cpu"]["isa"]))
+    cores = machine["cpu"].get("physical_cores") or machine["usable_cpus"] or 1
+    est = machine["peak_estimated"]["gflops_per_core"]
+    meas = machine["peak_measured"]["gflops_best"]
+    print(f"machine: {machine['cpu']['model']}, peak/core {est} GFLOP/s estimated, {meas} measured sgemm", flush=True)
+
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="mimkd-latency-") as tmp:
+        folder = Path(tmp)
+        over = overhead(folder, args.rounds, min(args.seconds, 0.2))
+        print("per-call overhead (ms):", {k: round(v["median_ms"], 4) for k, v in over.items()}, flush=True)
+        for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+            print(f"{name}: exporting", flush=True)
+            model, paths, export_s = build(name, folder, args.calib, not args.no_int8)
+            macs = count_macs(model, 32)
+            x = np.random.default_rng(1).standard_normal((1, 3, 32, 32)).astype(np.float32)
+            cands = candidates(model, paths, x, default_threads, bf16, cores)
+            print(f"{name}: timing {len(cands)} candidates × {args.rounds} rounds", flush=True)
+            run = interleave({k: v[0] for k, v in cands.items()}, rounds=args.rounds, warmup=args.warmup,
+                             seconds=args.seconds, setup={k: v[1] for k, v in cands.items() if v[1]}, pause=0.1)
+            torch.set_num_threads(default_threads)
+            rows = {}
+            for k, (_, _, info) in cands.items():
+                s = run.summary(k)
+                rows[k] = {**info, **{m: s[m] for m in ("median_ms", "p90_ms", "min_ms", "iters", "rounds")},
+                           "round_medians_ms": [round(v, 4) for v in run.round_medians_ms[k]]}
+            profiles = {k: profile_ort(paths[k], x) for k in ("onnx_fp32", "onnx_int8") if k in paths}
+            results[name] = {"macs": macs, "bound_ms_est": hardware.flop_bound_ms(macs, est),
+                             "bound_ms_sgemm": hardware.flop_bound_ms(macs, meas),
+                             "bound_ms_int8_est": hardware.flop_bound_ms(macs, machine["peak_estimated"].get("int8_gops_per_core")),
+                             "export_seconds": export_s, "candidates": rows, "ort_profile": profiles}
+            best = min((r["median_ms"] for r in rows.values() if r["kind"] == "ours"), default=None)
+            print(f"{name}: best mimkd-edge {fmt(best)} ms, bound {fmt(results[name]['bound_ms_est'])} ms", flush=True)
+            del cands, run
+
+    load_end = load_average()
+    report = render(results, machine, over, args, started, load_start, load_end, default_threads,
+                    time.perf_counter() - wall0)
+    out = Path(args.out)
+    write_text(out, report)
+    write_json(out.with_suffix(".json"), {"command": command_line(), "started": started, "machine": machine,
+                                          "load_average_start": load_start, "load_average_end": load_end,
+                                          "versions": versions(), "git_commit": git_commit(),
+                                          "per_call_overhead": over, "models": results})
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def render(results: dict, machine: dict, over: dict, args, started: str, load_start, load_end,
+           default_threads: int, wall: float) -> str:
+    est, meas = machine["peak_estimated"], machine["peak_measured"]
+    cpu = machine["cpu"]
+    v = versions()
+    lines = [
+        "# Batch-1 CPU latency: mimkd-edge artifacts vs plain PyTorch / onnxruntime / OpenVINO", "",
+        f"- Command: `{command_line()}` (from the repository root)",
+        f"- Date: {started}; wall time {wall / 60:.1f} min",
+        f"- CPU: {cpu['model']} (vendor {cpu['vendor']}, family {cpu['family']:#x}, model {cpu['model_number']}), "
+        f"{machine['usable_cpus']} usable CPUs ({cpu['physical_cores']} cores), ISA: {' '.join(cpu['isa'])}",
+        f"- Clock: {machine['frequency']['mhz_max']} MHz reported by /proc/cpuinfo; "
+        + (f"{machine['frequency']['probe']['ghz']} GHz measured (add-chain probe)"
+           if machine["frequency"].get("probe") else "no clock probe"),
+        f"- FP32 peak per core: **{est['gflops_per_core']} GFLOP/s estimated** ({est['formula']}); "
+        f"**{meas['gflops_best']} GFLOP/s measured** (sgemm n={meas['n']}, {meas.get('library')}, 1 thread, best of "
+        f"{meas['repeats']}; median {meas['gflops_median']})",
+        f"- INT8 peak per core: **{est.get('int8_gops_per_core')} GOP/s estimated** ({est.get('int8_formula')})",
+        f"- Load average (1, 5, 15 min): {load_start} at start, {load_end} at end "
+        f"(the machine is shared: {os.cpu_count()} CPUs, other jobs running)",
+        f"- torch {v.get('torch')}, onnxruntime {v.get('onnxruntime')}, openvino {v.get('openvino')}, nncf {v.get('nncf')}",
+        f"- Protocol: batch 1, float32 1×3×32×32 input, random weights, {args.rounds} interleaved rounds × "
+        f"{args.seconds} s per candidate (round-robin, rotating start, 0.1 s pause between blocks), {args.warmup} "
+        "warm-up calls; per-call "
+        "wall time (perf_counter_ns). Medians over all calls of all rounds. `× bound` = median / FLOP bound of "
+        "the cores the candidate computes on (estimated peak × min(threads, cores); INT8 also against its own "
+        "estimated INT8 bound). INT8 models calibrated on "
+        f"{args.calib} random inputs (speed only; their accuracy is not meaningful here).",
+        f"- Baselines: PyTorch eager at 1 thread (the reference of the speed-up column) and at its default "
+        f"({default_threads} threads); onnxruntime with default options (one intra-op thread per physical core); "
+        "OpenVINO `compile_model(onnx, \"CPU\")` with default properties (listed per model; note what it computes "
+        "in). mimkd-edge: runtime.session, static batch 1, 1 thread (its latency setting) and, for FP32, "
+        "2 threads (to compare with the defaults at equal threads).", "",
+        "## Fixed per-call cost (a graph of one Identity op, 1 thread, static batch 1)", "",
+        "| runtime | median ms | p90 ms | min ms |", "|---|--:|--:|--:|",
+    ]
+    for name, s in over.items():
+        lines.append(f"| {name} | {fmt(s['median_ms'], 4)} | {fmt(s['p90_ms'], 4)} | {fmt(s['min_ms'], 4)} |")
+    lines += ["", "## Summary (median ms)", "",
+              "| model | MACs | 1-core FP32 bound (est. / sgemm) | INT8 bound (est.) | PyTorch eager 1 thr | "
+              "PyTorch eager default | onnxruntime defaults | OpenVINO defaults | best mimkd-edge FP32, 1 thr | "
+              "× FP32 bound | mimkd-edge FP32, 2 thr | best mimkd-edge INT8, 1 thr | × FP32 bound | × INT8 bound |",
+              "|---|--:|--:|--:|--:|--:|--:|--:|---|--:|---|---|--:|--:|"]
+    verdicts = []
+    for name, r in results.items():
+        c = r["candidates"]
+        eager1 = c["PyTorch eager (1 thr)"]
+        eager_d = next(v for k, v in c.items() if k.startswith("PyTorch eager") and "default" in k)
+        fp32 = {k: v for k, v in c.items() if v["kind"] == "ours" and v.get("precision") == "fp32" and v["threads"] == 1}
+        fp32_2 = {k: v for k, v in c.items() if v["kind"] == "ours" and v.get("precision") == "fp32" and v["threads"] == 2}
+        int8 = {k: v for k, v in c.items() if v["kind"] == "ours" and v.get("precision") == "int8"}
+        b_fp32 = min(fp32, key=lambda k: fp32[k]["median_ms"])
+        bound, bound8 = r["bound_ms_est"], r.get("bound_ms_int8_est")
+        f_ms = fp32[b_fp32]["median_ms"]
+        ov = c["OpenVINO (defaults)"]
+        cells = [name, f"{r['macs'] / 1e6:.1f} M", f"{fmt(bound)} / {fmt(r['bound_ms_sgemm'])}", fmt(bound8),
+                 fmt(eager1["median_ms"]), fmt(eager_d["median_ms"]), fmt(c["onnxruntime (defaults)"]["median_ms"]),
+                 f"{fmt(ov['median_ms'])} ({ov.get('inference_precision')})",
+                 f"{fmt(f_ms)} ({_short(b_fp32)})", f"{f_ms / bound:.2f}×"]
+        if fp32_2:
+            b2 = min(fp32_2, key=lambda k: fp32_2[k]["median_ms"])
+            cores2 = min(2, machine["usable_cpus"] or 1)
+            cells.append(f"{fmt(fp32_2[b2]['median_ms'])} ({_short(b2)}, {fp32_2[b2]['median_ms'] / (bound / cores2):.2f}× "
+                         f"the {cores2}-core bound)")
+        else:
+            cells.append("–")
+        verdict = (f"- **{name}**: FP32 {fmt(f_ms)} ms = {f_ms / bound:.2f}× the estimated FP32 bound "
+                   f"({'within' if f_ms / bound <= 1.5 else '**outside**'} 1.5×; {f_ms / r['bound_ms_sgemm']:.2f}× "
+                   f"the bound at the measured sgemm rate); {eager1['median_ms'] / f_ms:.1f}× faster than PyTorch "
+                   "eager at 1 thread")
+        if int8:
+            b_int8 = min(int8, key=lambda k: int8[k]["median_ms"])
+            i_ms = int8[b_int8]["median_ms"]
+            cells += [f"{fmt(i_ms)} ({_short(b_int8)})", f"{i_ms / bound:.2f}×", f"{i_ms / bound8:.2f}×" if bound8 else "–"]
+            verdict += (f"; INT8 {fmt(i_ms)} ms = {i_ms / bound:.2f}× the FP32 bound "
+                        f"({'faster' if i_ms < bound else '**not faster**'} than it) and {i_ms / bound8:.2f}× its own "
+                        f"INT8 bound; {f_ms / i_ms:.2f}× the speed of the best FP32")
+        else:
+            cells += ["–", "–", "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+        verdicts.append(verdict + ".")
+    lines += ["", "Targets: FP32 within 1.5× of the FLOP bound; INT8 faster than the FP32 bound (both per core, "
+                  "mimkd-edge at 1 thread).", ""] + verdicts
+    lines += ["", "## What limits it (measured here)", ""] + limits(results, over)
+    for name, r in results.items():
+        lines += ["", f"## {name}: {r['macs'] / 1e6:.1f} M MACs; FP32 bound {fmt(r['bound_ms_est'])} ms estimated "
+                      f"({fmt(r['bound_ms_sgemm'])} ms at the sgemm rate), INT8 bound {fmt(r.get('bound_ms_int8_est'))} ms",
+                  "", f"Export (once, seconds): {', '.join(f'{k} {v}' for k, v in r['export_seconds'].items())}.", "",
+                  "| candidate | threads | computes in | median ms | p90 ms | min ms | calls | × FP32 bound of its cores | "
+                  "vs PyTorch eager 1 thr |", "|---|---|---|--:|--:|--:|--:|--:|--:|"]
+        c = r["candidates"]
+        ref = c["PyTorch eager (1 thr)"]["median_ms"]
+        for k, row in sorted(c.items(), key=lambda kv: kv[1]["median_ms"]):
+            speed = ref / row["median_ms"]
+            rel = f"{speed:.2f}× faster" if speed >= 1 else f"{1 / speed:.2f}× slower"
+            used = min(int(row.get("threads_n") or 1), machine["usable_cpus"] or 1)
+            lines.append(f"| {k} | {row['threads']} | {row.get('inference_precision', 'fp32')} | {fmt(row['median_ms'])} | "
+                         f"{fmt(row['p90_ms'])} | {fmt(row['min_ms'])} | {row['iters']} | "
+                         f"{row['median_ms'] / (r['bound_ms_est'] / used):.2f}× | {rel} |")
+        props = c["OpenVINO (defaults)"].get("properties")
+        if props:
+            lines.append(f"\nPlain OpenVINO compiled with: {', '.join(f'{a}={b}' for a, b in props.items())}.")
+        prof = r.get("ort_profile") or {}
+        if prof:
+            lines += ["", "onnxruntime's per-node profile of the mimkd-edge artifacts (1 thread; shares of kernel "
+                          "time, the profiler's own cost included):", "",
+                      "| node group | " + " | ".join(f"{k.replace('onnx_', '').upper()} nodes | {k.replace('onnx_', '').upper()}"
+                                                     f" time share" for k in prof) + " | share of MACs |",
+                      "|---|" + "--:|--:|" * len(prof) + "--:|"]
+            kinds = list(dict.fromkeys(g for p in prof.values() for g in p))
+            fp = prof.get("onnx_fp32") or next(iter(prof.values()))
+            total_macs = sum(g["macs_per_call"] for g in fp.values()) or 1
+            for kind in kinds:
+                cells = []
+                for p in prof.values():
+                    g = p.get(kind)
+                    cells += ["–", "–"] if g is None else [f"{g['nodes_per_call']:.0f}", f"{100 * g['share']:.0f} %"]
+                share = fp.get(kind, {}).get("macs_per_call", 0) / total_macs
+                lines.append(f"| {kind} | " + " | ".join(cells) + f" | {100 * share:.0f} % |")
+    return "\n".join(lines) + "\n"
+
+
+def _short(name: str) -> str:
+    for suffix in (" (1 thr, static)", " (2 thr, static)"):
+        name = name.replace(suffix, "")
+    return name.replace(f"{OURS_PREFIX} ", "")
+
+
+def limits(results: dict, over: dict) -> list[str]:
+    """Sentences built from the measurements: fixed per-call cost, and onnxruntime's per-node profile."""
+    out = []
+    for name, r in results.items():
+        c = r["candidates"]
+        parts = []
+        for backend, labels in (("onnxruntime", ("ORT FP32", "ORT INT8")), ("OpenVINO", ("OpenVINO FP32", "OpenVINO INT8"))):
+            rows = [(label, c.get(f"{OURS_PREFIX} {label} (1 thr, static)")) for label in labels]
+            shares = [f"{100 * over[backend]['median_ms'] / row['median_ms']:.0f} % of {label}" for label, row in rows
+                      if row and backend in over]
+            if shares:
+                parts.append(f"fixed per-call cost of {backend} {1000 * over[backend]['median_ms']:.1f} µs = "
+                             + ", ".join(shares))
+        prof = r.get("ort_profile") or {}
+        fp, i8 = prof.get("onnx_fp32", {}), prof.get("onnx_int8", {})
+        total = sum(g["macs_per_call"] for g in fp.values()) or 1
+        if "conv, depthwise" in fp:
+            g = fp["conv, depthwise"]
+            parts.append(f"FP32: depthwise convolutions take {100 * g['share']:.0f} % of kernel time for "
+                         f"{100 * g['macs_per_call'] / total:.0f} % of the MACs")
+        if "data movement" in fp and fp["data movement"]["share"] >= 0.05:
+            g = fp["data movement"]
+            parts.append(f"FP32: data movement (reshape/transpose/split/concat/layout reorders, "
+                         f"{g['nodes_per_call']:.0f} nodes) takes {100 * g['share']:.0f} %")
+        if i8:
+            dm, q = i8.get("data movement", {}).get("share", 0), i8.get("(de)quantise", {}).get("share", 0)
+            conv = sum(g["share"] for k, g in i8.items() if k.startswith("conv"))
+            parts.append(f"INT8 (ORT): convolutions {100 * conv:.0f} %, data movement {100 * dm:.0f} %, "
+                         f"(de)quantisation {100 * q:.0f} % of kernel time")
+        out.append(f"- **{name}**: " + "; ".join(parts) + ".")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""`mimkd-edge bench` (CPU latency, throughput, accuracy of exported runs) and `mimkd-edge plot`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import main
+
+
+def _csv(kind: type, option: str):
+    def convert(_ctx, _param, value: str | None):
+        if value is None:
+            return None
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        try:
+            return tuple(kind(v) for v in items)
+        except ValueError:
+            raise click.BadParameter(f"expected a comma-separated list of {kind.__name__}, got {value!r}",
+                                     param_hint=option) from None
+    return convert
+
+
+@main.command()
+@click.argument("runs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--cpu", "cpu", is_flag=True, default=True, help="Benchmark on the CPU (the only device benchmarked).")
+@click.option("--backend", "backends", default="torch,onnxruntime,openvino", callback=_csv(str, "--backend"),
+              show_default=True, help="Runtimes: torch (eager student), onnxruntime, openvino.")
+@click.option("--precision", "precisions", default="fp32,fp16,int8", callback=_csv(str, "--precision"),
+              show_default=True, help="Storage precisions of the artifacts to run.")
+@click.option("--threads", default="1", callback=_csv(int, "--threads"), show_default=True,
+              help="Intra-op thread counts, e.g. 1,2.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Batch size of the latency measurement.")
+@click.option("--throughput-batch", default=64, show_default=True, type=click.IntRange(min=0),
+              help="Batch size of the throughput measurement (0: none).")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Time budget per latency measurement [default: 2].")
+@click.option("--iters", type=click.IntRange(min=1), help="Timed calls per latency measurement (instead of --seconds).")
+@click.option("--warmup", default=20, show_default=True, type=click.IntRange(min=0), help="Untimed calls first.")
+@click.option("--shape", "shapes", default="static,dynamic", callback=_csv(str, "--shape"), show_default=True,
+              help="Batch-1 compilations to time: static (fixed batch) and/or dynamic.")
+@click.option("--ov-compute", "ov_compute", default="f32", callback=_csv(str, "--ov-compute"), show_default=True,
+              help="OpenVINO inference precision(s) for FP32/FP16 IRs: f32, and bf16 on CPUs that compute it natively.")
+@click.option("--no-accuracy", is_flag=True, help="Skip the test-set accuracy of each artifact.")
+@click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV to merge the rows into [default: runs/bench.csv].")
+@click.option("--data-dir", help="Data root or archive for the test split (beats MIMKD_DATA and data.root).")
+def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, seconds, iters, warmup, shapes,
+          ov_compute, no_accuracy, results, data_dir):
+    """Measure exported RUNs on the CPU: batch-1 latency (median, mean, p90, p99, min) on static and
+    dynamic compilations, throughput, test accuracy, and the FLOP bound.
+
+    Without RUN, every run under runs/ that has an export (RUN/export/manifest.json). Writes
+    RUN/bench.json and merges the rows into one CSV across runs.
+    """
+    from ..console import console
+    from ..runtime.bench import DEFAULT_RESULTS, BenchConfig, bench_runs
+    from ..runtime.hardware import machine_info
+
+    config = BenchConfig(backends=backends, precisions=precisions, threads=threads, batch=batch,
+                         throughput_batch=throughput_batch, seconds=seconds, iters=iters,
+                         warmup=warmup, shapes=shapes, ov_compute=ov_compute, accuracy=not no_accuracy)
+    results = results or DEFAULT_RESULTS
+    with console.status("probing the machine (CPU, ISA, clock, sgemm)"):
+        machine = machine_info()
+    with console.status("benchmarking") as status:
+        rows = bench_runs(runs or None, config, results=results, machine=machine, data_dir=data_dir,
+                          progress=lambda message: status.update(message))
+    for run in dict.fromkeys(r["run"] for r in rows):
+        console.print(_run_table(run, [r for r in rows if r["run"] == run], batch, throughput_batch,
+                                 compact=console.width < 120))
+    cpu_info, est, meas = machine["cpu"], machine["peak_estimated"], machine.get("peak_measured") or {}
+    console.print(f"CPU: {cpu_info['model']}, {machine['usable_cpus']} usable CPU(s), ISA {' '.join(cpu_info['isa'])}")
+    console.print(f"FP32 peak per core: {est.get('gflops_per_core')} GFLOP/s estimated ({est.get('formula')}); "
+                  f"{meas.get('gflops_best')} GFLOP/s measured (sgemm n={meas.get('n')}, 1 thread)")
+    console.print(f"load average: {machine.get('load_average_start')} at start, {machine.get('load_average_end')} at end")
+    written = sorted({str(Path(r['run']) / 'bench.json') for r in rows})
+    console.print(f"wrote {', '.join(written)} and {results}")
+
+
+_RUNTIME = {"torch": "torch", "onnxruntime": "ORT", "openvino": "OpenVINO"}
+
+
+def _run_table(run: str, rows: list[dict], batch: int, throughput_batch: int, *, compact: bool):
+    """One run's rows; `compact` (narrow terminals) leaves out runtime (the artifact's name says it),
+    mean and min (they are in the CSV), and the thread count when there is only one."""
+    from rich import box
+    from rich.table import Table
+
+    first = rows[0]
+    acc = first.get("run_final_test_acc")
+    t = Table(title=f"{run}: {first['student']}, method {first['method']}, {first['dataset']}"
+                    + (f" (run's final test acc {acc:.2f}%)" if acc is not None else ""),
+              caption=f"batch-{batch} latency in ms per call"
+                      + (f", {rows[0]['threads']} thread(s)" if len({r["threads"] for r in rows}) == 1 else "")
+                      + f"; img/s at batch {throughput_batch}; "
+                      "% bound = estimated FP32 FLOP bound / median",
+              title_justify="left", caption_justify="left",
+              box=None if compact else box.HEAVY_HEAD, padding=(0, 1), pad_edge=not compact)
+    columns = [("artifact", "left"), ("runtime", "left"), ("precision", "left"), ("thr", "right"),
+               ("shape", "left"), ("median", "right"), ("mean", "right"), ("p90", "right"), ("p99", "right"),
+               ("min", "right"), ("img/s", "right"), ("top-1 %", "right"), ("% bound", "right")]
+    if compact:
+        drop = {"mean", "min", "runtime"} | ({"thr"} if len({r["threads"] for r in rows}) == 1 else set())
+        columns = [c for c in columns if c[0] not in drop]
+    short = {"top-1 %": "top-1", "% bound": "%bnd"} if compact else {}
+    body = []
+    for r in rows:
+        cells = {"artifact": r["artifact"], "runtime": _RUNTIME.get(r["backend"], r["backend"]),
+                 "precision": _precision(r), "thr": str(r["threads"]), "shape": r["shape"],
+                 "median": f"{r['median_ms']:.3f}", "mean": f"{r['mean_ms']:.3f}", "p90": f"{r['p90_ms']:.3f}",
+                 "p99": f"{r['p99_ms']:.3f}", "min": f"{r['min_ms']:.3f}",
+                 "img/s": "" if not r.get("throughput_ips") else f"{r['throughput_ips']:,.0f}",
+                 "top-1 %": "" if r.get("accuracy") is None else f"{r['accuracy']:.2f}",
+                 "% bound": "" if r.get("pct_bound_est") is None else f"{r['pct_bound_est']:.0f}"}
+        body.append([cells[name] for name, _ in columns])
+    for i, (name, justify) in enumerate(columns):
+        header = short.get(name, name)
+        width = max([len(header)] + [len(b[i]) for b in body])
+        t.add_column(header, justify=justify, no_wrap=True, min_width=width)
+    for b in body:
+        t.add_row(*b)
+    return t
+
+
+def _precision(r: dict) -> str:
+    store, infer = r.get("storage_precision"), r.get("inference_precision")
+    return store if store == infer else f"{store}→{infer}"
+
+
+@main.command()
+@click.argument("runs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
+              help="Benchmark CSV [default: runs/bench.csv; else each RUN's bench.json].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("runs/tradeoff.png"),
+              show_default=True, help="Figure path; the .svg and .md are written beside it.")
+@click.option("--paper", is_flag=True, help="Add the paper's CIFAR-100 accuracies (at our latency of each student).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Thread count to plot.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Latency batch size to plot.")
+@click.option("--title", help="Figure title.")
+def plot(runs, results, out, paper, threads, batch, title):
+    """Accuracy vs batch-1 CPU latency of benchmarked RUNs (default: all rows of the results CSV),
+    with the Pareto front: PNG + SVG + a Markdown table."""
+    from ..console import console
+    from ..engine.rundir import read_json
+    from ..report.plot import plot_tradeoff
+    from ..runtime.bench import BENCH_JSON, load_results
+
+    rows = load_results(runs or None, results)
+    machine = None
+    for run in dict.fromkeys(r.get("run") for r in rows):
+        bench_json = Path(str(run)) / BENCH_JSON
+        if bench_json.is_file():
+            machine = read_json(bench_json).get("machine")
+            break
+    paths = plot_tradeoff(rows, out, paper=paper, threads=threads, batch=batch, title=title, machine=machine)
+    console.print(f"wrote {paths['png']}, {paths['svg']} and {paths['md']}")

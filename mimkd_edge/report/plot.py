@@ -1,0 +1,322 @@
+"""The accuracy-vs-latency figure: top-1 (y, %) against batch-1 CPU latency (x, ms, log scale).
+
+One point per student × method × artifact, at the fastest setting measured for that artifact (over
+runtimes and static/dynamic compilation, at one thread count and batch size). Colour says the
+method, the marker says the artifact (PyTorch eager, ONNX Runtime / OpenVINO, FP32 / FP16 / INT8);
+each student is labelled once; the Pareto front (no other point both faster and at least as
+accurate) is the dashed staircase, held to the right edge after its slowest point.
+
+`paper=True` adds the paper's CIFAR-100 top-1 (report/paper.py). The paper publishes no latencies we
+could reuse (its Figure 1 was timed on a Xeon Gold 5218 and is not given in numbers), so its points
+are drawn hollow at *our* fastest FP32 latency of the same student architecture: only their height
+comes from the paper. When our runs are on another data set than CIFAR-100, the paper's points get a
+panel of their own (same latency axis) rather than sharing an accuracy axis with a different task.
+
+Writes OUT.png, OUT.svg and OUT.md (the points as a Markdown table, plus the paper's rows).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from ..engine.checkpoint import atomic_write, write_text
+from ..errors import UserError
+from .paper import paper_best
+from .tables import (RUNTIME_NAMES, dataset_name, method_name, paper_table, points_table, student_name)
+
+METHOD_COLOURS = {"none": "#6b6b6b", "kd": "#1f77b4", "crd": "#2ca02c", "mimkd": "#d62728",
+                  "fitnet": "#9467bd", "at": "#8c564b", "vid": "#e377c2"}
+_EXTRA_COLOURS = ("#ff7f0e", "#17becf", "#bcbd22", "#7f7f7f")
+# (backend, storage precision) → (marker, legend text)
+ARTIFACT_MARKERS = {
+    ("torch", "fp32"): ("s", "PyTorch eager, FP32"),
+    ("onnxruntime", "fp32"): ("o", "ONNX Runtime, FP32"),
+    ("openvino", "fp32"): ("D", "OpenVINO, FP32"),
+    ("openvino", "fp16"): ("d", "OpenVINO, FP16 weights"),
+    ("onnxruntime", "int8"): ("^", "ONNX Runtime, INT8"),
+    ("openvino", "int8"): ("v", "OpenVINO, INT8"),
+    ("openvino", "bf16"): ("h", "OpenVINO, bf16 compute"),
+}
+
+
+def select_points(rows: list[dict], *, threads: int = 1, batch: int = 1) -> list[dict]:
+    """One point per (run, artifact): its fastest row at `threads` and `batch` (over runtime and shape)."""
+    usable = [r for r in rows if r.get("median_ms") and r.get("threads") == threads and r.get("batch") == batch]
+    if not usable:
+        have = sorted({(r.get("threads"), r.get("batch")) for r in rows if r.get("median_ms")})
+        raise UserError(f"no benchmark rows at {threads} thread(s), batch {batch}; results hold "
+                        + (", ".join(f"{t} thread(s)/batch {b}" for t, b in have) or "no rows"))
+    best: dict[tuple, dict] = {}
+    throughput: dict[tuple, dict] = {}
+    for r in usable:
+        key = (r.get("run"), r.get("artifact"), r.get("backend"))
+        if key not in best or r["median_ms"] < best[key]["median_ms"]:
+            best[key] = r
+        if r.get("throughput_ips") and (key not in throughput or r["throughput_ips"] > throughput[key]["throughput_ips"]):
+            throughput[key] = r
+    points = []
+    for key, r in best.items():
+        p = dict(r)
+        if not p.get("throughput_ips") and key in throughput:  # a static batch-1 session has no throughput row
+            p["throughput_ips"] = throughput[key]["throughput_ips"]
+            p["throughput_batch"] = throughput[key].get("throughput_batch")
+        points.append(p)
+    return points
+
+
+def pareto_front(points: list[dict]) -> list[dict]:
+    """Points no other point beats on both axes (faster and at least as accurate), fastest first;
+    marks them with p["pareto"] = True. Points without an accuracy are left out."""
+    scored = sorted((p for p in points if p.get("accuracy") is not None),
+                    key=lambda p: (p["median_ms"], -p["accuracy"]))
+    front, best = [], -math.inf
+    for p in scored:
+        if p["accuracy"] > best:
+            front.append(p)
+            best = p["accuracy"]
+    for p in points:
+        p["pareto"] = any(p is f for f in front)
+    return front
+
+
+def _colour(method: str, seen: dict[str, str]) -> str:
+    if method in METHOD_COLOURS:
+        return METHOD_COLOURS[method]
+    if method not in seen:
+        seen[method] = _EXTRA_COLOURS[len(seen) % len(_EXTRA_COLOURS)]
+    return seen[method]
+
+
+def _marker(p: dict) -> tuple[str, str]:
+    if p.get("backend") == "openvino" and p.get("inference_precision") == "bf16":
+        return "h", "OpenVINO, bf16 compute"
+    key = (p.get("backend"), p.get("storage_precision"))
+    if key in ARTIFACT_MARKERS:
+        return ARTIFACT_MARKERS[key]
+    return "X", f"{RUNTIME_NAMES.get(key[0], key[0])}, {str(key[1]).upper()}"
+
+
+def _outputs(out: str | Path) -> tuple[Path, Path, Path]:
+    out = Path(out)
+    stem = out.with_suffix("") if out.suffix.lower() in (".png", ".svg", ".md", ".pdf") else out
+    return stem.with_suffix(".png"), stem.with_suffix(".svg"), stem.with_suffix(".md")
+
+
+def _ms_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    def fmt(v: float, _pos) -> str:
+        if v <= 0:
+            return ""
+        return f"{v:g}" if v >= 0.01 else f"{v:.0e}"
+
+    return FuncFormatter(fmt)
+
+
+def _style_latency_axis(ax) -> None:
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(_ms_formatter())
+    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=tuple(range(1, 10))))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="major", color="#dddddd", linewidth=0.7)
+    ax.grid(True, which="minor", axis="x", color="#f0f0f0", linewidth=0.5)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _label_students(ax, points: list[dict]) -> None:
+    """Each student named once, above and left of its most accurate point."""
+    by_student: dict[str, list[dict]] = defaultdict(list)
+    for p in points:
+        if p.get("accuracy") is not None:
+            by_student[p.get("student") or "?"].append(p)
+    for student, pts in by_student.items():
+        top = max(pts, key=lambda p: (p["accuracy"], -p["median_ms"]))
+        ax.annotate(student_name(student), (top["median_ms"], top["accuracy"]), xytext=(-5, 6),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=9, fontweight="bold",
+                    color="#222222")
+
+
+def _pad_limits(ax, xs: list[float], ys: list[float]) -> None:
+    lo, hi = min(xs), max(xs)
+    span = math.log10(hi / lo) if hi > lo else 0.0
+    margin = max(0.12, 0.08 * span)
+    ax.set_xlim(lo / 10 ** (margin + 0.15), hi * 10 ** margin)  # room on the left for the labels
+    ylo, yhi = min(ys), max(ys)
+    pad = max(1.0, 0.1 * (yhi - ylo))
+    ax.set_ylim(ylo - pad, yhi + 1.6 * pad)
+
+
+def plot_tradeoff(rows: list[dict], out: str | Path, *, paper: bool = False, threads: int = 1, batch: int = 1,
+                  title: str | None = None, machine: dict | None = None) -> dict[str, Path]:
+    """Draw the figure from benchmark rows; returns {"png", "svg", "md"} paths (all written)."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    points = select_points(rows, threads=threads, batch=batch)
+    plotted = [p for p in points if p.get("accuracy") is not None]
+    if not plotted:
+        raise UserError("no benchmark row has a test accuracy to plot (bench without --no-accuracy)")
+    front = pareto_front(points)
+    datasets = sorted({p.get("dataset") or "?" for p in plotted})
+    paper_pts = _paper_points(plotted) if paper else []
+    separate_paper = bool(paper_pts) and datasets != ["cifar100"]
+    panels = datasets + (["paper"] if separate_paper else [])
+
+    width = 5.6 * len(panels) + 2.6
+    fig = Figure(figsize=(width, 4.8), dpi=150, layout="constrained")
+    axes = fig.subplots(1, len(panels), sharex=True, squeeze=False)[0]
+    extra_colours: dict[str, str] = {}
+    xs = [p["median_ms"] for p in plotted] + [p["x"] for p in paper_pts]
+
+    for ax, panel in zip(axes, panels):
+        _style_latency_axis(ax)
+        ax.set_xlabel(f"Batch-{batch} latency, median, {threads} thread{'s' if threads > 1 else ''} (ms, log scale)")
+        if panel == "paper":
+            _draw_paper(ax, paper_pts, extra_colours)
+            ax.set_ylabel("Paper's CIFAR-100 top-1 accuracy (%)")
+            ax.set_title("Paper (CIFAR-100), at our measured latency", fontsize=10, loc="left")
+            _pad_limits(ax, xs, [p["y"] for p in paper_pts])
+            continue
+        mine = [p for p in plotted if (p.get("dataset") or "?") == panel]
+        for p in mine:
+            marker, _ = _marker(p)
+            ax.scatter([p["median_ms"]], [p["accuracy"]], marker=marker, s=60, color=_colour(p.get("method"), extra_colours),
+                       edgecolors="black" if p.get("pareto") else "white", linewidths=0.8, zorder=4)
+        if paper_pts and not separate_paper:
+            _draw_paper(ax, paper_pts, extra_colours)
+        _label_students(ax, mine)
+        ax.set_ylabel(f"Top-1 accuracy, {dataset_name(panel)} test set (%)")
+        ax.set_title(f"This work: {dataset_name(panel)}", fontsize=10, loc="left")
+        ys = [p["accuracy"] for p in mine] + ([p["y"] for p in paper_pts] if paper_pts and not separate_paper else [])
+        _pad_limits(ax, xs, ys)
+        panel_front = [p for p in front if (p.get("dataset") or "?") == panel]
+        if panel_front:  # a staircase, held to the right edge: beyond it nothing is more accurate
+            fx, fy = _staircase(panel_front)
+            ax.plot(fx + [ax.get_xlim()[1]], fy + [fy[-1]], linestyle="--", color="black", linewidth=1.0,
+                    alpha=0.75, zorder=3)
+    if paper_pts and separate_paper:
+        _label_paper(axes[-1], paper_pts)
+
+    # Legends, outside the axes on the right: method (colour), artifact (marker), other marks.
+    methods = sorted({p.get("method") for p in plotted} | {p["method"] for p in paper_pts},
+                     key=lambda m: list(METHOD_COLOURS).index(m) if m in METHOD_COLOURS else 99)
+    h_method = [Line2D([], [], marker="o", linestyle="", color=_colour(m, extra_colours), markersize=7,
+                       label=method_name(m)) for m in methods]
+    kinds = sorted({_marker(p) for p in plotted}, key=lambda k: [v for v in ARTIFACT_MARKERS.values()].index(k)
+                   if k in ARTIFACT_MARKERS.values() else 99)
+    h_kind = [Line2D([], [], marker=m, linestyle="", color="#444444", markersize=7, label=text) for m, text in kinds]
+    h_other = [Line2D([], [], linestyle="--", color="black", linewidth=1.0, label="Pareto front (ours)"),
+               Line2D([], [], marker="o", linestyle="", markerfacecolor="#bbbbbb", markeredgecolor="black",
+                      markersize=7, label="on the Pareto front")]
+    if paper_pts:
+        h_other.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="#444444",
+                              markersize=8, markeredgewidth=1.4,
+                              label="paper's CIFAR-100 top-1,\nat our fastest FP32 latency\n(best teacher per method)"))
+    header = lambda text: Line2D([], [], linestyle="", marker="", label=text)  # noqa: E731
+    handles = [header("method (colour)"), *h_method, header(" "), header("artifact (marker)"), *h_kind,
+               header(" "), *h_other]
+    legend = fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False,
+                        handletextpad=0.4, borderaxespad=0.2)
+    for text, handle in zip(legend.get_texts(), handles):
+        if handle.get_label() in ("method (colour)", "artifact (marker)"):
+            text.set_fontweight("bold")
+            text.set_x(-18)  # headers start where the markers do
+
+    cpu = (machine or {}).get("cpu", {}).get("model") or next((p.get("cpu") for p in plotted if p.get("cpu")), None)
+    default_title = f"Top-1 accuracy vs CPU latency{f' ({cpu})' if cpu else ''}"
+    fig.suptitle(title or default_title, fontsize=11, x=0.01,
+                 horizontalalignment="left")
+
+    png, svg, md = _outputs(out)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=150))
+    atomic_write(svg, lambda tmp: fig.savefig(tmp, format="svg"))
+    write_text(md, _markdown(points, paper_pts, png, svg, threads, batch, cpu, machine, paper))
+    return {"png": png, "svg": svg, "md": md}
+
+
+def _staircase(front: list[dict]) -> tuple[list[float], list[float]]:
+    """The Pareto front as a step line: each point holds its accuracy until the next, faster-to-slower."""
+    xs, ys = [], []
+    for i, p in enumerate(front):
+        if i:
+            xs.append(p["median_ms"])
+            ys.append(front[i - 1]["accuracy"])
+        xs.append(p["median_ms"])
+        ys.append(p["accuracy"])
+    return xs, ys
+
+
+def _paper_points(points: list[dict]) -> list[dict]:
+    """The paper's accuracies per plotted student, at our fastest FP32 latency of that student (stored
+    and computed in FP32: bf16-computing and quantised artifacts do not count)."""
+    fastest: dict[str, float] = {}
+    for p in points:
+        if p.get("storage_precision") == "fp32" and p.get("inference_precision", "fp32") == "fp32":
+            s = p.get("student")
+            fastest[s] = min(fastest.get(s, math.inf), p["median_ms"])
+    out = []
+    for student, x in sorted(fastest.items()):
+        for method, (acc, teacher) in paper_best(student).items():
+            out.append({"student": student, "method": method, "teacher": teacher, "x": x, "y": acc})
+    return out
+
+
+def _draw_paper(ax, paper_pts: list[dict], extra_colours: dict[str, str]) -> None:
+    for p in paper_pts:
+        ax.scatter([p["x"]], [p["y"]], marker="o", s=60, facecolors="none",
+                   edgecolors=_colour(p["method"], extra_colours), linewidths=1.4, zorder=5)
+
+
+def _label_paper(ax, paper_pts: list[dict]) -> None:
+    by_student: dict[str, list[dict]] = defaultdict(list)
+    for p in paper_pts:
+        by_student[p["student"]].append(p)
+    for student, pts in by_student.items():
+        top = max(pts, key=lambda p: p["y"])
+        ax.annotate(student_name(student), (top["x"], top["y"]), xytext=(-8, 6), textcoords="offset points",
+                    ha="right", va="bottom", fontsize=9, fontweight="bold", color="#222222")
+
+
+def _markdown(points: list[dict], paper_pts: list[dict], png: Path, svg: Path, threads: int, batch: int,
+              cpu: str | None, machine: dict | None, paper: bool) -> str:
+    lines = [f"# Accuracy vs CPU latency", "",
+             f"![accuracy vs latency]({png.name})  (vector: [{svg.name}]({svg.name}))", "",
+             f"- CPU: {cpu or 'unknown'}; batch {batch}, {threads} thread(s); latency = median of per-call wall "
+             "times after warm-up (p90/p99 beside it).",
+             "- One point per student × method × artifact: its fastest setting over runtime and static/dynamic "
+             "compilation at this thread count. Accuracy: top-1 of that artifact on that runtime, on the run's "
+             "test split.",
+             "- FLOP bound = 2·MACs / peak FP32 FLOP/s at one core per thread; the peak is *estimated* from the ISA "
+             "and the clock (see bench.json); `% of bound` = bound / median latency (above 100 % is possible for "
+             "INT8 and bf16, which the FP32 peak does not limit). Throughput: the artifact's dynamic session.",
+             "- Pareto: no other point is both faster and at least as accurate.",
+             f"- Written {time.strftime('%Y-%m-%d %H:%M %Z')}.", ""]
+    if machine:
+        est = machine.get("peak_estimated") or {}
+        meas = machine.get("peak_measured") or {}
+        if est.get("gflops_per_core"):
+            lines.insert(-2, f"- Peak FP32 per core: {est['gflops_per_core']} GFLOP/s estimated ({est.get('formula')}); "
+                             + (f"{meas.get('gflops_best')} GFLOP/s measured (sgemm n={meas.get('n')}, 1 thread)."
+                                if meas else "sgemm not measured.")
+                             + (" Load average during the benchmark: " + str(machine.get("load_average_start")) + " → "
+                                + str(machine.get("load_average_end")) + "." if machine.get("load_average_start") else ""))
+    lines += ["## Points", "", points_table(points)]
+    if paper:
+        lines += ["## The paper's CIFAR-100 top-1 (accuracy only)", "",
+                  "The paper reports no latencies we can reuse (its Figure 1 is on an Intel Xeon Gold 5218, not given "
+                  "in numbers). In the figure its accuracies are drawn hollow, at our fastest FP32 latency of the same "
+                  "student architecture, one per method (best teacher for KD/CRD/MIMKD)."
+                  + ("" if not paper_pts or all(p.get("dataset") == "cifar100" for p in points) else
+                     " Our runs are on another data set, so they are in a panel of their own."), ""]
+        table = paper_table(p["student"] for p in paper_pts)
+        lines.append(table or "_None of the plotted students appears in the paper's tables._\n")
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""Markdown tables of benchmark results: the plotted points, every row, and the paper's numbers."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from .paper import paper_rows
+
+RUNTIME_NAMES = {"torch": "PyTorch eager", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+METHOD_NAMES = {"none": "baseline (CE)", "kd": "KD", "crd": "CRD", "mimkd": "MIMKD", "fitnet": "FitNets",
+                "at": "AT", "vid": "VID"}
+STUDENT_NAMES = {"conv4": "Conv-4", "conv4_mp": "Conv-4-MP", "shufflenetv2": "ShuffleNetV2",
+                 "shufflenetv1": "ShuffleNetV1", "mobilenetv2": "MobileNetV2", "resnet8x4": "ResNet-8x4",
+                 "resnet8": "ResNet-8", "resnet20": "ResNet-20", "vgg8": "VGG-8", "wrn_16_1": "WRN-16-1",
+                 "wrn_16_2": "WRN-16-2"}
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic", "imagefolder": "image folder"}
+
+
+def student_name(s: str | None) -> str:
+    return STUDENT_NAMES.get(s or "", s or "?")
+
+
+def method_name(m: str | None) -> str:
+    return METHOD_NAMES.get(m or "", m or "?")
+
+
+def dataset_name(d: str | None) -> str:
+    return DATASET_NAMES.get(d or "", d or "?")
+
+
+def _num(v: Any, digits: int = 3) -> str:
+    if v is None or v == "":
+        return "–"
+    if isinstance(v, (int, float)):
+        if isinstance(v, float) and v != v:  # NaN
+            return "–"
+        return f"{v:.{digits}g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def _fixed(v: Any, digits: int = 2) -> str:
+    return "–" if v is None or v == "" else f"{float(v):.{digits}f}"
+
+
+def markdown(columns: Sequence[str], rows: Iterable[Sequence[Any]], align: Sequence[str] | None = None) -> str:
+    """A GitHub-flavoured Markdown table; `align` holds "l"/"r" per column (default: right)."""
+    align = align or ["r"] * len(columns)
+    rule = ["---" if a == "l" else "--:" for a in align]
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join(rule) + " |"]
+    for r in rows:
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def precision_cell(row: dict) -> str:
+    """Storage precision, and the inference precision where it differs ("fp16 → fp32")."""
+    store, infer = row.get("storage_precision") or "?", row.get("inference_precision") or "?"
+    return store if store == infer else f"{store} → {infer}"
+
+
+def points_table(points: list[dict]) -> str:
+    """The figure's points: one row per student × method × artifact (its fastest measured setting)."""
+    cols = ["student", "method", "data", "artifact", "runtime", "precision (stored → computed)", "shape",
+            "threads", "median ms", "p90 ms", "p99 ms", "img/s (batch)", "top-1 %", "FLOP bound ms (est.)",
+            "% of FP32 bound (est.)", "Pareto"]
+    align = ["l"] * 7 + ["r"] * 8 + ["l"]
+    body = []
+    for p in sorted(points, key=lambda p: (p.get("student") or "", p.get("method") or "", p["median_ms"])):
+        tp = "–" if not p.get("throughput_ips") else f"{p['throughput_ips']:,.0f} ({p.get('throughput_batch')})"
+        body.append([student_name(p.get("student")), method_name(p.get("method")), dataset_name(p.get("dataset")),
+                     p.get("artifact"), RUNTIME_NAMES.get(p.get("backend"), p.get("backend")), precision_cell(p),
+                     p.get("shape"), p.get("threads"), _fixed(p["median_ms"], 3), _fixed(p.get("p90_ms"), 3),
+                     _fixed(p.get("p99_ms"), 3), tp, _fixed(p.get("accuracy")), _fixed(p.get("bound_ms_est"), 3),
+                     _fixed(p.get("pct_bound_est"), 0), "yes" if p.get("pareto") else ""])
+    return markdown(cols, body, align)
+
+
+def rows_table(rows: list[dict]) -> str:
+    """Every benchmark row (all backends, shapes and thread counts)."""
+    cols = ["run", "student", "method", "artifact", "runtime", "precision", "threads", "shape", "median ms",
+            "mean ms", "p90 ms", "p99 ms", "min ms", "img/s", "top-1 %", "% bound (est.)", "% bound (sgemm)"]
+    align = ["l"] * 8 + ["r"] * 9
+    body = [[r.get("run"), student_name(r.get("student")), method_name(r.get("method")), r.get("artifact"),
+             RUNTIME_NAMES.get(r.get("backend"), r.get("backend")), precision_cell(r), r.get("threads"), r.get("shape"),
+             _fixed(r.get("median_ms"), 3), _fixed(r.get("mean_ms"), 3), _fixed(r.get("p90_ms"), 3),
+             _fixed(r.get("p99_ms"), 3), _fixed(r.get("min_ms"), 3),
+             "–" if not r.get("throughput_ips") else f"{r['throughput_ips']:,.0f}", _fixed(r.get("accuracy")),
+             _fixed(r.get("pct_bound_est"), 0), _fixed(r.get("pct_bound_sgemm"), 0)] for r in rows]
+    return markdown(cols, body, align)
+
+
+def paper_table(students: Iterable[str]) -> str:
+    """The paper's CIFAR-100 top-1 rows for `students` (accuracy only; the paper gives no latency)."""
+    body = []
+    for s in sorted(set(students)):
+        for r in paper_rows(s):
+            body.append([student_name(s), r["teacher"], _fixed(r["none"]), _fixed(r["kd"]), _fixed(r["crd"]),
+                         _fixed(r["mimkd"])])
+    if not body:
+        return ""
+    return markdown(["student", "teacher", "baseline", "KD", "CRD", "MIMKD"], body, ["l", "l", "r", "r", "r", "r"])

@@ -1,0 +1,287 @@
+"""The CPU a benchmark ran on, its FP32 peak (estimated from the ISA, and measured), and FLOP bounds.
+
+Two peaks, never confused:
+
+- **estimated** (``peak_source = "estimated from ISA"``): flops per cycle per core from the vector
+  ISA and the microarchitecture, times the clock /proc/cpuinfo reports:
+
+      peak = FMA units × FP32 lanes per unit × 2 flops per FMA × GHz        (per core)
+
+  AVX2+FMA (Haswell … Zen 3): 2 units × 8 lanes × 2 = 32 flops/cycle. AVX-512 on Intel server
+  parts: 2 × 16 × 2 = 64 (some SKUs fuse only one 512-bit unit: then 32; we cannot tell from
+  /proc/cpuinfo and assume 2). AVX-512 on AMD Zen 4 (family 0x19) runs 512-bit ops on 256-bit
+  datapaths: 32, as AVX2. Zen 5 (family 0x1A) has full 512-bit datapaths: 64. AVX without FMA:
+  one 8-lane add + one 8-lane multiply = 16. SSE only: 8. The clock: measured where possible (below),
+  else cpufreq's maximum, else what /proc/cpuinfo reports (in a VM often the base/TSC frequency,
+  below the turbo clock the core really runs at, which makes the bound too loose).
+
+- **clock probe** (Linux x86-64): a chain of 128 dependent ``add rax, 1`` per loop iteration (one
+  cycle each on every x86 core of the last 15 years) in a few bytes of machine code, run through
+  ctypes; the best of many short runs gives cycles per second. Where the probe cannot run (another
+  ISA or OS, or no executable memory), the reported clock is used and the record says so.
+
+- **measured** (``peak_source = "measured sgemm"``): the best of a few timed square fp32 matrix
+  products (n = 512, torch's BLAS and numpy's, one thread). What a well-tuned BLAS achieves here,
+  now: under background load it reads lower than the machine's peak, and a convolution library can
+  beat it, so it is a floor for the achievable peak, not a ceiling.
+
+A model's FLOP bound is the time its multiply-accumulates take at peak: ``2·MACs / peak``. It is a
+lower bound for FP32 inference (memory traffic, im2col, non-conv layers and framework overhead only
+add to it); `% of bound = bound / measured latency` (100 % means running at peak). INT8 kernels are
+not held to the FP32 peak: their own bound uses the integer dot-product rate (`int8_factor`, also an
+estimate from the ISA) times the FP32 one.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def parse_cpuinfo(text: str) -> dict[str, Any]:
+    """Model, vendor, family, cores and ISA flags from the text of /proc/cpuinfo (x86 layout)."""
+    blocks = [b for b in text.strip().split("\n\n") if b.strip()]
+    procs: list[dict[str, str]] = []
+    for block in blocks:
+        entry: dict[str, str] = {}
+        for line in block.splitlines():
+            if ":" in line:
+                k, v = line.split(":", 1)
+                entry[k.strip()] = v.strip()
+        procs.append(entry)
+    first = procs[0] if procs else {}
+    flags = set(first.get("flags", first.get("Features", "")).split())
+    cores = {(p.get("physical id", "0"), p.get("core id", str(i))) for i, p in enumerate(procs)}
+    mhz = [float(p["cpu MHz"]) for p in procs if _is_float(p.get("cpu MHz"))]
+
+    def as_int(v: str | None) -> int | None:
+        try:
+            return int(v, 0) if v is not None else None
+        except ValueError:
+            return None
+
+    return {
+        "model": first.get("model name") or first.get("Hardware") or platform.processor() or "unknown",
+        "vendor": first.get("vendor_id"),
+        "family": as_int(first.get("cpu family")),
+        "model_number": as_int(first.get("model")),
+        "logical_cpus": len(procs) or None,
+        "physical_cores": len(cores) if procs else None,
+        "hypervisor": "hypervisor" in flags,
+        "isa": [f for f in ISA_FLAGS if f in flags],
+        "mhz_reported": mhz,
+    }
+
+
+def _is_float(v: str | None) -> bool:
+    try:
+        float(v)  # type: ignore[arg-type]
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def frequency_probe(measure: bool = True) -> dict[str, Any]:
+    """Clock readings: /proc/cpuinfo "cpu MHz" (every CPU) and cpufreq's current/maximum where the
+    kernel exposes them (VMs often do not), all *reported*; plus, with `measure`, the add-chain probe's
+    *measured* clock under "probe" (None where it cannot run)."""
+    info = parse_cpuinfo(_read("/proc/cpuinfo"))
+    mhz = info["mhz_reported"]
+    out: dict[str, Any] = {"source": "/proc/cpuinfo cpu MHz (reported by the kernel)",
+                           "mhz_min": min(mhz) if mhz else None, "mhz_max": max(mhz) if mhz else None}
+    cur = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq").strip()
+    top = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").strip()
+    out["cpufreq_cur_mhz"] = int(cur) / 1000 if cur.isdigit() else None
+    out["cpufreq_max_mhz"] = int(top) / 1000 if top.isdigit() else None
+    out["probe"] = clock_probe() if measure else None
+    return out
+
+
+_ADD_CHAIN = 128  # dependent adds per loop iteration of the clock probe
+
+
+def _add_chain_code() -> bytes:
+    """x86-64 SysV: void f(uint64 n) { repeat n times: 128 × `add rax, 1` }."""
+    code = bytearray(b"\x48\x89\xf9")  # mov rcx, rdi
+    loop = len(code)
+    code += b"\x48\x83\xc0\x01" * _ADD_CHAIN  # add rax, 1 (each depends on the previous)
+    code += b"\x48\xff\xc9"  # dec rcx
+    code += b"\x0f\x85" + struct.pack("<i", loop - (len(code) + 6))  # jnz loop
+    code += b"\xc3"  # ret
+    return bytes(code)
+
+
+def clock_probe(loops: int = 40_000, repeats: int = 60) -> dict[str, Any] | None:
+    """Measured core clock (GHz) from a dependent add chain: best of `repeats` runs of
+    `loops` × 128 adds (about 1.5 ms each at 3.5 GHz). None where it cannot run here."""
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return None
+    try:
+        import ctypes
+        import mmap
+
+        code = _add_chain_code()
+        mem = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        mem.write(code)
+        fn = ctypes.CFUNCTYPE(None, ctypes.c_uint64)(ctypes.addressof(ctypes.c_char.from_buffer(mem)))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    fn(1000)
+    best = None
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        fn(loops)
+        dt = time.perf_counter_ns() - t0
+        best = dt if best is None or dt < best else best
+    del fn
+    return {"ghz": round(loops * _ADD_CHAIN / best, 3), "method": f"dependent add chain ({_ADD_CHAIN} adds × {loops} "
+            f"loops, 1 cycle per add), best of {repeats} runs", "label": "measured"}
+
+
+def flops_per_cycle(isa: list[str], vendor: str | None = None, family: int | None = None) -> tuple[int, str]:
+    """FP32 flops per cycle per core, and the reasoning (see the module docstring)."""
+    have = set(isa)
+    if "avx512f" in have:
+        if vendor == "AuthenticAMD" and family is not None and family < 0x1A:
+            return 32, "AVX-512 on AMD Zen 4 (256-bit datapaths): 2 FMA × 8 lanes × 2"
+        if vendor == "AuthenticAMD":
+            return 64, "AVX-512 on AMD Zen 5 (512-bit datapaths): 2 FMA × 16 lanes × 2"
+        return 64, "AVX-512: 2 FMA units × 16 lanes × 2 (assumed 2 units; some SKUs have 1)"
+    if "avx2" in have and "fma" in have:
+        return 32, "AVX2+FMA: 2 FMA units × 8 lanes × 2"
+    if "avx" in have:
+        return 16, "AVX without FMA: 8-lane add + 8-lane multiply per cycle"
+    return 8, "SSE: 4-lane add + 4-lane multiply per cycle"
+
+
+def int8_factor(isa: list[str]) -> tuple[float, str]:
+    """How many u8×s8 multiply-accumulates the integer SIMD units do per FP32 FMA (same width, same
+    ports), from the ISA: an estimate, used for the INT8 bound (2·MACs / (factor × FP32 peak)).
+
+    VNNI (AVX512_VNNI or AVX-VNNI): one vpdpbusd does 4 u8×s8 products per 32-bit lane where an FMA
+    does 1: 4×. AVX2 without VNNI: vpmaddubsw + vpmaddwd + vpaddd do 4 products per 32-bit lane in 3
+    instructions: 4/3×. Older: no integer advantage assumed (1×).
+    """
+    have = set(isa)
+    if have & {"avx512_vnni", "avx_vnni"}:
+        return 4.0, "VNNI: vpdpbusd, 4 u8×s8 MACs per 32-bit lane per instruction (4× the FP32 FMA rate)"
+    if "avx2" in have:
+        return 4 / 3, "AVX2 without VNNI: vpmaddubsw+vpmaddwd+vpaddd, 4 MACs per lane in 3 instructions (1.33×)"
+    return 1.0, "no integer dot-product instructions assumed (1×)"
+
+
+def estimated_peak(cpu: dict[str, Any], freq: dict[str, Any]) -> dict[str, Any]:
+    """Peak FP32 FLOP/s per core estimated from ISA × clock; labelled as an estimate. The clock is the
+    probe's measured one when there is one, else cpufreq's maximum, else /proc/cpuinfo's."""
+    fpc, why = flops_per_cycle(cpu.get("isa", []), cpu.get("vendor"), cpu.get("family"))
+    probe = freq.get("probe") or {}
+    if probe.get("ghz"):
+        ghz, clock = probe["ghz"], "measured clock"
+    elif freq.get("cpufreq_max_mhz"):
+        ghz, clock = freq["cpufreq_max_mhz"] / 1000, "cpufreq max clock"
+    elif freq.get("mhz_max"):
+        ghz, clock = freq["mhz_max"] / 1000, "clock reported by /proc/cpuinfo"
+    else:
+        return {"peak_source": "estimated from ISA", "flops_per_cycle": fpc, "formula": why,
+                "ghz": None, "clock_source": None, "gflops_per_core": None}
+    factor, int8_why = int8_factor(cpu.get("isa", []))
+    return {"peak_source": "estimated from ISA", "flops_per_cycle": fpc,
+            "formula": f"{why} × {ghz:.3f} GHz ({clock})", "ghz": round(ghz, 3), "clock_source": clock,
+            "gflops_per_core": round(fpc * ghz, 2),
+            "int8_factor": round(factor, 3), "int8_formula": int8_why,
+            "int8_gops_per_core": round(factor * fpc * ghz, 2)}
+
+
+def sgemm_probe(n: int = 512, repeats: int = 20, threads: int = 1) -> dict[str, Any]:
+    """Measured FP32 matmul rate (GFLOP/s) at `threads` threads: n×n @ n×n, timed `repeats` times
+    after a warm-up, through torch (MKL/oneDNN) and through numpy (its BLAS, usually OpenBLAS); the
+    best run of either library is the figure (n = 512 keeps the operands near the core's cache, so
+    neighbours on a shared L3 disturb it less). torch's thread count is restored afterwards. numpy's
+    BLAS is pinned to `threads` with threadpoolctl where it is installed (it is not a dependency of
+    this package); without it numpy is left out, since its BLAS would use every core."""
+    import numpy as np
+    import torch
+
+    flops = 2.0 * n ** 3
+
+    def timed(matmul) -> list[float]:
+        matmul()
+        out = []
+        for _ in range(repeats):
+            t0 = time.perf_counter_ns()
+            matmul()
+            out.append((time.perf_counter_ns() - t0) / 1e9)
+        return sorted(out)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(0)
+        a, b, c = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g), torch.empty(n, n)
+        t_torch = timed(lambda: torch.matmul(a, b, out=c))
+    finally:
+        torch.set_num_threads(before)
+    rates = {"torch": flops / t_torch[0] / 1e9}
+    t_numpy: list[float] = []
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    if threadpool_limits is not None:
+        an, bn = a.numpy(), b.numpy()
+        cn = np.empty((n, n), dtype=np.float32)
+        with threadpool_limits(limits=threads, user_api="blas"):
+            t_numpy = timed(lambda: np.matmul(an, bn, out=cn))
+        rates["numpy"] = flops / t_numpy[0] / 1e9
+    best_lib = max(rates, key=rates.get)
+    times = t_torch if best_lib == "torch" else t_numpy
+    return {"peak_source": "measured sgemm", "n": n, "threads": threads, "repeats": repeats, "library": best_lib,
+            "gflops_best": round(rates[best_lib], 2), "gflops_median": round(flops / times[len(times) // 2] / 1e9, 2),
+            "gflops_by_library": {k: round(v, 2) for k, v in rates.items()}}
+
+
+def machine_info(*, sgemm: bool = True, clock: bool = True) -> dict[str, Any]:
+    """What a benchmark records about the machine: CPU, ISA, clock, both peaks."""
+    cpu = parse_cpuinfo(_read("/proc/cpuinfo"))
+    cpu.pop("mhz_reported", None)
+    freq = frequency_probe(measure=clock)
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = os.cpu_count()
+    info: dict[str, Any] = {
+        "cpu": cpu, "usable_cpus": affinity, "os": f"{platform.system()} {platform.release()}",
+        "machine": platform.machine(), "frequency": freq,
+        "peak_estimated": estimated_peak(cpu, freq),
+        "peak_measured": sgemm_probe() if sgemm else None,
+    }
+    return info
+
+
+def flop_bound_ms(macs: int | float | None, gflops: float | None, batch: int = 1) -> float | None:
+    """Time (ms) `batch` images of `macs` multiply-accumulates each take at `gflops` GFLOP/s."""
+    if not macs or not gflops:
+        return None
+    return 2.0 * macs * batch / (gflops * 1e9) * 1e3
+
+
+def percent_of_bound(bound_ms: float | None, latency_ms: float | None) -> float | None:
+    """100 × bound / latency: the share of peak FP32 throughput a measured latency reaches."""
+    if not bound_ms or not latency_ms:
+        return None
+    return 100.0 * bound_ms / latency_ms

@@ -1,0 +1,217 @@
+"""Time one optimisation step of CE, KD, CRD and MIMKD on CPU, interleaved, and their extra memory.
+
+One step = teacher forward (eval, no_grad; skipped for CE alone) + student forward_features +
+method forward + backward + SGD step over the student's and the method's parameters. Methods take
+turns (round-robin) for several rounds so that background load hits them alike; the table gives
+medians and ratios against KD, for wall-clock time and for the process's CPU time (user + system,
+both threads: less sensitive than wall time to other jobs on a shared machine), and the FLOPs of
+matmuls and convolutions in one step (counted by torch's FlopCounterMode: load-independent, but
+blind to element-wise work). "Extra memory" is the bytes of the method module's parameters and
+buffers (critics, embeddings, memory banks), i.e. what a method adds to a checkpoint.
+
+A method is `name` or `name:key=value,key=value` with TOML values, bare words read as strings
+(e.g. `mimkd:nce_shared=true,feature_critic=project`); separate methods with ';' or ','.
+
+    python bench/train_step.py --rounds 5
+    python bench/train_step.py --pairs resnet56:conv4_mp --methods kd,mimkd,mimkd:critic_hidden=128
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import torch
+
+from mimkd_edge.methods import MethodContext, create_method, method_class
+from mimkd_edge.models import create_model, map_shapes
+from mimkd_edge.schema import build
+
+DEFAULT_PAIRS = "resnet32x4:resnet8x4,resnet56:conv4_mp"
+DEFAULT_METHODS = "none,kd,crd,crd:shared=true,mimkd,mimkd:nce_shared=true"
+
+
+def parse_method(spec: str) -> tuple[str, dict]:
+    name, _, rest = spec.partition(":")
+    table = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            table[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:  # a bare word: a string
+            table[key.strip()] = value.strip()
+    return name.strip(), table
+
+
+def shell(cmd: str) -> str:
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception as e:  # noqa: BLE001 - informational only
+        return f"unavailable ({e})"
+
+
+def module_bytes(m: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in list(m.parameters()) + list(m.buffers()))
+
+
+class Runner:
+    """One method's student copy, method module and optimiser for a teacher → student pair."""
+
+    def __init__(self, spec, teacher, student, ctx, channels_last):
+        name, table = parse_method(spec)
+        self.spec, self.name = spec, name
+        self.method = create_method(name, build(method_class(name).Options, table), ctx)
+        self.student = copy.deepcopy(student).train()
+        if channels_last:
+            self.student = self.student.to(memory_format=torch.channels_last)
+        self.teacher = teacher if self.method.needs_teacher else None
+        params = list(self.student.parameters()) + list(self.method.parameters())
+        self.opt = torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=5e-4)
+        self.extra_bytes = module_bytes(self.method)
+        self.times: list[float] = []
+        self.cpu_times: list[float] = []
+
+    def step(self, x, y, index) -> tuple[float, float]:
+        """(wall seconds, process CPU seconds) of one step."""
+        cpu0, start = time.process_time(), time.perf_counter()
+        t_feats = None
+        if self.teacher is not None:
+            with torch.no_grad():
+                t_feats = self.teacher.forward_features(x)
+        s_feats = self.student.forward_features(x)
+        out = self.method(s_feats, t_feats, y, index)
+        self.opt.zero_grad(set_to_none=True)
+        out.total.backward()
+        self.opt.step()
+        return time.perf_counter() - start, time.process_time() - cpu0
+
+    def count_flops(self, x, y, index) -> int:
+        """Matmul and convolution FLOPs of one whole step (forward and backward), load-independent."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            self.step(x, y, index)
+        return counter.get_total_flops()
+
+
+def bench_pair(pair: str, specs: list[str], args) -> list[dict]:
+    t_name, s_name = pair.split(":")
+    torch.manual_seed(0)
+    teacher = create_model(t_name).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = create_model(s_name)
+    ctx = MethodContext(num_classes=100, num_samples=args.num_samples, input_size=32,
+                        student_maps=tuple(map_shapes(student)), student_dim=student.num_features,
+                        teacher_maps=tuple(map_shapes(teacher)), teacher_dim=teacher.num_features)
+    if args.channels_last:
+        teacher = teacher.to(memory_format=torch.channels_last)
+    runners = [Runner(spec, teacher, student, ctx, args.channels_last) for spec in specs]
+    g = torch.Generator().manual_seed(0)
+    for r in range(args.warmup + args.rounds):
+        x = torch.randn(args.batch, 3, 32, 32, generator=g)
+        if args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 100, (args.batch,), generator=g)
+        index = torch.randperm(args.num_samples, generator=g)[:args.batch]
+        order = runners if r % 2 == 0 else runners[::-1]  # alternate the order: no fixed neighbour
+        for run in order:
+            dt, cpu = run.step(x, y, index)
+            if r >= args.warmup:
+                run.times.append(dt)
+                run.cpu_times.append(cpu)
+        print(f"  {pair} round {r + 1}/{args.warmup + args.rounds}"
+              + ("" if r >= args.warmup else " (warm-up)"), file=sys.stderr, flush=True)
+    flops = {run.spec: run.count_flops(x, y, index) for run in runners}  # one more step each, untimed
+    kd = next((run for run in runners if run.spec == "kd"), None)
+    nan = float("nan")
+    kd_med, kd_min, kd_cpu = ((statistics.median(kd.times), min(kd.times), statistics.median(kd.cpu_times))
+                              if kd else (nan, nan, nan))
+    rows = []
+    for run in runners:
+        med, low, cpu = statistics.median(run.times), min(run.times), statistics.median(run.cpu_times)
+        rows.append({"pair": pair, "method": run.spec, "median_ms": med * 1e3, "min_ms": low * 1e3,
+                     "cpu_median_ms": cpu * 1e3, "vs_kd": med / kd_med, "min_vs_kd": low / kd_min,
+                     "cpu_vs_kd": cpu / kd_cpu, "extra_bytes": run.extra_bytes,
+                     "times_ms": [t * 1e3 for t in run.times], "cpu_times_ms": [t * 1e3 for t in run.cpu_times],
+                     "gflop": flops[run.spec] / 1e9, "gflop_vs_kd": flops[run.spec] / flops[kd.spec] if kd else nan})
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", default=DEFAULT_PAIRS, help="teacher:student,... (default: %(default)s)")
+    ap.add_argument("--methods", default=DEFAULT_METHODS, help="method specs, ';'-separated if they hold commas, "
+                    "else ','-separated (default: %(default)s)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--num-samples", type=int, default=50000, help="training-set size (memory banks)")
+    ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    ap.add_argument("--json", default="bench/results/train_step.json")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if ";" in args.methods:
+        specs = [s.strip() for s in args.methods.split(";") if s.strip()]
+    else:
+        specs = _split_specs(args.methods)
+
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    load_before = shell("uptime")
+    rows = []
+    for pair in args.pairs.split(","):
+        rows += bench_pair(pair.strip(), specs, args)
+    result = {
+        "command": shlex.join(["python", sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "date": started, "machine": shell("lscpu | grep 'Model name'").partition(":")[2].strip() or platform.processor(),
+        "threads": args.threads, "batch": args.batch, "channels_last": args.channels_last,
+        "torch": torch.__version__, "uptime_before": load_before, "uptime_after": shell("uptime"),
+        "rounds": args.rounds, "warmup": args.warmup, "rows": rows,
+    }
+    print(f"\n{result['machine']}; torch {torch.__version__}; {args.threads} threads; batch {args.batch}; "
+          f"channels_last={args.channels_last}; {args.rounds} rounds (+{args.warmup} warm-up), medians")
+    print(f"load before: {load_before}\nload after:  {result['uptime_after']}\n")
+    print(table(rows))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: wall-clock median and min, process CPU time median, each also as a ratio to KD."""
+    out = ["| pair | method | wall median ms | × KD | wall min ms | × KD | CPU median ms | × KD | GFLOP | × KD "
+           "| extra MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['pair']} | {r['method']} | {r['median_ms']:.0f} | {r['vs_kd']:.2f} | {r['min_ms']:.0f} "
+                   f"| {r['min_vs_kd']:.2f} | {r['cpu_median_ms']:.0f} | {r['cpu_vs_kd']:.2f} "
+                   f"| {r['gflop']:.1f} | {r['gflop_vs_kd']:.2f} | {r['extra_bytes'] / 2**20:.1f} |")
+    return "\n".join(out)
+
+
+def _split_specs(text: str) -> list[str]:
+    """Split on commas that start a new method (a comma followed by a name without '=')."""
+    specs: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if specs and "=" in part and ":" not in part:
+            specs[-1] += "," + part
+        elif part:
+            specs.append(part)
+    return specs
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -85,13 +85,13 @@ def expand(cfg: SweepConfig, base: Path = Path(".")) -> list[Job]:
         grid = stage.grid or {}
         keys = list(grid)
         for recipe_file in stage.recipes:
-            for values in itertools.product(*(grid[k] for k in keys)):
-                for seed in stage.seeds:
-                    overrides = [*stage.set, *(f"{k}={_toml(v)}" for k, v in zip(keys, values)), f"seed={seed}"]
-                    recipe = load_recipe(base / recipe_file, overrides)
-                    name = "-".join([recipe.name, *(_slug(k, v) for k, v in zip(keys, values)), f"s{seed}"])
-                    recipe = load_recipe(base / recipe_file, [*overrides, f"name={_toml(name)}"])
-                    jobs.append(Job(i, name, recipe, out_root / name))
+            # seed-major: a sweep stopped half-way has every grid point for its first seeds
+            for seed, values in itertools.product(stage.seeds, itertools.product(*(grid[k] for k in keys))):
+                overrides = [*stage.set, *(f"{k}={_toml(v)}" for k, v in zip(keys, values)), f"seed={seed}"]
+                recipe = load_recipe(base / recipe_file, overrides)
+                name = "-".join([recipe.name, *(_slug(k, v) for k, v in zip(keys, values)), f"s{seed}"])
+                recipe = load_recipe(base / recipe_file, [*overrides, f"name={_toml(name)}"])
+                jobs.append(Job(i, name, recipe, out_root / name))
     names = [j.name for j in jobs]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:

@@ -159,6 +159,8 @@ def build_session(recipe: Recipe, data_dir: str | None = None) -> Session:
         # Only the student is wrapped: the method's parameters are averaged by hand after backward,
         # so DDP does not broadcast its memory bank (tens of MB) at every step.
         step = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
+        if hasattr(method, "gather_fn"):  # memory banks get every rank's rows, so all replicas agree
+            method.gather_fn = all_gather_cat
     if t.compile:
         step = torch.compile(step)
     return Session(recipe, device, splits, student, teacher, method, optimizer, scheduler, train_loader, test_loader,
@@ -306,6 +308,20 @@ def _reduce(s: Session, sums: dict[str, torch.Tensor], seen: int, correct: torch
         dist.all_reduce(flat)
     values = flat.tolist()
     return dict(zip(keys, values[:-2])), int(values[-2]), values[-1]
+
+
+def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
+    """Concatenate `t` (N_r, ...) from every rank along dim 0, in rank order; N_r may differ by rank."""
+    world = dist.get_world_size()
+    n = torch.tensor([t.shape[0]], device=t.device)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    longest = int(max(x.item() for x in sizes))
+    padded = torch.zeros((longest, *t.shape[1:]), dtype=t.dtype, device=t.device)
+    padded[: t.shape[0]] = t
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded.contiguous())
+    return torch.cat([p[: int(k.item())] for p, k in zip(parts, sizes)])
 
 
 def _average_gradients(module: nn.Module) -> None:

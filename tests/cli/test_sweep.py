@@ -23,7 +23,7 @@ def _setup(tmp_path):
 def test_expand_names_and_overrides(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     jobs = expand(load_sweep(_setup(tmp_path)))
-    assert [j.name for j in jobs] == ["t-s0", "st-none-s0", "st-none-s1", "st-kd-s0", "st-kd-s1"]
+    assert [j.name for j in jobs] == ["t-s0", "st-none-s0", "st-kd-s0", "st-none-s1", "st-kd-s1"]
     assert jobs[4].recipe.seed == 1 and jobs[4].recipe.method.name == "kd" and jobs[4].recipe.name == "st-kd-s1"
 
 

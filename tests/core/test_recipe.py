@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from helpers import tiny_table
 
+from mimkd_edge.engine.sweep import expand, load_sweep
 from mimkd_edge.recipe import dump_recipe, load_recipe, parse_recipe
 from mimkd_edge.schema import ConfigError
 
@@ -95,9 +96,13 @@ def test_malformed_toml_and_missing_file(tmp_path):
         load_recipe(tmp_path / "absent.toml")
 
 
-def test_every_committed_recipe_is_valid():
-    root = Path(__file__).resolve().parents[2] / "recipes"
-    files = sorted(root.rglob("*.toml"))
-    assert files, "no recipes committed"
+def test_every_committed_recipe_and_sweep_is_valid(monkeypatch):
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)  # sweeps name their recipes relative to the repository root
+    files = sorted((root / "recipes").rglob("*.toml"))
+    assert len(files) > 40, "recipes missing"
     for f in files:
-        load_recipe(f)
+        if f.parent.name == "sweeps":
+            assert expand(load_sweep(f))  # validates every recipe × override of the sweep
+        else:
+            load_recipe(f)

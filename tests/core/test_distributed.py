@@ -39,3 +39,30 @@ def test_torchrun_two_processes_matches_one(tmp_path):
     s2 = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert s2["data"]["train_size"] == s1["data"]["train_size"]
     assert s1["final_test_acc"] > 60 and abs(s1["final_test_acc"] - s2["final_test_acc"]) <= 5.0
+
+
+def test_torchrun_keeps_the_memory_bank_whole(tmp_path):
+    """Under DDP each rank sees half the batch; rank 0's bank must still get every sample's row."""
+    import torch
+
+    from mimkd_edge.engine.checkpoint import load_checkpoint
+    from mimkd_edge.engine.trainer import build_session
+    from mimkd_edge.recipe import parse_recipe
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    teacher = tmp_path / "t.toml"
+    teacher.write_text(dumps_toml(tiny_table(name="t", model="conv4")))
+    _run([sys.executable, "-m", "mimkd_edge", "train", str(teacher), "--out", str(tmp_path / "T")], tmp_path, env)
+    table = tiny_table(name="s", model="conv4_mp", method="mimkd",
+                       teacher={"model": "conv4", "checkpoint": str(tmp_path / "T" / "model.safetensors")})
+    table["method"].update({"nce_k": 16, "critic_hidden": 16})
+    student = tmp_path / "s.toml"
+    student.write_text(dumps_toml(table))
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          "-m", "mimkd_edge", "distill", str(student), "--out", str(tmp_path / "S")], tmp_path, env)
+
+    initial = build_session(parse_recipe(table, "s")).method.memory.bank  # same seed → same initial rows
+    final = load_checkpoint(tmp_path / "S" / "checkpoint.pt")["method"]["memory.bank"]
+    changed = (final - initial).abs().amax(dim=-1) > 1e-6  # (views, samples)
+    assert changed.all(), f"{(~changed).sum().item()} rows never updated on rank 0"
+    assert torch.allclose(final.norm(dim=-1), torch.ones_like(final[..., 0]), atol=1e-5)

@@ -1,4 +1,5 @@
-"""`mimkd-edge sweep SWEEP.toml`: run a grid of recipes × overrides × seeds, skipping finished runs."""
+"""`mimkd-edge sweep SWEEP.toml`: run a grid of recipes × overrides × seeds, skipping finished runs;
+optionally export and benchmark every run and draw the results table and trade-off figure."""
 
 from __future__ import annotations
 
@@ -13,13 +14,18 @@ from . import main
 @click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="List the runs and their state; train nothing.")
 @click.option("--data-dir", help="Data root or archive (beats MIMKD_DATA and data.root).")
-def sweep(sweep_file, dry_run, data_dir):
+@click.option("--export", "do_export", is_flag=True, help="Export each finished run (ONNX + OpenVINO, FP32 + INT8) "
+              "unless it already has an export.")
+@click.option("--bench", "do_bench", is_flag=True, help="Benchmark every exported run not yet benchmarked, then "
+              "write OUT/results.md (accuracy over seeds, latency) and OUT/tradeoff.png/.svg/.md.")
+def sweep(sweep_file, dry_run, data_dir, do_export, do_bench):
     """Train every run of SWEEP_FILE in order (teachers first); finished runs are skipped, started ones resumed."""
     from ..console import TrainingProgress, console, table
     from ..engine.sweep import expand, load_sweep, run_sweep
     from ..engine.trainer import fit
 
-    jobs = expand(load_sweep(sweep_file))
+    cfg = load_sweep(sweep_file)
+    jobs = expand(cfg)
     state = lambda j: "finished" if j.finished else ("started" if j.started else "to do")  # noqa: E731
     console.print(table(f"sweep {sweep_file}: {len(jobs)} runs", ["name", "stage", "method", "epochs", "state"],
                         [[j.name, j.stage, j.recipe.method.name, j.recipe.train.epochs, state(j)] for j in jobs]))
@@ -33,3 +39,44 @@ def sweep(sweep_file, dry_run, data_dir):
 
     ran = run_sweep(jobs, train, on_skip=lambda j: console.print(f"[dim]skip {j.name} (finished)[/]"))
     console.print(f"sweep done: {len(ran)} trained, {len(jobs) - len(ran)} already finished")
+    if do_export:
+        _export_all(jobs, data_dir)
+    if do_bench:
+        _bench_and_report(jobs, Path(cfg.out), data_dir)
+
+
+def _export_all(jobs, data_dir) -> None:
+    from ..console import console
+    from ..export import export_run
+
+    for job in jobs:
+        if (job.out / "export" / "manifest.json").is_file():
+            console.print(f"[dim]skip export of {job.name} (exported)[/]")
+            continue
+        with console.status(f"exporting {job.name}") as status:
+            export_run(job.out, onnx=True, openvino=True, int8=True, data_dir=data_dir,
+                       progress=lambda message: status.update(f"{job.name}: {message}"))
+        console.print(f"exported {job.name}")
+
+
+def _bench_and_report(jobs, out: Path, data_dir) -> None:
+    from ..console import console
+    from ..report.plot import plot_tradeoff
+    from ..report.protocol import protocol_markdown, protocol_rows
+    from ..engine.checkpoint import write_text
+    from ..runtime.bench import BenchConfig, bench_runs, load_results
+
+    results = out / "bench.csv"
+    todo = [j.out for j in jobs if (j.out / "export" / "manifest.json").is_file() and not (j.out / "bench.json").is_file()]
+    if todo:
+        config = BenchConfig(precisions=("fp32", "int8"), threads=(1,), shapes=("static",), seconds=1.0)
+        with console.status("benchmarking") as status:
+            bench_runs(todo, config, results=results, data_dir=data_dir, progress=lambda m: status.update(m))
+    benched = [j.out for j in jobs if (j.out / "bench.json").is_file()]
+    finished = [j.out for j in jobs if j.finished]
+    write_text(out / "results.md", protocol_markdown(protocol_rows(finished)))
+    if benched:
+        paths = plot_tradeoff(load_results(benched, results if results.is_file() else None), out / "tradeoff.png", paper=True)
+        console.print(f"wrote {out / 'results.md'}, {paths['png']}, {paths['svg']}")
+    else:
+        console.print(f"wrote {out / 'results.md'} (no benchmarked run to plot)")

@@ -74,11 +74,12 @@ def read_json(path: Path) -> dict:
 
 
 def finished_runs(root: str | Path = RUNS_ROOT) -> list[Path]:
-    """Run directories under `root` that finished (they hold weights and a summary), oldest first."""
+    """Run directories at any depth under `root` (sweeps nest them) that finished — they hold
+    weights and a summary —, oldest first."""
     root = Path(root)
     if not root.is_dir():
         return []
-    runs = [p for p in root.iterdir() if (p / WEIGHTS).is_file() and (p / SUMMARY).is_file()]
+    runs = [p.parent for p in root.rglob(SUMMARY) if (p.parent / WEIGHTS).is_file()]
     return sorted(runs, key=lambda p: (p / SUMMARY).stat().st_mtime_ns)
 
 

@@ -45,3 +45,19 @@ def test_bad_sweep_file_is_one_line(tmp_path):
     bad.write_text('name = "x"\n[[stage]]\nrecipes = []\n')
     result = CliRunner().invoke(main, ["sweep", str(bad)])
     assert result.exit_code == 2 and "stage[0].recipes" in result.output
+
+
+def test_sweep_exports_benches_and_reports(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.toml").write_text(dumps_toml(tiny_table(name="r", model="conv4")))
+    (tmp_path / "sweep.toml").write_text('name = "x"\nout = "out"\n[[stage]]\nrecipes = ["r.toml"]\nseeds = [0, 1]\n')
+    result = CliRunner().invoke(main, ["sweep", "sweep.toml", "--export", "--bench"])
+    assert result.exit_code == 0, result.output
+    for seed in (0, 1):
+        assert (tmp_path / "out" / f"r-s{seed}" / "export" / "manifest.json").is_file()
+        assert (tmp_path / "out" / f"r-s{seed}" / "bench.json").is_file()
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "Conv-4" in table and " ± " in table  # two seeds → mean ± std
+    assert (tmp_path / "out" / "tradeoff.png").stat().st_size > 0
+    again = CliRunner().invoke(main, ["sweep", "sweep.toml", "--export", "--bench"])
+    assert again.exit_code == 0 and "skip export of r-s0" in again.output and "0 trained" in again.output

@@ -23,10 +23,7 @@ run's test accuracy).
 from __future__ import annotations
 
 import io
-import logging
 import time
-import warnings
-from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +32,7 @@ from torch import nn
 
 from ..engine.checkpoint import atomic_write
 from ..errors import UserError
+from .quiet import quiet
 from ..runtime.session import one_line as _one_line
 
 EXPORTERS = ("dynamo", "torchscript")
@@ -98,7 +96,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_size: int | tuple[i
     example = torch.zeros(2, 3, h, w)  # batch 2: nothing gets specialised to a size-1 batch
     started = time.perf_counter()
     try:
-        with _quiet(), torch.no_grad():
+        with quiet("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "torch"), torch.no_grad():
             proto = _dynamo(model, example, opset) if exporter == "dynamo" else _torchscript(model, example, opset)
     except UserError:
         raise
@@ -162,20 +160,3 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
     proto = onnx.load(str(path), load_external_data=False)
     return {p.key: p.value for p in proto.metadata_props}
-
-
-@contextmanager
-def _quiet():
-    """Keep exporters' warnings, logging and stray prints out of the caller's output."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "torch")]
-    levels = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-

@@ -30,10 +30,8 @@ option is not applied, and the manifest (and the CLI) say so.
 
 from __future__ import annotations
 
-import io
 import logging
 import tempfile
-from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Callable
 
@@ -41,6 +39,9 @@ import numpy as np
 
 from ..engine.checkpoint import atomic_write
 from ..errors import UserError
+from .quiet import quiet
+
+_NOISY = ("nncf", "onnxruntime", "torch.utils.cpp_extension", "root")  # loggers silenced while quantising
 from ..runtime.session import one_line
 
 OVERFLOW_FIXES = ("first-layer", "all", "none")
@@ -78,7 +79,7 @@ def quantize_openvino(model, calibration: np.ndarray, *, overflow_fix: str = "fi
                 "calibration_images": len(calibration), "overflow_fix": overflow_fix,
                 "nncf_overflow_fix": fix.value, "fast_bias_correction": True}
     try:
-        with _quiet():
+        with quiet(*_NOISY):
             if max_drop is None:
                 quantised = nncf.quantize(model, calib, preset=nncf.QuantizationPreset.PERFORMANCE,
                                           subset_size=len(calibration), advanced_parameters=params)
@@ -128,7 +129,7 @@ def quantize_onnx(onnx_path: str | Path, out_path: str | Path, calibration: np.n
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".ort-quant.") as tmp:
         pre, quantised = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         try:
-            with _quiet():
+            with quiet(*_NOISY):
                 quant_pre_process(str(onnx_path), str(pre))
                 quantize_static(str(pre), str(quantised), _Reader(calibration), quant_format=QuantFormat.QDQ,
                                 per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
@@ -203,7 +204,7 @@ def _check_fix(fix: str) -> str:
 
 
 def _nncf():
-    with _quiet():  # importing nncf imports torch extensions, which log a CUDA warning on CPU machines
+    with quiet(*_NOISY):  # importing nncf imports torch extensions, which log a CUDA warning on CPU machines
         import nncf
 
     nncf.set_log_level(logging.ERROR)
@@ -217,23 +218,3 @@ def _version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
-
-
-@contextmanager
-def _quiet():
-    """NNCF draws rich progress bars on stdout and ORT's quantiser logs warnings: keep both out of
-    the caller's output (library code never prints)."""
-    import warnings
-
-    names = ("nncf", "onnxruntime", "torch.utils.cpp_extension", "root")
-    loggers = [logging.getLogger(n) if n != "root" else logging.getLogger() for n in names]
-    levels = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)

@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("MIMKD_DATA", "../shared/data/cifar10-jpeg-q75.tar.gz"))
     ap.add_argument("--teacher", default="resnet56")
     ap.add_argument("--student", default="conv4_mp")
-    ap.add_argument("--method", default="mimkd")
+    ap.add_argument("--method", default="mimkd", help="kd or none make data loading matter more")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=120, help="timed steps per pipeline")
     ap.add_argument("--chunk", type=int, default=20, help="steps per pipeline before switching")

@@ -13,7 +13,8 @@
     [stage.grid]                           # the product of these lists; each a --set
     "method.name" = ["none", "kd", "crd", "mimkd"]
 
-A run is named `<recipe name>-<grid values>-s<seed>`. A run whose summary.json exists is skipped;
+A run is named `<recipe name>-<grid values>`, plus `-s<seed>` when the stage lists seeds (without
+`seeds`, a run keeps its recipe's seed and name, so a teacher lands where students look for it). A run whose summary.json exists is skipped;
 one with a checkpoint is resumed; so re-running a sweep only does what is left.
 """
 
@@ -32,7 +33,7 @@ from . import rundir
 @dataclass(frozen=True)
 class Stage:
     recipes: tuple[str, ...]
-    seeds: tuple[int, ...] = param((0,), ge=0)
+    seeds: tuple[int, ...] | None = param(None, ge=0, help="given: one run per seed, named -s<seed>")
     set: tuple[str, ...] = ()
     grid: dict[str, tuple[Any, ...]] | None = None
 
@@ -86,10 +87,12 @@ def expand(cfg: SweepConfig, base: Path = Path(".")) -> list[Job]:
         keys = list(grid)
         for recipe_file in stage.recipes:
             # seed-major: a sweep stopped half-way has every grid point for its first seeds
-            for seed, values in itertools.product(stage.seeds, itertools.product(*(grid[k] for k in keys))):
-                overrides = [*stage.set, *(f"{k}={_toml(v)}" for k, v in zip(keys, values)), f"seed={seed}"]
+            for seed, values in itertools.product(stage.seeds or (None,), itertools.product(*(grid[k] for k in keys))):
+                overrides = [*stage.set, *(f"{k}={_toml(v)}" for k, v in zip(keys, values))]
+                overrides += [f"seed={seed}"] if seed is not None else []
                 recipe = load_recipe(base / recipe_file, overrides)
-                name = "-".join([recipe.name, *(_slug(k, v) for k, v in zip(keys, values)), f"s{seed}"])
+                suffix = [f"s{seed}"] if seed is not None else []
+                name = "-".join([recipe.name, *(_slug(k, v) for k, v in zip(keys, values)), *suffix])
                 recipe = load_recipe(base / recipe_file, [*overrides, f"name={_toml(name)}"])
                 jobs.append(Job(i, name, recipe, out_root / name))
     names = [j.name for j in jobs]

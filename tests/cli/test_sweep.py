@@ -11,7 +11,7 @@ from mimkd_edge.recipe import dumps_toml
 def _setup(tmp_path):
     (tmp_path / "teacher.toml").write_text(dumps_toml(tiny_table(name="t", model="conv4")))
     student = tiny_table(name="st", model="conv4_mp", method="kd",
-                         teacher={"model": "conv4", "checkpoint": "out/t-s0/model.safetensors"})
+                         teacher={"model": "conv4", "checkpoint": "out/t/model.safetensors"})
     (tmp_path / "student.toml").write_text(dumps_toml(student))
     (tmp_path / "sweep.toml").write_text(
         'name = "x"\nout = "out"\n\n[[stage]]\nrecipes = ["teacher.toml"]\n\n'
@@ -23,7 +23,7 @@ def _setup(tmp_path):
 def test_expand_names_and_overrides(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     jobs = expand(load_sweep(_setup(tmp_path)))
-    assert [j.name for j in jobs] == ["t-s0", "st-none-s0", "st-kd-s0", "st-none-s1", "st-kd-s1"]
+    assert [j.name for j in jobs] == ["t", "st-none-s0", "st-kd-s0", "st-none-s1", "st-kd-s1"]
     assert jobs[4].recipe.seed == 1 and jobs[4].recipe.method.name == "kd" and jobs[4].recipe.name == "st-kd-s1"
 
 

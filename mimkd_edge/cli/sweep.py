@@ -16,9 +16,10 @@ from . import main
 @click.option("--data-dir", help="Data root or archive (beats MIMKD_DATA and data.root).")
 @click.option("--export", "do_export", is_flag=True, help="Export each finished run (ONNX + OpenVINO, FP32 + INT8) "
               "unless it already has an export.")
+@click.option("--no-train", is_flag=True, help="Train nothing: only export/benchmark/report the finished runs.")
 @click.option("--bench", "do_bench", is_flag=True, help="Benchmark every exported run not yet benchmarked, then "
               "write OUT/results.md (accuracy over seeds, latency) and OUT/tradeoff.png/.svg/.md.")
-def sweep(sweep_file, dry_run, data_dir, do_export, do_bench):
+def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench):
     """Train every run of SWEEP_FILE in order (teachers first); finished runs are skipped, started ones resumed."""
     from ..console import TrainingProgress, console, table
     from ..engine.sweep import expand, load_sweep, run_sweep
@@ -37,8 +38,10 @@ def sweep(sweep_file, dry_run, data_dir, do_export, do_bench):
         with TrainingProgress() as progress:
             fit(job.recipe, job.out, resume=resume, data_dir=data_dir, on_event=progress)
 
-    ran = run_sweep(jobs, train, on_skip=lambda j: console.print(f"[dim]skip {j.name} (finished)[/]"))
-    console.print(f"sweep done: {len(ran)} trained, {len(jobs) - len(ran)} already finished")
+    if not no_train:
+        ran = run_sweep(jobs, train, on_skip=lambda j: console.print(f"[dim]skip {j.name} (finished)[/]"))
+        console.print(f"sweep done: {len(ran)} trained, {len(jobs) - len(ran)} already finished")
+    jobs = [j for j in jobs if j.finished]
     if do_export:
         _export_all(jobs, data_dir)
     if do_bench:

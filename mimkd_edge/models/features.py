@@ -49,6 +49,23 @@ class FeatureModel(nn.Module):
         return self.forward_features(x).logits
 
 
+class StagedModel(FeatureModel):
+    """stem → named stages (each output is a map) → head → global pool → fc: the shape shared by the
+    CIFAR ResNets, WRNs and ShuffleNets. Subclasses build `stem`, the stages named in `stage_names`,
+    `head` (nn.Identity when there is none), `pool` and `fc`."""
+
+    stage_names: tuple[str, ...] = ()
+
+    def forward_features(self, x: torch.Tensor) -> Features:
+        x = self.stem(x)
+        maps = [x]
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+            maps.append(x)
+        vector = torch.flatten(self.pool(self.head(x)), 1)
+        return Features(self.fc(vector), maps, vector)
+
+
 @torch.no_grad()
 def map_shapes(model: FeatureModel, input_size: int | None = None) -> list[tuple[int, int, int]]:
     """(C, H, W) of every map at `input_size`, by one batch-1 forward (eval mode, restored after)."""

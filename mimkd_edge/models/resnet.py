@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .features import FeatureInfo, FeatureModel, Features
+from .features import FeatureInfo, StagedModel
 from .registry import register_model
 
 
@@ -72,7 +72,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class CifarResNet(FeatureModel):
+class CifarResNet(StagedModel):
     """3×3 stem (stride 1, no max-pool), then stages of `blocks[i]` blocks; every stage after the
     first halves the resolution. Maps: `stem`, `layer1`, `layer2`, … ; vector after global pooling.
     """
@@ -92,21 +92,13 @@ class CifarResNet(FeatureModel):
                 c_in = width * block.expansion
             setattr(self, f"layer{i + 1}", nn.Sequential(*layers))
             info.append(FeatureInfo(c_in, stride_total, f"layer{i + 1}"))
-        self.stages = [f"layer{i + 1}" for i in range(len(blocks))]
+        self.stage_names = tuple(f"layer{i + 1}" for i in range(len(blocks)))
+        self.head = nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c_in, num_classes)
         self.num_features = c_in
         self.feature_info = tuple(info)
         _init(self)
-
-    def forward_features(self, x: torch.Tensor) -> Features:
-        x = self.stem(x)
-        maps = [x]
-        for name in self.stages:
-            x = getattr(self, name)(x)
-            maps.append(x)
-        vector = torch.flatten(self.pool(x), 1)
-        return Features(self.fc(vector), maps, vector)
 
 
 def _cifar_resnet(depth: int, widths: list[int], num_classes: int) -> CifarResNet:

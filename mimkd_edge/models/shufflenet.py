@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .features import FeatureInfo, FeatureModel, Features
+from .features import FeatureInfo, StagedModel
 from .registry import register_model
 
 
@@ -67,7 +67,9 @@ class ShuffleV1Block(nn.Module):
         return self.relu(out)
 
 
-class ShuffleNetV1(FeatureModel):
+class ShuffleNetV1(StagedModel):
+    stage_names = ("layer1", "layer2", "layer3")
+
     def __init__(self, widths: tuple[int, int, int], blocks: tuple[int, int, int], groups: int,
                  num_classes: int = 100):
         super().__init__()
@@ -79,20 +81,12 @@ class ShuffleNetV1(FeatureModel):
             setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
             c_in = c_out
             info.append(FeatureInfo(c_out, 2 ** (i + 1), f"layer{i + 1}"))
+        self.head = nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c_in, num_classes)
         self.num_features = c_in
         self.feature_info = tuple(info)
         _init(self)
-
-    def forward_features(self, x: torch.Tensor) -> Features:
-        x = self.stem(x)
-        maps = [x]
-        for layer in (self.layer1, self.layer2, self.layer3):
-            x = layer(x)
-            maps.append(x)
-        vector = torch.flatten(self.pool(x), 1)
-        return Features(self.fc(vector), maps, vector)
 
 
 @register_model()
@@ -142,7 +136,9 @@ class ShuffleV2Down(nn.Module):
         return channel_shuffle(torch.cat([self.left(x), self.right(x)], 1), 2)
 
 
-class ShuffleNetV2(FeatureModel):
+class ShuffleNetV2(StagedModel):
+    stage_names = ("layer1", "layer2", "layer3")
+
     def __init__(self, widths: tuple[int, int, int, int], blocks: tuple[int, int, int] = (3, 7, 3),
                  num_classes: int = 100):
         super().__init__()
@@ -160,15 +156,6 @@ class ShuffleNetV2(FeatureModel):
         self.num_features = widths[3]
         self.feature_info = tuple(info)
         _init(self)
-
-    def forward_features(self, x: torch.Tensor) -> Features:
-        x = self.stem(x)
-        maps = [x]
-        for layer in (self.layer1, self.layer2, self.layer3):
-            x = layer(x)
-            maps.append(x)
-        vector = torch.flatten(self.pool(self.head(x)), 1)
-        return Features(self.fc(vector), maps, vector)
 
 
 @register_model()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .features import FeatureInfo, FeatureModel, Features
+from .features import FeatureInfo, StagedModel
 from .registry import register_model
 
 
@@ -42,7 +42,9 @@ class PreActBlock(nn.Module):
         return out + self.shortcut(act)
 
 
-class WideResNet(FeatureModel):
+class WideResNet(StagedModel):
+    stage_names = ("layer1", "layer2", "layer3")
+
     def __init__(self, depth: int, widen: int, num_classes: int = 100):
         super().__init__()
         if (depth - 4) % 6:
@@ -69,15 +71,6 @@ class WideResNet(FeatureModel):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
-
-    def forward_features(self, x: torch.Tensor) -> Features:
-        x = self.stem(x)
-        maps = [x]
-        for layer in (self.layer1, self.layer2, self.layer3):
-            x = layer(x)
-            maps.append(x)
-        vector = torch.flatten(self.pool(self.head(x)), 1)
-        return Features(self.fc(vector), maps, vector)
 
 
 @register_model()

@@ -38,6 +38,9 @@ class DataConfig:
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = param(None, gt=0)
     augment: bool = True  # random crop with padding 4 + horizontal flip
+    resident_max_gb: float = param(4.0, ge=0, help="a split whose decoded uint8 images exceed this many GiB "
+                                   "streams from disk through DataLoader workers (image folders only)")
+    workers: int | None = param(None, ge=0, help="DataLoader workers of a streamed split (default: the CPUs, at most 8)")
     synthetic_train: int = param(512, gt=0, help="synthetic set: training images")
     synthetic_test: int = param(256, gt=0, help="synthetic set: test images")
 

@@ -19,3 +19,18 @@ def tiny_table(name: str = "tiny", model: str = "conv4", method: str = "none", e
 
 def tiny_recipe(**kw) -> Recipe:
     return parse_recipe(tiny_table(**kw), "test")
+
+
+def write_image_folder(root, classes: int = 3, train: int = 10, test: int = 4, size: int = 8, seed: int = 0):
+    """ROOT/train/<class>/*.png and ROOT/test/<class>/*.png of random RGB images (PNG: decoding is exact)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", train), ("test", test)):
+        for c in range(classes):
+            d = root / split / f"class{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(d / f"{i:03d}.png")
+    return root

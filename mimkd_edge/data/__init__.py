@@ -1,6 +1,6 @@
-"""Data sets as uint8 tensors in memory, and a device-resident batch loader over them."""
+"""Data sets as uint8 splits (in memory or on disk) and the loaders that batch and augment them."""
 
 from .datasets import ImageSet, Splits, load_splits
-from .loader import BatchLoader
+from .loader import BatchLoader, Loader, StreamingLoader, make_loader
 
-__all__ = ["ImageSet", "Splits", "load_splits", "BatchLoader"]
+__all__ = ["ImageSet", "Splits", "load_splits", "BatchLoader", "Loader", "StreamingLoader", "make_loader"]

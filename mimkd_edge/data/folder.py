@@ -1,7 +1,8 @@
 """Image-folder data sets (ROOT/train/<class>/*, ROOT/test/<class>/*), as a folder or an archive.
 
-Archives are unpacked once into the cache; decoded images are cached as uint8 arrays so a second
-run does not decode tens of thousands of JPEGs again.
+Archives are unpacked once into the cache. A split small enough to live in memory is decoded once and
+cached as a uint8 array, so a second run does not decode tens of thousands of JPEGs again; a larger
+one stays a list of files for the streaming loader.
 """
 
 from __future__ import annotations
@@ -63,47 +64,76 @@ def find_split_root(root: Path) -> Path:
 def _list_split(split_dir: Path, classes: list[str]) -> tuple[list[Path], np.ndarray]:
     paths, labels = [], []
     for i, c in enumerate(classes):
+        if not (split_dir / c).is_dir():
+            raise UserError(f"{split_dir / c}: missing class folder (train/ has {c})")
         files = sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in _EXTENSIONS)
         paths += files
         labels += [i] * len(files)
     return paths, np.asarray(labels, dtype=np.int64)
 
 
-def _decode(paths: list[Path], size: int) -> np.ndarray:
+def decode_image(path: Path, size: int) -> np.ndarray:
+    """One image file → uint8 (3, size, size) RGB, resized bilinearly when it is not that size."""
     from PIL import Image
 
-    def one(p: Path) -> np.ndarray:
-        with Image.open(p) as im:
+    try:
+        with Image.open(path) as im:
             im = im.convert("RGB")
             if im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
-            return np.asarray(im, dtype=np.uint8)
+            return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+    except OSError as e:
+        raise UserError(f"{path}: cannot decode image ({e})") from None
 
+
+def decode_images(paths: list[Path], size: int, threads: int | None = None) -> np.ndarray:
+    """Image files → uint8 (N, 3, size, size), decoded by a thread pool (PIL releases the GIL);
+    `threads=1` decodes in the calling thread (a DataLoader worker is already one of many)."""
     out = np.empty((len(paths), 3, size, size), dtype=np.uint8)
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for i, arr in enumerate(pool.map(one, paths, chunksize=256)):
-            out[i] = arr.transpose(2, 0, 1)
+    threads = threads or os.cpu_count() or 1
+    if threads == 1 or len(paths) < 64:
+        for i, p in enumerate(paths):
+            out[i] = decode_image(p, size)
+        return out
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for i, arr in enumerate(pool.map(lambda p: decode_image(p, size), paths, chunksize=256)):
+            out[i] = arr
     return out
 
 
-def read_image_folder(source: Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """→ train images (N, 3, size, size) uint8, labels, test images, labels, class names."""
+Split = tuple["np.ndarray | list[Path]", np.ndarray]
+
+
+def read_image_folder(source: Path, size: int, resident_bytes: int | None = None) -> tuple[Split, Split, list[str]]:
+    """→ (train images, labels), (test images, labels), class names.
+
+    Images are uint8 (N, 3, size, size) when the split's decoded size fits `resident_bytes` (None: no
+    limit), else the list of its files, to be decoded batch by batch by the streaming loader.
+    """
     folder = unpack(source) if source.is_file() else source
     root = find_split_root(folder)
     classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
     if not classes:
         raise UserError(f"{root / 'train'}: no class folders found")
-    cache = cache_root() / "decoded" / f"{source.name}-{source_key(source)}-{size}.npz"
+    key = f"{source.name}-{source_key(source)}-{size}"
+    return (*(_read_split(root / split, classes, f"{key}-{split}", size, resident_bytes)
+              for split in ("train", "test")), classes)
+
+
+def _read_split(split_dir: Path, classes: list[str], key: str, size: int, resident_bytes: int | None) -> Split:
+    paths, labels = _list_split(split_dir, classes)
+    if not paths:
+        raise UserError(f"{split_dir}: holds no images ({', '.join(sorted(_EXTENSIONS))})")
+    if resident_bytes is not None and len(paths) * 3 * size * size > resident_bytes:
+        return paths, labels
+    cache = cache_root() / "decoded" / f"{key}.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
-            return z["xtr"], z["ytr"], z["xte"], z["yte"], [str(c) for c in z["classes"]]
-    tr_paths, ytr = _list_split(root / "train", classes)
-    te_paths, yte = _list_split(root / "test", classes)
-    if not tr_paths or not te_paths:
-        raise UserError(f"{root}: train/ or test/ holds no images ({', '.join(sorted(_EXTENSIONS))})")
-    xtr, xte = _decode(tr_paths, size), _decode(te_paths, size)
+            if len(z["y"]) == len(labels):
+                return z["x"], z["y"]
+    x = decode_images(paths, size)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, xtr=xtr, ytr=ytr, xte=xte, yte=yte, classes=np.asarray(classes))
+    np.savez(tmp, x=x, y=labels)
     os.replace(tmp, cache)
-    return xtr, ytr, xte, yte, classes
+    return x, labels

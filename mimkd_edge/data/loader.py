@@ -1,27 +1,39 @@
-"""Device-resident batches: the uint8 set lives where the model does; augmentation runs batched there.
+"""Batches for training and evaluation, with the same order and augmentation on two data paths.
 
-No DataLoader workers, no per-image Python: a random crop with padding and a horizontal flip are a
-gather over the whole batch, normalisation is one fused op. The order and the augmentation of an
-epoch are drawn from a generator seeded by (seed, epoch), so a resumed run sees exactly the batches
-an uninterrupted one would.
+Resident (`BatchLoader`): the uint8 split lives where the model does; no DataLoader workers, no
+per-image Python. Streamed (`StreamingLoader`): a split too large for memory is decoded batch by
+batch in DataLoader workers into pinned memory. Both draw an epoch's order and augmentation from one
+generator seeded by (seed, epoch) in the main process, and both crop, flip and normalise on the
+device in one batched op — so the two paths yield the same batches, and a resumed run sees exactly
+the batches an uninterrupted one would.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from contextlib import contextmanager
 from typing import Iterator
 
+import numpy as np
 import torch
 
 from .datasets import ImageSet
+from .folder import decode_images
+
+Augmentation = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (dy, dx, flip), one entry per image
 
 
-class BatchLoader:
+class Loader:
+    """What both data paths share: the epoch plan (order, rank shard, augmentation) and the transform."""
+
     def __init__(self, data: ImageSet, batch_size: int, mean, std, *, train: bool, augment: bool = True,
                  seed: int = 0, device: torch.device | str = "cpu", padding: int = 4,
                  rank: int = 0, world_size: int = 1, channels_last: bool = False):
+        self.data = data
         self.device = torch.device(device)
-        self.images = data.images.to(self.device)
-        self.labels = data.labels.to(self.device)
+        self.num_samples = len(data)
         self.batch_size = batch_size  # global batch: each of `world_size` ranks takes its share
         self.train, self.augment, self.seed, self.padding = train, augment and train, seed, padding
         self.rank, self.world_size = rank, world_size
@@ -31,40 +43,125 @@ class BatchLoader:
         self.inv_std = 1.0 / (torch.tensor(std, device=self.device).view(shape) * 255)
 
     def __len__(self) -> int:
-        n, b = len(self.labels), self.batch_size
+        n, b = self.num_samples, self.batch_size
         steps, rem = -(-n // b), n % b
         # A trailing batch of one per rank breaks BatchNorm and negative sampling: drop it when training.
         if self.train and 0 < rem < 2 * self.world_size and steps > 1:
             steps -= 1
         return steps
 
-    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield (normalised float images, labels, sample indices) for this rank, for one epoch."""
-        n = len(self.labels)
+    def plan(self, epoch: int) -> Iterator[tuple[torch.Tensor, Augmentation | None]]:
+        """This rank's (sample indices, augmentation) for every step of `epoch`, on the CPU."""
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=g) if self.train else torch.arange(n)
+        order = torch.randperm(self.num_samples, generator=g) if self.train else torch.arange(self.num_samples)
         per_rank = self.batch_size // self.world_size
         for step in range(len(self)):
             idx = order[step * self.batch_size:(step + 1) * self.batch_size]
             if self.world_size > 1:
                 idx = idx[self.rank * per_rank:(self.rank + 1) * per_rank] if len(idx) == self.batch_size \
                     else idx[self.rank::self.world_size]
-            aug = self._draw_augmentation(len(idx), g) if self.augment else None
-            idx = idx.to(self.device)
-            yield self._prepare(self.images[idx], aug), self.labels[idx], idx
+            yield idx, (self._draw_augmentation(len(idx), g) if self.augment else None)
 
-    def _draw_augmentation(self, b: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _draw_augmentation(self, b: int, g: torch.Generator) -> Augmentation:
+        # torchvision's RandomCrop(padding=p) + RandomHorizontalFlip: offsets uniform on 0..2p, flip p=0.5
         p = self.padding
         dy = torch.randint(0, 2 * p + 1, (b,), generator=g)
         dx = torch.randint(0, 2 * p + 1, (b,), generator=g)
         flip = torch.rand(b, generator=g) < 0.5
-        return dy.to(self.device), dx.to(self.device), flip.to(self.device)
+        return dy, dx, flip
 
-    def _prepare(self, x: torch.Tensor, aug) -> torch.Tensor:
+    def _prepare(self, x: torch.Tensor, aug: Augmentation | None) -> torch.Tensor:
         if aug is not None:
-            x = random_crop_flip(x, *aug, padding=self.padding)
+            x = random_crop_flip(x, *(a.to(self.device, non_blocking=True) for a in aug), padding=self.padding)
         x = (x.float() - self.mean) * self.inv_std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+class BatchLoader(Loader):
+    """The whole uint8 split on the device; a batch is an index gather."""
+
+    def __init__(self, data: ImageSet, batch_size: int, mean, std, **kwargs):
+        if not data.resident:
+            raise ValueError("BatchLoader needs a resident split; use make_loader() or StreamingLoader")
+        super().__init__(data, batch_size, mean, std, **kwargs)
+        self.images = data.images.to(self.device)
+        self.labels = data.labels.to(self.device)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Yield (normalised float images, labels, sample indices) for this rank, for one epoch."""
+        for idx, aug in self.plan(epoch):
+            idx = idx.to(self.device)
+            yield self._prepare(self.images[idx], aug), self.labels[idx], idx
+
+
+class StreamingLoader(Loader):
+    """A split on disk: DataLoader workers decode each planned batch into pinned memory."""
+
+    def __init__(self, data: ImageSet, batch_size: int, mean, std, *, workers: int | None = None, **kwargs):
+        super().__init__(data, batch_size, mean, std, **kwargs)
+        self.workers = default_workers() if workers is None else workers
+        self.source = _FileBatches(data)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        plan = list(self.plan(epoch))
+        batches = torch.utils.data.DataLoader(
+            self.source, sampler=[idx for idx, _ in plan], batch_size=None, num_workers=self.workers,
+            pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None)
+        with _sigchld_restored():
+            for (idx, aug), (x, y) in zip(plan, batches):
+                x = x.to(self.device, non_blocking=True)
+                yield self._prepare(x, aug), y.to(self.device, non_blocking=True), idx.to(self.device)
+
+
+class _FileBatches(torch.utils.data.Dataset):
+    """Indexed by a whole batch of sample indices, so a worker decodes a batch per task.
+
+    Paths are kept in one numpy string array, not a list of objects: forked workers would otherwise
+    touch (and copy) every object's refcount.
+    """
+
+    def __init__(self, data: ImageSet):
+        assert data.files is not None and data.size is not None
+        self.files = np.asarray([str(p) for p in data.files])
+        self.labels, self.size = data.labels, data.size
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images = decode_images(list(self.files[idx.numpy()]), self.size, threads=1)
+        return torch.from_numpy(images), self.labels[idx]
+
+
+@contextmanager
+def _sigchld_restored():
+    """Put back the SIGCHLD handler that torch's DataLoader installs for the rest of the process.
+
+    Left in place, it crashed the interpreter (SIGSEGV) when NNCF's accuracy-controlled quantisation
+    later ran in the same process (seen in `sweep --export` order: train, then export). Workers are
+    still watched during the epoch; the flag reset lets the next epoch install the handler again.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGCHLD) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGCHLD, previous)
+            from torch.utils.data._utils import signal_handling
+            if hasattr(signal_handling, "_SIGCHLD_handler_set"):
+                signal_handling._SIGCHLD_handler_set = False
+
+
+def default_workers() -> int:
+    return min(8, os.cpu_count() or 1)
+
+
+def make_loader(data: ImageSet, batch_size: int, mean, std, *, workers: int | None = None, **kwargs) -> Loader:
+    """The resident loader for a split in memory, the streaming one for a split on disk."""
+    if data.resident:
+        return BatchLoader(data, batch_size, mean, std, **kwargs)
+    return StreamingLoader(data, batch_size, mean, std, workers=workers, **kwargs)
 
 
 def random_crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor,

@@ -23,7 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import BatchLoader, Splits, load_splits
+from ..data import Loader, Splits, load_splits, make_loader
 from ..errors import DivergedError, UserError
 from ..methods.registry import DistillMethod, MethodContext, create_method, method_class
 from ..models.cost import count_macs, count_params
@@ -89,8 +89,8 @@ class Session:
     method: DistillMethod
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    train_loader: BatchLoader
-    test_loader: BatchLoader
+    train_loader: Loader
+    test_loader: Loader
     teacher_info: dict = field(default_factory=dict)
     ddp: Distributed = Distributed()
     student_step: nn.Module | None = None  # what computes the student's Features in a step (DDP/compiled)
@@ -150,10 +150,11 @@ def build_session(recipe: Recipe, data_dir: str | None = None) -> Session:
     fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
     optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **fused)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(t.milestones), gamma=t.gamma)
-    common = dict(mean=splits.mean, std=splits.std, device=device, channels_last=t.channels_last)
-    train_loader = BatchLoader(splits.train, t.batch_size, train=True, augment=recipe.data.augment, seed=recipe.seed,
+    common = dict(mean=splits.mean, std=splits.std, device=device, channels_last=t.channels_last,
+                  workers=recipe.data.workers)
+    train_loader = make_loader(splits.train, t.batch_size, train=True, augment=recipe.data.augment, seed=recipe.seed,
                                rank=ddp.rank, world_size=ddp.world_size, **common)
-    test_loader = BatchLoader(splits.test, max(t.batch_size, 256), train=False, **common)
+    test_loader = make_loader(splits.test, max(t.batch_size, 256), train=False, **common)
     step: nn.Module = _StudentFeatures(student)
     if ddp.world_size > 1:
         # Only the student is wrapped: the method's parameters are averaged by hand after backward,
@@ -186,7 +187,7 @@ def load_teacher(recipe: Recipe) -> tuple[FeatureModel, dict]:
 
 
 @torch.no_grad()
-def evaluate(model: FeatureModel, loader: BatchLoader) -> tuple[float, float]:
+def evaluate(model: FeatureModel, loader: Loader) -> tuple[float, float]:
     """Top-1 accuracy (%) and mean cross-entropy on a whole split."""
     was_training = model.training
     model.eval()
@@ -396,7 +397,9 @@ def _summary(s: Session, history: list[dict], wall: float) -> dict:
         "student": student, "teacher": s.teacher_info or None,
         "data": {"dataset": r.data.dataset, "source": s.splits.source, "classes": s.splits.classes,
                  "train_size": len(s.splits.train), "test_size": len(s.splits.test),
-                 "image_size": size, "mean": list(s.splits.mean), "std": list(s.splits.std)},
+                 "image_size": size, "mean": list(s.splits.mean), "std": list(s.splits.std),
+                 "path": {split: "resident" if data.resident else "streamed"
+                          for split, data in (("train", s.splits.train), ("test", s.splits.test))}},
         "epochs": r.train.epochs,
         "final_test_acc": history[-1].get("test_acc"),
         "best_test_acc": best["test_acc"] if best else None,  # selected on the test set: for reference only

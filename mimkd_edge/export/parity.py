@@ -53,14 +53,13 @@ def logits(session: Session, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.
     return np.concatenate([session.run(x[i: i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def accuracy(session: Session, images: torch.Tensor, labels: torch.Tensor, mean, std, *, baked: bool,
-             batch_size: int = EVAL_BATCH) -> float:
-    """Top-1 accuracy (%) of `session` on a whole split, prepared and run in batches."""
+def accuracy(session: Session, data: ImageSet, mean, std, *, baked: bool, batch_size: int = EVAL_BATCH) -> float:
+    """Top-1 accuracy (%) of `session` on a whole split (in memory or on disk), prepared and run in batches."""
     correct = 0
-    for i in range(0, len(labels), batch_size):
-        x = prepare_inputs(images[i: i + batch_size], mean, std, baked=baked)
-        correct += int((session.run(x).argmax(1) == labels[i: i + batch_size].numpy()).sum())
-    return 100.0 * correct / max(1, len(labels))
+    for images, labels in data.chunks(batch_size):
+        x = prepare_inputs(images, mean, std, baked=baked)
+        correct += int((session.run(x).argmax(1) == labels.numpy()).sum())
+    return 100.0 * correct / max(1, len(data))
 
 
 @dataclass

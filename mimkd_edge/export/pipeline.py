@@ -86,11 +86,11 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
 
     par_idx = parity_indices(len(test), parity_images)
     n_par = len(par_idx)
-    x_par = prepare_inputs(test.images[torch.from_numpy(par_idx)], mean, std, baked=baked)
+    x_par = prepare_inputs(test.take(torch.from_numpy(par_idx)), mean, std, baked=baked)
     say(f"PyTorch reference: logits on {n_par} test images, accuracy on {len(test):,}")
     torch_session = open_session(reference, "torch", threads=threads)
     ref = logits(torch_session, x_par).astype(np.float64)
-    torch_acc = accuracy(torch_session, test.images, test.labels, mean, std, baked=baked)
+    torch_acc = accuracy(torch_session, test, mean, std, baked=baked)
 
     recipe_file = loaded.path / rundir.RECIPE
     recipe_text = recipe_file.read_text(encoding="utf-8")
@@ -114,7 +114,7 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
         session = open_session(files[0], backend, threads=threads)
         parity = measure_parity(ref, session, x_par, session.precision, min_agreement=min_agreement)
         require(parity, f"{final} ({backend})", session.precision)
-        acc = accuracy(session, test.images, test.labels, mean, std, baked=baked)
+        acc = accuracy(session, test, mean, std, baked=baked)
         artifacts.append(mf.artifact_record(
             label, files, stage, format=fmt, backend=backend, storage_precision=session.precision,
             inference_precision=session.inference_precision, opset=opset, parity=parity.as_dict(),
@@ -143,7 +143,7 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
             if len(idx) < calib:
                 notes.append(f"--calib {calib}: the training split has only {len(train)} images; "
                              "calibrated on all of them")
-            x_cal = prepare_inputs(train.images[torch.from_numpy(idx)], mean, std, baked=baked)
+            x_cal = prepare_inputs(train.take(torch.from_numpy(idx)), mean, std, baked=baked)
             calibration = {"images": int(len(idx)), "split": "train", "transform": "test-time (no augmentation)",
                            "selection": "first N of numpy default_rng(0).permutation(len(train)), sorted",
                            "indices_sha256": hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest()}
@@ -154,7 +154,7 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
                     if n_val < 1:
                         raise UserError("--max-drop needs training images beyond the calibration set; lower --calib")
                     vidx = torch.from_numpy(sample_indices(len(train), n_val, skip=len(idx)))
-                    validation = (prepare_inputs(train.images[vidx], mean, std, baked=baked),
+                    validation = (prepare_inputs(train.take(vidx), mean, std, baked=baked),
                                   train.labels[vidx].numpy())
                 say(f"quantising the OpenVINO IR to INT8 with NNCF ({len(idx)} calibration images"
                     + (f", accuracy control: max drop {max_drop:g} points" if max_drop is not None else "") + ")")

@@ -5,7 +5,7 @@
     acc = cache.get_or_measure(sha, "onnxruntime", open_fn, load_splits_fn, split=run_split(summary))
     # evaluates (opening the session, loading the data) only on a miss
 
-The images are prepared exactly as the trainer's test loader prepares them (`BatchLoader`, no
+The images are prepared exactly as the trainer's test loader prepares them (`make_loader`, no
 augmentation): normalised with the run's mean/std, or only scaled to [0, 1] when the artifact says
 its graph normalises itself (`metadata["normalisation_baked"] == "true"`).
 
@@ -38,14 +38,13 @@ def iter_test_batches(splits, batch_size: int, *, baked: bool):
     """(float32 NCHW numpy batch, int64 labels) over the whole test split, in order."""
     import torch
 
-    from ..data import BatchLoader
+    from ..data import make_loader
 
     if baked:
-        images, labels = splits.test.images, splits.test.labels
-        for i in range(0, len(labels), batch_size):
-            yield (images[i:i + batch_size].float() / 255.0).numpy(), labels[i:i + batch_size].numpy()
+        for images, labels in splits.test.chunks(batch_size):
+            yield (images.float() / 255.0).numpy(), labels.numpy()
         return
-    loader = BatchLoader(splits.test, batch_size, splits.mean, splits.std, train=False, augment=False)
+    loader = make_loader(splits.test, batch_size, splits.mean, splits.std, train=False, augment=False)
     with torch.no_grad():
         for x, y, _ in loader.epoch(0):
             yield x.contiguous().numpy(), y.numpy()

@@ -1,5 +1,7 @@
 """The device-resident loader: crops inside the padded image, ~50% flips, each sample once per epoch."""
 
+from collections import Counter
+
 import torch
 
 from mimkd_edge.data.datasets import ImageSet
@@ -71,3 +73,25 @@ def test_test_loader_is_ordered_and_unaugmented():
     assert idx.tolist() == list(range(50))
     x, _, i = next(iter(loader.epoch(0)))
     assert torch.all(x == (i % 250 + 1).float().view(-1, 1, 1, 1))
+
+
+def test_augmentation_distribution_matches_torchvision_randomcrop_and_flip():
+    """The standard CIFAR pipeline (RandomCrop(padding) + RandomHorizontalFlip) and ours reach the same
+    (2p+1)^2 * 2 outcomes, each about equally often."""
+    from torchvision import transforms
+
+    size, p, n = 6, 2, 5000
+    image = torch.arange(1, 3 * size * size + 1, dtype=torch.uint8).view(3, size, size)  # every pixel unique
+    standard = transforms.Compose([transforms.RandomCrop(size, padding=p), transforms.RandomHorizontalFlip()])
+    torch.manual_seed(0)
+    theirs = Counter(tuple(standard(image).flatten().tolist()) for _ in range(n))
+    loader = BatchLoader(ImageSet(image.expand(n, 3, size, size).contiguous(), torch.zeros(n, dtype=torch.long)),
+                         1000, (0, 0, 0), (1 / 255,) * 3, train=True, seed=0, padding=p)
+    ours = Counter(tuple(row) for x, _, _ in loader.epoch(0) for row in x.round().to(torch.uint8).flatten(1).tolist())
+    outcomes = (2 * p + 1) ** 2 * 2
+    assert set(ours) == set(theirs) and len(ours) == outcomes
+    expected = n / outcomes
+    for counts in (ours, theirs):  # chi-square against uniform, 49 degrees of freedom (p < 1e-5 at 100)
+        assert sum((c - expected) ** 2 / expected for c in counts.values()) < 100
+    total_variation = sum(abs(ours[k] - theirs[k]) for k in ours) / (2 * n)
+    assert total_variation < 0.1

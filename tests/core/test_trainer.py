@@ -107,3 +107,22 @@ def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch):
     summary = fit(recipe, tmp_path / "run", on_event=lambda kind, info: events.append((kind, info)))
     assert summary["final_test_acc"] is not None
     assert any(kind == "warning" and "torch.compile failed" in info["message"] for kind, info in events)
+
+
+def test_streamed_image_folder_trains_exactly_like_the_resident_one(tmp_path):
+    from helpers import tiny_table, write_image_folder
+
+    from mimkd_edge.recipe import parse_recipe
+
+    root = write_image_folder(tmp_path / "set", classes=4, train=16, test=6, size=16)
+    data = {"dataset": "imagefolder", "root": str(root), "num_classes": 4, "image_size": 16, "workers": 1}
+    runs = {}
+    for path, budget in (("resident", 4.0), ("streamed", 0.0)):
+        recipe = parse_recipe(tiny_table(epochs=2, data={**data, "resident_max_gb": budget}), "test")
+        fit(recipe, tmp_path / path)
+        summary = json.loads((tmp_path / path / rundir.SUMMARY).read_text())
+        assert summary["data"]["path"] == {"train": path, "test": path}
+        runs[path] = (_metrics(tmp_path / path), load_weights(tmp_path / path / rundir.WEIGHTS))
+    assert runs["resident"][0] == runs["streamed"][0]
+    for name, w in runs["resident"][1].items():
+        assert torch.equal(w, runs["streamed"][1][name]), name

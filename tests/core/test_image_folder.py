@@ -1,0 +1,65 @@
+"""Image folders: read into memory when a split fits data.resident_max_gb, kept on disk otherwise."""
+
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import write_image_folder
+from mimkd_edge.data import load_splits
+from mimkd_edge.errors import UserError
+from mimkd_edge.recipe import DataConfig
+
+
+def _cfg(root, **kw) -> DataConfig:
+    return DataConfig(dataset="imagefolder", root=str(root), num_classes=3, image_size=8, **kw)
+
+
+def test_small_folder_is_resident_with_exact_pixels_and_labels(tmp_path):
+    root = write_image_folder(tmp_path / "set")
+    splits = load_splits(_cfg(root))
+    assert splits.train.resident and splits.test.resident
+    assert splits.train.images.shape == (30, 3, 8, 8) and splits.train.images.dtype == torch.uint8
+    assert splits.classes == ["class0", "class1", "class2"]
+    assert splits.train.labels.tolist() == [0] * 10 + [1] * 10 + [2] * 10
+    first = np.asarray(Image.open(root / "train" / "class1" / "000.png")).transpose(2, 0, 1)
+    assert np.array_equal(splits.train.images[10].numpy(), first)
+
+
+def test_split_over_the_budget_stays_on_disk_and_decodes_the_same_pixels(tmp_path):
+    root = write_image_folder(tmp_path / "set")
+    resident = load_splits(_cfg(root))
+    # 30 train images of 3*8*8 bytes = 5,760 bytes: over a 4 KiB budget; the 12 test images fit
+    streamed = load_splits(_cfg(root, resident_max_gb=4096 / 2**30))
+    assert not streamed.train.resident and streamed.test.resident
+    assert len(streamed.train) == 30 and torch.equal(streamed.train.labels, resident.train.labels)
+    idx = torch.tensor([29, 0, 13])
+    assert torch.equal(streamed.train.take(idx), resident.train.images[idx])
+    assert torch.equal(torch.cat([x for x, _ in streamed.train.chunks(7)]), resident.train.images)
+
+
+def test_archive_is_read_like_the_folder(tmp_path):
+    root = write_image_folder(tmp_path / "set")
+    archive = tmp_path / "set.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(root, arcname="set")
+    a, b = load_splits(_cfg(root)), load_splits(_cfg(archive))
+    assert torch.equal(a.test.images, b.test.images) and torch.equal(a.train.labels, b.train.labels)
+
+
+def test_missing_class_in_test_split_is_a_one_line_error(tmp_path):
+    root = write_image_folder(tmp_path / "set")
+    for f in (root / "test" / "class2").iterdir():
+        f.unlink()
+    (root / "test" / "class2").rmdir()
+    with pytest.raises(UserError, match=r"test/class2: missing class folder"):
+        load_splits(_cfg(root))
+
+
+def test_undecodable_file_names_the_file(tmp_path):
+    root = write_image_folder(tmp_path / "set")
+    (root / "train" / "class0" / "000.png").write_bytes(b"not an image")
+    with pytest.raises(UserError, match=r"000.png: cannot decode image"):
+        load_splits(_cfg(root))

@@ -1,0 +1,108 @@
+"""Epoch time of a paper-pair distillation through the real trainer: eager vs torch.compile, fp32 vs
+bf16, and the 240-epoch time it projects. Written for a CUDA card (issue 7's target: a 240-epoch
+CIFAR-size MIMKD run in under 10 minutes on one H100); it runs on CPU too, to check the harness.
+
+Each variant trains one epoch of RECIPE with `mimkd_edge.engine.trainer.fit` (so what is timed is
+what users run: device-resident data, the step, the per-interval loss reduction) from a teacher with
+random weights — speed does not depend on the teacher's accuracy, and no teacher has to be trained
+first. Steady-state speed is taken between the trainer's step events after the first one, so the
+compile warm-up and cuDNN autotuning are left out; the epoch's own wall time (warm-up included) is
+reported beside it.
+
+    python bench/gpu_epoch.py --data ../shared/data/cifar10-jpeg-q75.tar.gz            # on a GPU machine
+    python bench/gpu_epoch.py --device cpu --set data.dataset=\"synthetic\" --set data.synthetic_train=1024 \
+        --set train.log_every=2 --teacher resnet8 --student conv4 --variants fp32:eager                       # harness check, CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from mimkd_edge.engine.checkpoint import save_weights, write_json
+from mimkd_edge.engine.trainer import fit
+from mimkd_edge.models import create_model
+from mimkd_edge.recipe import load_recipe
+
+
+def run_variant(recipe_path: str, overrides: list[str], data_dir: str | None, work: Path, name: str) -> dict:
+    recipe = load_recipe(recipe_path, overrides)
+    marks: list[tuple[float, int]] = []  # (time, images seen this epoch) at every step event
+    events: list[str] = []
+
+    def on_event(kind: str, info: dict) -> None:
+        if kind == "step":
+            marks.append((time.perf_counter(), info["step"] * recipe.train.batch_size))
+        elif kind == "warning":
+            events.append(info["message"])
+
+    summary = fit(recipe, work / name, data_dir=data_dir, on_event=on_event)
+    steady = marks[1:]
+    images = steady[-1][1] - steady[0][1] if len(steady) > 1 else 0
+    seconds = steady[-1][0] - steady[0][0] if len(steady) > 1 else float("nan")
+    rate = images / seconds if images else float("nan")
+    steps = -(-summary["data"]["train_size"] // recipe.train.batch_size)
+    return {"variant": name, "precision": recipe.train.precision, "compile": recipe.train.compile,
+            "batch": recipe.train.batch_size, "steady_images_per_s": rate,
+            "steady_ms_per_step": 1000 * recipe.train.batch_size / rate if images else None,
+            "epoch_wall_s_with_eval": summary["wall_seconds"], "projected_240_epochs_min": 240 * summary["data"]["train_size"] / rate / 60,
+            "steps_per_epoch": steps, "warnings": events}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="recipes/paper/resnet32x4-resnet8x4.toml")
+    ap.add_argument("--data", help="data root or archive (e.g. the shared CIFAR-10 tar.gz)")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--teacher", help="override the recipe's teacher model (random weights either way)")
+    ap.add_argument("--student", help="override the recipe's student model")
+    ap.add_argument("--batch", type=int, action="append", help="global batch size(s) to try [recipe's]")
+    ap.add_argument("--variants", default="fp32:eager,bf16:eager,fp32:compile,bf16:compile")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="extra recipe override (key=value)")
+    ap.add_argument("--out", default="bench/results/gpu_epoch.json")
+    args = ap.parse_args()
+
+    base = load_recipe(args.recipe, [f"train.device={json.dumps(args.device)}", *args.sets])
+    teacher_model = args.teacher or base.teacher.model
+    overrides = [f"train.device={json.dumps(args.device)}", "train.epochs=1", "train.milestones=[1]",
+                 "data.dataset=\"cifar10\"", *args.sets]
+    if args.student:
+        overrides.append(f"student.model={json.dumps(args.student)}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        classes = load_recipe(args.recipe, overrides).data.classes
+        teacher_file = work / "teacher" / "model.safetensors"
+        teacher_file.parent.mkdir()
+        save_weights(teacher_file, create_model(teacher_model, num_classes=classes).state_dict(),
+                     metadata={"model": teacher_model})
+        overrides += [f"teacher.model={json.dumps(teacher_model)}", f"teacher.checkpoint={json.dumps(str(teacher_file))}"]
+        for batch in args.batch or [base.train.batch_size]:
+            for spec in args.variants.split(","):
+                precision, mode = spec.split(":")
+                name = f"b{batch}-{precision}-{mode}"
+                variant = [*overrides, f"train.batch_size={batch}", f"train.precision=\"{precision}\"",
+                           f"train.compile={'true' if mode == 'compile' else 'false'}"]
+                row = run_variant(args.recipe, variant, args.data, work, name)
+                rows.append(row)
+                print(f"{name:<22} {row['steady_images_per_s']:>9.0f} img/s  "
+                      f"{row['steady_ms_per_step'] or float('nan'):>7.2f} ms/step  "
+                      f"240 epochs ≈ {row['projected_240_epochs_min']:.1f} min" +
+                      (f"  ({'; '.join(row['warnings'])})" if row["warnings"] else ""))
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") and torch.cuda.is_available() \
+        else platform.processor() or platform.machine()
+    write_json(args.out, {"args": vars(args), "rows": rows, "device": device, "torch": torch.__version__,
+                          "date": time.strftime("%Y-%m-%d %H:%M"),
+                          "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                                text=True).stdout.strip()})
+
+
+if __name__ == "__main__":
+    main()

@@ -9,9 +9,11 @@ first. Steady-state speed is taken between the trainer's step events after the f
 compile warm-up and cuDNN autotuning are left out; the epoch's own wall time (warm-up included) is
 reported beside it.
 
-    python bench/gpu_epoch.py --data ../shared/data/cifar10-jpeg-q75.tar.gz            # on a GPU machine
+    # on a GPU machine:
+    python bench/gpu_epoch.py --data ../shared/data/cifar10-jpeg-q75.tar.gz
+    # harness check on CPU:
     python bench/gpu_epoch.py --device cpu --set data.dataset=\"synthetic\" --set data.synthetic_train=1024 \
-        --set train.log_every=2 --teacher resnet8 --student conv4 --variants fp32:eager                       # harness check, CPU
+        --set train.log_every=2 --teacher resnet8 --student conv4 --variants fp32:eager,bf16:eager
 """
 
 from __future__ import annotations

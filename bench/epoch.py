@@ -14,7 +14,6 @@ for a batch and having it as a normalised float tensor (for DataLoader, what the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -22,7 +21,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset

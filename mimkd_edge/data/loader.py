@@ -70,9 +70,15 @@ class Loader:
         flip = torch.rand(b, generator=g) < 0.5
         return dy, dx, flip
 
+    def _to_device(self, idx: torch.Tensor, aug: Augmentation | None) -> tuple[torch.Tensor, Augmentation | None]:
+        """One host→device copy per step: the indices and the augmentation travel packed together."""
+        rows = [idx] if aug is None else [idx, aug[0], aug[1], aug[2].long()]
+        packed = torch.stack(rows).to(self.device, non_blocking=True)
+        return packed[0], None if aug is None else (packed[1], packed[2], packed[3].bool())
+
     def _prepare(self, x: torch.Tensor, aug: Augmentation | None) -> torch.Tensor:
         if aug is not None:
-            x = random_crop_flip(x, *(a.to(self.device, non_blocking=True) for a in aug), padding=self.padding)
+            x = random_crop_flip(x, *aug, padding=self.padding)
         x = (x.float() - self.mean) * self.inv_std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
@@ -90,7 +96,7 @@ class BatchLoader(Loader):
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Yield (normalised float images, labels, sample indices) for this rank, for one epoch."""
         for idx, aug in self.plan(epoch):
-            idx = idx.to(self.device)
+            idx, aug = self._to_device(idx, aug)
             yield self._prepare(self.images[idx], aug), self.labels[idx], idx
 
 
@@ -109,8 +115,9 @@ class StreamingLoader(Loader):
             pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None)
         with _sigchld_restored():
             for (idx, aug), (x, y) in zip(plan, batches):
+                idx, aug = self._to_device(idx, aug)
                 x = x.to(self.device, non_blocking=True)
-                yield self._prepare(x, aug), y.to(self.device, non_blocking=True), idx.to(self.device)
+                yield self._prepare(x, aug), y.to(self.device, non_blocking=True), idx
 
 
 class _FileBatches(torch.utils.data.Dataset):

@@ -288,7 +288,7 @@ def _label_paper(ax, paper_pts: list[dict]) -> None:
 
 def _markdown(points: list[dict], paper_pts: list[dict], png: Path, svg: Path, threads: int, batch: int,
               cpu: str | None, machine: dict | None, paper: bool) -> str:
-    lines = [f"# Accuracy vs CPU latency", "",
+    lines = ["# Accuracy vs CPU latency", "",
              f"![accuracy vs latency]({png.name})  (vector: [{svg.name}]({svg.name}))", "",
              f"- CPU: {cpu or 'unknown'}; batch {batch}, {threads} thread(s); latency = median of per-call wall "
              "times after warm-up (p90/p99 beside it).",

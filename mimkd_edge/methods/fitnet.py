@@ -3,8 +3,10 @@
 Eq. 7 with α = 1 and β = 100 (appendix A.2). The hint is one pair of equal-size maps: the middle
 pair of the set R (same rule as MIMKD's pairing), unless `hint` names the pair. For the CIFAR
 ResNets that is the output of the second stage (e.g. 128@16 for ResNet-32x4 → ResNet-8x4), the
-layer the reference CIFAR code hints by default. The regressor is a k×k convolution from student
-to teacher channels followed by BatchNorm (no ReLU, so it can match maps of either sign).
+layer the reference CIFAR code hints by default (`feat[2]`). The regressor is the reference's:
+a convolution from student to teacher channels (1×1 for maps of equal size, with a bias), then
+BatchNorm, then ReLU (the hinted maps of the CIFAR ResNets are post-ReLU). `kernel = 3` and
+`relu = false` give the variant this project used before.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class FitNet(DistillMethod):
         temperature: float = param(4.0, gt=0)
         beta: float = param(100.0, ge=0, help="weight of the hint loss")
         hint: tuple[int, int] | None = param(None, help="(teacher map index, student map index); none: middle of R")
-        kernel: Literal[1, 3] = param(3, help="regressor kernel size")
+        kernel: Literal[1, 3] = param(1, help="regressor kernel size")
+        relu: bool = param(True, help="ReLU after the regressor's BatchNorm, as the reference code")
 
     def __init__(self, opts, ctx):
         super().__init__(opts, ctx)
@@ -44,7 +47,8 @@ class FitNet(DistillMethod):
         ti, si = self.hint
         c_t, c_s = ctx.teacher_maps[ti][0], ctx.student_maps[si][0]
         k = opts.kernel
-        self.regressor = nn.Sequential(nn.Conv2d(c_s, c_t, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_t))
+        layers = [nn.Conv2d(c_s, c_t, k, padding=k // 2), nn.BatchNorm2d(c_t)]
+        self.regressor = nn.Sequential(*layers, *([nn.ReLU()] if opts.relu else []))
 
     def forward(self, student, teacher, labels, index=None) -> MethodOutput:
         o = self.opts

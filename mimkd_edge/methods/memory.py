@@ -3,8 +3,6 @@
 `MemoryBank` is CRD's memory: one row per training sample for each view (teacher and student),
 updated as ``row ← normalise(m·row + (1−m)·embedding)`` with momentum m = 0.5 when that sample
 is seen; negatives are rows of *other* samples, so the loader must yield sample indices.
-`FifoQueue` is MoCo's alternative: the embeddings of the most recent batches, oldest overwritten
-first; no indices needed and its size is the number of negatives, not the data set's.
 
 Two ways to draw K negatives from a bank:
 - per anchor (CRD): each image gets its own K rows, uniformly among the samples other than itself;
@@ -16,6 +14,11 @@ Both are plain `nn.Module`s whose rows live in registered buffers, so they are s
 `state_dict` and checkpoints and move with `.to(device)`. Nothing here knows about distributed
 training: a DDP trainer gathers embeddings and indices from every rank and calls `update` with the
 result (the methods expose a hook for that), so every replica's memory stays the same.
+
+`TeacherMemory` is MIMKD's: raw pre-classifier vectors of the *frozen* teacher, stored as they
+came (never blended, never normalised) and projected through the current critic each time they
+are used. A stored row is then a draw from the same distribution as a fresh one, so the infoNCE
+negatives cannot be told from the positive by their age (see `mimkd.py` for why that matters).
 """
 
 from __future__ import annotations
@@ -94,8 +97,14 @@ class MemoryBank(nn.Module):
     def dot(self, query: torch.Tensor, view: int, idx: torch.Tensor) -> torch.Tensor:
         """⟨query_n, row⟩ for the rows `idx` of `view`: (N, K) for per-anchor idx (N, K), or for shared
         idx (K,). Differentiable with respect to `query` (N, dim). What backward needs is copied,
-        so `update` may run between this forward and the backward."""
-        query = query.float()
+        so `update` may run between this forward and the backward.
+
+        Always in float32, autocast or not: NCE and infoNCE subtract scores that differ in the third
+        digit (CRD's term lost ~10 % of its value under bf16 autocast when these products ran in bf16)."""
+        with torch.autocast(query.device.type, enabled=False):
+            return self._dot(query.float(), view, idx)
+
+    def _dot(self, query: torch.Tensor, view: int, idx: torch.Tensor) -> torch.Tensor:
         if idx.dim() == 1:
             return query @ self.rows(view, idx).t()
         if self.num_samples <= self.dense_ratio * idx.shape[1]:
@@ -121,61 +130,67 @@ class MemoryBank(nn.Module):
         self.bank.index_copy_(1, index, new)
 
 
-class FifoQueue(nn.Module):
-    """The `size` most recent embeddings of each view, oldest overwritten first (MoCo's queue).
+class TeacherMemory(nn.Module):
+    """Raw vectors of a frozen network: the latest one per sample ("bank") or the `size` most recent
+    ("queue"). Only rows written at least once are ever drawn, so no random start row — which a
+    critic could tell from a real vector — serves as a negative.
 
-    Buffers: `queue` (views, size, dim) and `ptr` (the next row to write). Starts as random unit
-    vectors. Every anchor is scored against the whole queue: K = size, shared by the batch.
+    Buffers: `rows` (R, dim), `filled` (R,) bool and `ptr` (the queue's next row). A bank row is
+    overwritten by the sample's newest vector: the teacher does not change, so the newest vector
+    of sample j is a draw of f_t(augmented x_j), exactly what a fresh negative would be.
     """
 
-    needs_index = False
-
-    def __init__(self, size: int, dim: int, views: int = 2, normalize: bool = True):
+    def __init__(self, kind: str, num_samples: int, size: int, dim: int):
         super().__init__()
+        if kind not in ("bank", "queue"):
+            raise ValueError(f"unknown memory {kind!r}; expected 'bank' or 'queue'")
+        if kind == "bank" and num_samples < 2:
+            raise ValueError(f"memory bank: needs at least 2 samples, got {num_samples}")
         if size < 1:
-            raise ValueError(f"queue: size must be ≥ 1, got {size}")
-        self.size, self.dim, self.views, self.normalize = size, dim, views, normalize
-        self.register_buffer("queue", _initial_rows(views, size, dim))
+            raise ValueError(f"memory: size must be ≥ 1, got {size}")
+        self.kind, self.dim, self.size = kind, dim, size
+        self.needs_index = kind == "bank"
+        n_rows = num_samples if kind == "bank" else size
+        self.register_buffer("rows", torch.zeros(n_rows, dim))
+        self.register_buffer("filled", torch.zeros(n_rows, dtype=torch.bool))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
 
     def extra_repr(self) -> str:
-        return f"size={self.size}, dim={self.dim}, views={self.views}"
+        return f"kind={self.kind}, rows={self.rows.shape[0]}, dim={self.dim}, size={self.size}"
 
-    def draw(self, index: torch.Tensor | None, k: int, shared: bool = True) -> None:
-        """The whole queue is the negative set: nothing to draw (returns None)."""
-        return None
+    def draw(self, index: torch.Tensor | None) -> torch.Tensor:
+        """Indices of at most `size` negatives, shared by the batch, uniform without replacement among
+        the filled rows — for a bank, never a sample of the batch. Fewer while the memory fills."""
+        allowed = self.filled.clone()
+        if self.kind == "bank":
+            if index is None:
+                raise ValueError("memory bank: needs the batch's sample indices")
+            allowed[index.to(allowed.device).long().view(-1)] = False
+        n_allowed = int(allowed.sum())
+        k = min(self.size, n_allowed)
+        if k == n_allowed:
+            return allowed.nonzero().flatten()
+        keys = torch.rand(allowed.shape[0], device=allowed.device).masked_fill_(~allowed, 2.0)
+        return keys.topk(k, largest=False).indices  # the k smallest random keys: a uniform k-subset
 
-    def rows(self, view: int, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """A copy of the queued rows (all of them, or at `idx`): `update` may then overwrite the
-        queue before backward reads them."""
-        return self.queue[view].clone() if idx is None else self.queue[view].index_select(0, idx.reshape(-1))
-
-    def dot(self, query: torch.Tensor, view: int, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, size): every anchor against every queued embedding, one matmul."""
-        return query.float() @ self.rows(view).t()
+    def get(self, idx: torch.Tensor) -> torch.Tensor:
+        """The rows at `idx` (a copy: `update` may overwrite the memory before backward)."""
+        return self.rows.index_select(0, idx)
 
     @torch.no_grad()
-    def update(self, emb: torch.Tensor | Sequence[torch.Tensor], index: torch.Tensor | None = None) -> None:
-        """Enqueue the batch (index is ignored; accepted so banks and queues are interchangeable)."""
-        emb = _stack_views(emb, self.views).detach().to(self.queue.dtype)
-        if self.normalize:
-            emb = F.normalize(emb, dim=-1)
-        n = emb.shape[1]
-        if n >= self.size:
-            self.queue.copy_(emb[:, n - self.size:])
-            self.ptr.zero_()
-            return
-        p = int(self.ptr)
-        pos = (torch.arange(n, device=self.queue.device) + p) % self.size
-        self.queue.index_copy_(1, pos, emb)
-        self.ptr.fill_((p + n) % self.size)
-
-
-def make_memory(kind: str, num_samples: int, dim: int, k: int, views: int = 2, momentum: float = 0.5,
-                normalize: bool = True) -> MemoryBank | FifoQueue:
-    """ "bank" (one row per sample; needs indices) or "queue" (K most recent embeddings)."""
-    if kind == "bank":
-        return MemoryBank(num_samples, dim, views, momentum, normalize)
-    if kind == "queue":
-        return FifoQueue(k, dim, views, normalize)
-    raise ValueError(f"unknown memory {kind!r}; expected 'bank' or 'queue'")
+    def update(self, vectors: torch.Tensor, index: torch.Tensor | None = None) -> None:
+        """Store the batch's vectors (N, dim): at their samples' rows (bank), or oldest-first (queue).
+        Call with every rank's vectors and indices under DDP."""
+        vectors = vectors.detach().to(self.rows.dtype)
+        if self.kind == "bank":
+            if index is None:
+                raise ValueError("memory bank: needs the batch's sample indices")
+            pos = index.to(self.rows.device).long().view(-1)
+        else:
+            n = vectors.shape[0]
+            if n > self.size:
+                vectors, n = vectors[n - self.size:], self.size
+            pos = (torch.arange(n, device=self.rows.device) + self.ptr) % self.size
+            self.ptr.copy_((self.ptr + n) % self.size)
+        self.rows.index_copy_(0, pos, vectors)
+        self.filled[pos] = True

@@ -12,15 +12,29 @@
 JSD negatives: the same location with another image's teacher features — one per positive by
 default (the batch rolled by one), or every other image of the batch ("all", Deep InfoMax's way).
 
-Global infoNCE, project critic (the paper's final CIFAR setting): both vectors are projected
-(Table 8) to `embed_dim`, L2-normalised, and scored as ⟨p_t, p_s⟩ / τ. The positive pairs the two
-current projections of the same image; the K negatives are memory rows of other samples: teacher
-rows against the student's projection and student rows against the teacher's (both directions, as
-CRD keeps two memories), each an infoNCE bound; the global bound is their mean. After scoring, the
-batch's projections are written into the memory (momentum `nce_momentum`).
-Global infoNCE, convolve critic: the memory keeps raw teacher vectors (one view, blended with the
-same momentum, not normalised) and every (anchor, negative) pair goes through the critic: N·K
-critic passes, far dearer than "project"; offered for the ablations, not recommended.
+Global infoNCE (eq. 1 applied to eq. 3): each student vector is the anchor; its positive is the
+teacher vector of the same image, its K negatives teacher vectors of other training images. All
+K + 1 teacher vectors go through the *current* critic — project: both sides projected (Table 8),
+L2-normalised, scored ⟨p_t, p_s⟩ / τ; convolve: the critic on every (teacher, student) pair.
+The negatives come from a `TeacherMemory` of raw teacher vectors (a row per sample, or a queue),
+written after scoring, K rows drawn per step and shared by the batch.
+
+Why raw teacher vectors, and not CRD's memory of projected embeddings: infoNCE is a lower bound
+only when the negatives are drawn from the same distribution as the positive's partner. A memory
+of embeddings written at earlier steps holds rows of an older projection (and blended by
+momentum), while the positive is scored from the current one: a critic can raise the "bound" by
+telling fresh from stale instead of learning the dependence. Measured on correlated Gaussians
+(4 + 4 dims, true MI 3.32 nats at ρ = 0.9): that design read 4.56 nats — above the truth — and
+its critic re-scored with fresh negatives read 0.13 (and 3.6 where the truth is 0). This design
+reads 3.0 and 0.0, the same as with fresh negatives. The teacher is frozen, so its raw vector of a
+sample never goes stale: projected through today's head, a stored row is exactly a fresh negative.
+The price is projecting K rows per step (one (K, C_t) pass, ~0.4 GFLOP for a 64-d teacher at
+width 512) instead of reading K projected rows; the student-anchored direction alone is kept
+(the student changes, so a memory of student embeddings would be stale again).
+`tests/methods/test_mi_estimators.py` checks the bound against the true MI.
+
+Every critic sees the teacher's vector and maps standardised per channel (`standardize.py`): the
+same MI, but no divergence when a teacher's activations are large.
 
 Estimates (`mi_*`) are the bound values themselves, detached: infoNCE in nats, at most log(K+1)
 (≈ 8.32 for K = 4096); JSD ≤ 0, its best value 2·JSD(joint ‖ marginals) − log 4, so −1.386
@@ -40,11 +54,10 @@ from ..schema import param
 from .bounds import infonce_lower_bound, jsd_lower_bound
 from .critics import ConvolveCritic, ProjectDotCritic, make_critic
 from .kd import ce_kd_terms
-from .memory import make_memory
+from .memory import TeacherMemory
 from .pairing import frozen, require_pairs, resolve_pairs
 from .registry import DistillMethod, MethodContext, MethodOutput, register_method
-
-TEACHER, STUDENT = 0, 1  # memory views
+from .standardize import RunningStandardizer
 
 
 def _need_teacher_shapes(ctx: MethodContext, method: str) -> None:
@@ -69,15 +82,19 @@ class MIMKD(DistillMethod):
         feature_critic: Literal["convolve", "project"] = param("convolve")
         negatives: Literal["derangement", "all"] = param(
             "derangement", help="JSD negatives: one per positive (batch rolled by 1) or every other image")
-        nce_k: int = param(4096, ge=1, help="infoNCE negatives per anchor (the queue's size for memory='queue')")
+        nce_k: int = param(4096, ge=1, help="infoNCE negatives, drawn each step and shared by the batch "
+                                            "(the queue's size for memory='queue')")
         nce_t: float = param(0.07, gt=0, help="infoNCE temperature")
-        nce_momentum: float = param(0.5, ge=0, lt=1, help="memory bank momentum")
-        nce_shared: bool = param(False, help="one set of nce_k bank negatives per batch instead of per anchor")
         embed_dim: int = param(128, ge=1, help="output size of the project-and-dot projections")
-        memory: Literal["bank", "queue"] = param("bank", help="bank: a row per sample (needs indices); queue: FIFO")
+        memory: Literal["bank", "queue"] = param(
+            "bank", help="raw teacher vectors for the negatives: bank, the latest per sample (needs indices); "
+                         "queue, the nce_k most recent")
         pairs: tuple[tuple[int, int], ...] | None = param(
             None, help="R as (teacher map index, student map index) pairs; none: pair equal spatial sizes")
         critic_hidden: int = param(512, ge=1, help="hidden width of every critic")
+        standardize_teacher: bool = param(
+            True, help="critics see each teacher channel standardised by running statistics (an invertible "
+                       "per-channel map: same MI, no divergence with large teacher activations); false: raw")
 
     needs_index = True  # with the defaults (global infoNCE, memory bank); see __init__
 
@@ -99,12 +116,7 @@ class MIMKD(DistillMethod):
             self.global_critic = make_critic(o.global_critic, ctx.teacher_dim, ctx.student_dim,
                                              o.critic_hidden, o.embed_dim)
             if o.global_bound == "infonce":
-                if o.global_critic == "project":  # unit-norm projections of both networks
-                    self.memory = make_memory(o.memory, ctx.num_samples, o.embed_dim, o.nce_k, views=2,
-                                              momentum=o.nce_momentum, normalize=True)
-                else:  # raw teacher vectors, scored by the critic against each student vector
-                    self.memory = make_memory(o.memory, ctx.num_samples, ctx.teacher_dim, o.nce_k, views=1,
-                                              momentum=o.nce_momentum, normalize=False)
+                self.memory = TeacherMemory(o.memory, ctx.num_samples, o.nce_k, ctx.teacher_dim)
 
         self.local_critic = None
         self.local_map = max(s for _, s in self.pairs) if self.pairs else -1
@@ -118,63 +130,100 @@ class MIMKD(DistillMethod):
                 self.feature_critics.append(make_critic(o.feature_critic, ctx.teacher_maps[ti][0],
                                                         ctx.student_maps[si][0], o.critic_hidden, o.embed_dim))
 
+        # What the critics see of the teacher (standardize.py): the vector (global, local) and each map of R.
+        std = o.standardize_teacher
+        uses_vector = o.lambda_global > 0 or o.lambda_local > 0
+        self.vector_std = RunningStandardizer(ctx.teacher_dim) if std and uses_vector else None
+        self.map_std = nn.ModuleList(RunningStandardizer(ctx.teacher_maps[ti][0]) for ti, _ in self.pairs) \
+            if std and o.lambda_feature > 0 else None
+
     # -- the three terms ---------------------------------------------------------------------------
     def forward(self, student, teacher, labels, index=None) -> MethodOutput:
         o = self.opts
         if teacher is None:
             raise ValueError("mimkd: needs the teacher's features")
+        self._require_index(index)  # before anything is written to the memory or the statistics
         teacher = frozen(teacher)
         terms = ce_kd_terms(student, teacher, labels, o.alpha, o.temperature)
         estimates = {}
-        t_vec = teacher.vector.detach()
+        t_vec = teacher.vector
+        if self.vector_std is not None and self.training:
+            self.vector_std.observe(t_vec, self.gather_fn)
         if o.lambda_global > 0:
             bound = self.global_bound(t_vec, student.vector, index)
             terms["global"] = -o.lambda_global * bound
             estimates["mi_global"] = bound.detach()
         if o.lambda_local > 0:
-            bound = jsd_lower_bound(*self.local_critic.pair_scores(t_vec, student.maps[self.local_map], o.negatives))
+            critic = self.local_critic
+            bound = jsd_lower_bound(*critic.pair_scores(self._vector(t_vec), student.maps[self.local_map], o.negatives))
             terms["local"] = -o.lambda_local * bound
             estimates["mi_local"] = bound.detach()
         if o.lambda_feature > 0:
-            bounds = [jsd_lower_bound(*critic.pair_scores(teacher.maps[ti].detach(), student.maps[si], o.negatives))
-                      for critic, (ti, si) in zip(self.feature_critics, self.pairs)]
+            bounds = [jsd_lower_bound(*critic.pair_scores(self._map(k, teacher.maps[ti]), student.maps[si], o.negatives))
+                      for k, (critic, (ti, si)) in enumerate(zip(self.feature_critics, self.pairs, strict=True))]
             bound = torch.stack(bounds).mean()
             terms["feature"] = -o.lambda_feature * bound
             estimates["mi_feature"] = bound.detach()
         return MethodOutput(terms, estimates)
 
-    def global_bound(self, t_vec: torch.Tensor, s_vec: torch.Tensor,
-                     index: torch.Tensor | None = None) -> torch.Tensor:
-        """The bound of eq. 3 for a batch (and, in training mode, the memory update)."""
-        o = self.opts
-        if o.global_bound == "jsd":
-            return jsd_lower_bound(*self.global_critic.pair_scores(t_vec, s_vec, o.negatives))
+    def _require_index(self, index: torch.Tensor | None) -> None:
         if self.needs_index and index is None:
             raise ValueError("mimkd: global infoNCE with memory 'bank' needs sample indices (index=None); "
                              "let the loader yield them or use memory = \"queue\"")
-        critic, memory = self.global_critic, self.memory
-        idx = memory.draw(index, o.nce_k, o.nce_shared) if self.needs_index else None
+
+    def _vector(self, t_vec: torch.Tensor) -> torch.Tensor:
+        return t_vec if self.vector_std is None else self.vector_std(t_vec)
+
+    def _map(self, k: int, t_map: torch.Tensor) -> torch.Tensor:
+        if self.map_std is None:
+            return t_map
+        if self.training:
+            self.map_std[k].observe(t_map, self.gather_fn)
+        return self.map_std[k](t_map)
+
+    def global_bound(self, t_vec: torch.Tensor, s_vec: torch.Tensor,
+                     index: torch.Tensor | None = None) -> torch.Tensor:
+        """The bound of eq. 3 for a batch (and, in training mode, the memory update). `t_vec` is the
+        teacher's raw vector: the memory stores raw vectors, and both go through `_vector` at use."""
+        o = self.opts
+        if o.global_bound == "jsd":
+            return jsd_lower_bound(*self.global_critic.pair_scores(self._vector(t_vec), s_vec, o.negatives))
+        self._require_index(index)
+        critic, n = self.global_critic, s_vec.shape[0]
+        rows = self.memory.get(self.memory.draw(index)).to(t_vec.dtype)  # (K, C_t) raw teacher vectors
+        raw, t_vec, rows = t_vec, self._vector(t_vec), self._vector(rows)
         if isinstance(critic, ProjectDotCritic):
-            p_t = F.normalize(critic.proj_t(t_vec).float(), dim=-1)
             p_s = F.normalize(critic.proj_s(s_vec).float(), dim=-1)
-            pos = (p_t * p_s).sum(-1) / o.nce_t
-            neg_for_s = memory.dot(p_s, TEACHER, idx) / o.nce_t  # student anchors, teacher rows
-            neg_for_t = memory.dot(p_t, STUDENT, idx) / o.nce_t  # teacher anchors, student rows
-            bound = 0.5 * (infonce_lower_bound(pos, neg_for_s) + infonce_lower_bound(pos, neg_for_t))
-            new_rows = torch.stack([p_t.detach(), p_s.detach()])
+            p_t = F.normalize(critic.proj_t(torch.cat([t_vec, rows])).float(), dim=-1)  # one pass, K + N rows
+            with torch.autocast(p_s.device.type, enabled=False):  # scores to ~14 (1/τ): bf16 would round them
+                pos = (p_t[:n] * p_s).sum(-1) / o.nce_t
+                if len(rows):
+                    neg = p_s @ p_t[n:].t() / o.nce_t  # (N, K)
+                else:  # (N, N−1): every other image of the batch
+                    off = ~torch.eye(n, dtype=torch.bool, device=p_s.device)
+                    neg = (p_s @ p_t.t())[off].view(n, n - 1) / o.nce_t
         else:
             assert isinstance(critic, ConvolveCritic)
-            rows = memory.rows(TEACHER, idx)  # (N, K, C_t) per anchor, or (K, C_t) shared
             pos = critic(t_vec, s_vec)
-            bound = infonce_lower_bound(pos, critic.score_rows(rows, s_vec))
-            new_rows = t_vec.detach().float().unsqueeze(0)
+            neg = critic.score_rows(rows if len(rows) else _others(t_vec), s_vec)
         if self.training:
-            self._update_memory(new_rows, index)
-        return bound
+            self._update_memory(raw, index)
+        return infonce_lower_bound(pos, neg)
 
-    def _update_memory(self, rows: torch.Tensor, index: torch.Tensor | None) -> None:
-        """Write the batch into the memory, after the scores were taken (rows: (views, N, dim))."""
+    def _update_memory(self, t_vec: torch.Tensor, index: torch.Tensor | None) -> None:
+        """Store the batch's raw teacher vectors, after scoring (DDP: every rank's, so replicas agree)."""
+        t_vec = t_vec.detach().float()
         if self.gather_fn is not None:
-            rows = torch.cat([self.gather_fn(r).unsqueeze(0) for r in rows])
+            t_vec = self.gather_fn(t_vec)
             index = self.gather_fn(index) if index is not None else None
-        self.memory.update(rows, index)
+        self.memory.update(t_vec, index)
+
+
+def _others(x: torch.Tensor) -> torch.Tensor:
+    """(N, D) → (N, N−1, D): for each image, the rows of the batch's other images. The negatives of
+    the very first step, before the memory holds anything."""
+    n = x.shape[0]
+    if n < 2:
+        raise ValueError("mimkd: the global infoNCE term needs a batch of at least 2 images on its first step")
+    keep = ~torch.eye(n, dtype=torch.bool, device=x.device)
+    return x.unsqueeze(0).expand(n, n, -1)[keep].view(n, n - 1, -1)

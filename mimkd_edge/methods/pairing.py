@@ -78,6 +78,17 @@ def resolve_pairs(teacher_maps: Sequence[Shape], student_maps: Sequence[Shape],
     return auto_pairs(teacher_maps, student_maps)
 
 
+def inner_pairs(teacher_maps: Sequence[Shape], student_maps: Sequence[Shape],
+                pairs: Sequence[Sequence[int]] | None = None) -> tuple[Pair, ...]:
+    """R without the shallowest map of either network: the walking rule on maps[1:] (indices into the
+    full lists), unless `pairs` are given. The reference CIFAR code (RepDistiller) distils AT and VID
+    on `feat[1:-1]` — its feature lists are [stem, stages..., pooled vector] — and their weights
+    (β = 1000, β = 1) were tuned on those maps."""
+    if pairs is not None:
+        return resolve_pairs(teacher_maps, student_maps, pairs)
+    return tuple((ti + 1, si + 1) for ti, si in resolve_pairs(teacher_maps[1:], student_maps[1:]))
+
+
 def require_pairs(pairs: Sequence[Pair], teacher_maps: Sequence[Shape], student_maps: Sequence[Shape],
                   needed_by: str) -> None:
     """Raise a one-line `PairingError` when R is empty but `needed_by` (e.g. "lambda_local > 0") needs it."""

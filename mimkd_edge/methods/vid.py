@@ -4,7 +4,11 @@ For each pair (t, s) of maps, a regressor μ(s) (1×1 conv → ReLU → 1×1 con
 the teacher's channels) and a learned variance per teacher channel σ²_c = softplus(ρ_c) + ε define
 a Gaussian q(t | s); the loss is its negative log-likelihood without the constant:
 mean over (N, C, H, W) of ½·((t − μ)² / σ²_c + log σ²_c), summed over pairs. Variances start at
-5.0 as in the reference code. Eq. 7 with α = 1, β = 1; pairs: the set R unless listed.
+5.0 as in the reference code. Eq. 7 with α = 1, β = 1; pairs: the set R without either network's
+shallowest map (RepDistiller's `feat[1:-1]`) unless listed. The targets are the teacher's raw
+maps, as the reference has them: a teacher with very large activations (a short-trained one)
+makes this loss, and its gradients, grow with their square — MIMKD standardises what its critics
+see (standardize.py), VID is left as the field runs it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from torch import nn
 
 from ..schema import param
 from .kd import ce_kd_terms
-from .pairing import frozen, require_pairs, resolve_pairs
+from .pairing import frozen, inner_pairs, require_pairs, resolve_pairs
 from .registry import DistillMethod, MethodOutput, register_method
 
 
@@ -52,12 +56,15 @@ class VID(DistillMethod):
         beta: float = param(1.0, ge=0, help="weight of the VID loss")
         init_var: float = param(5.0, gt=0, help="initial variance of every teacher channel")
         pairs: tuple[tuple[int, int], ...] | None = param(None, help="(teacher, student) map indices; none: R")
+        skip_first_map: bool = param(True, help="R without either network's shallowest (stem) map, as the "
+                                                "reference CIFAR code distils it (feat[1:-1]); false: all of R")
 
     def __init__(self, opts, ctx):
         super().__init__(opts, ctx)
         if not ctx.teacher_maps:
             raise ValueError("vid: the method context has no teacher map shapes")
-        self.pairs = resolve_pairs(ctx.teacher_maps, ctx.student_maps, opts.pairs)
+        pick = inner_pairs if opts.skip_first_map else resolve_pairs
+        self.pairs = pick(ctx.teacher_maps, ctx.student_maps, opts.pairs)
         require_pairs(self.pairs, ctx.teacher_maps, ctx.student_maps, "vid")
         self.regressors = nn.ModuleList(
             VIDRegressor(ctx.student_maps[si][0], ctx.teacher_maps[ti][0], init_var=opts.init_var)

@@ -42,12 +42,10 @@ def test_torchrun_two_processes_matches_one(tmp_path):
 
 
 def test_torchrun_keeps_the_memory_bank_whole(tmp_path):
-    """Under DDP each rank sees half the batch; rank 0's bank must still get every sample's row."""
+    """Under DDP each rank sees half the batch; rank 0's memory must still get every sample's row."""
     import torch
 
     from mimkd_edge.engine.checkpoint import load_checkpoint
-    from mimkd_edge.engine.trainer import build_session
-    from mimkd_edge.recipe import parse_recipe
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     teacher = tmp_path / "t.toml"
@@ -61,8 +59,9 @@ def test_torchrun_keeps_the_memory_bank_whole(tmp_path):
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
           "-m", "mimkd_edge", "distill", str(student), "--out", str(tmp_path / "S")], tmp_path, env)
 
-    initial = build_session(parse_recipe(table, "s")).method.memory.bank  # same seed → same initial rows
-    final = load_checkpoint(tmp_path / "S" / "checkpoint.pt")["method"]["memory.bank"]
-    changed = (final - initial).abs().amax(dim=-1) > 1e-6  # (views, samples)
-    assert changed.all(), f"{(~changed).sum().item()} rows never updated on rank 0"
-    assert torch.allclose(final.norm(dim=-1), torch.ones_like(final[..., 0]), atol=1e-5)
+    state = load_checkpoint(tmp_path / "S" / "checkpoint.pt")["method"]
+    filled = state["memory.filled"]
+    assert filled.all(), f"{(~filled).sum().item()} samples' teacher vectors never reached rank 0's memory"
+    rows = state["memory.rows"]
+    assert torch.isfinite(rows).all() and (rows.abs().sum(-1) > 0).all()
+    assert int(state["vector_std.count"]) > 0  # the statistics of every rank's batches, averaged

@@ -38,7 +38,7 @@ milestones = [1, 2]
 def test_good_recipe_loads_with_defaults(tmp_path):
     r = load_recipe(write(tmp_path, GOOD))
     assert r.student.model == "conv4_mp" and r.teacher.model == "conv4"
-    assert r.method.name == "kd" and r.method.options.alpha == 0.9 and r.method.options.temperature == 4.0
+    assert r.method.name == "kd" and r.method.options.alpha == 0.1 and r.method.options.temperature == 4.0
     assert r.train.lr == 0.1 and r.train.milestones == (1, 2) and r.train.batch_size == 64
     assert r.data.classes == 4
 

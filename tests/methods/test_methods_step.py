@@ -5,6 +5,8 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from mimkd_edge.methods import MethodContext, create_method, list_methods, method_class
 from mimkd_edge.models import create_model, is_model, map_shapes
@@ -111,8 +113,8 @@ def test_mimkd_paper_defaults_one_step():
     assert (o.alpha, o.temperature, o.lambda_global, o.lambda_local, o.lambda_feature) == (1.0, 4.0, 1.0, 0.75, 1.0)
     assert (o.global_bound, o.global_critic, o.local_critic, o.feature_critic) == ("infonce", "project", "convolve",
                                                                                      "convolve")
-    assert (o.negatives, o.nce_k, o.nce_t, o.nce_momentum, o.embed_dim, o.memory) == ("derangement", 4096, 0.07,
-                                                                                       0.5, 128, "bank")
+    assert (o.negatives, o.nce_k, o.nce_t, o.embed_dim, o.memory) == ("derangement", 4096, 0.07, 128, "bank")
+    assert o.standardize_teacher
     assert method.needs_index and method.pairs == ((2, 0), (3, 1))
     out, _ = step(method, "resnet56", "conv4_mp")
     assert out.estimates["mi_global"] <= math.log(4097) + 1e-5
@@ -124,7 +126,7 @@ VARIANTS = [
     {"global_bound": "jsd", "global_critic": "convolve", "negatives": "all"},
     {"local_critic": "project", "feature_critic": "project", "negatives": "all"},
     {"memory": "queue"},
-    {"nce_shared": True},
+    {"standardize_teacher": False},
     {"global_critic": "convolve"},
     {"global_critic": "convolve", "memory": "queue"},
     {"alpha": 0.9},
@@ -148,21 +150,25 @@ def test_mimkd_needs_index_and_memory_updates():
     assert method.needs_index
     assert not make("mimkd", "wrn_40_2", "wrn_16_1", {"global_bound": "jsd"}).needs_index
     assert not make("mimkd", "wrn_40_2", "wrn_16_1", {"memory": "queue"}).needs_index
-    assert "memory.bank" in method.state_dict()
+    assert {"memory.rows", "memory.filled", "vector_std.mean"} <= set(method.state_dict())
     t = fake_features(*MAPS["wrn_40_2"], n=N, num_classes=CLASSES)
     s = fake_features(*MAPS["wrn_16_1"], n=N, num_classes=CLASSES)
     labels = torch.zeros(N, dtype=torch.long)
     with pytest.raises(ValueError, match="needs sample indices"):
         method(s, t, labels, None)
     index = torch.tensor([5, 6, 7, 8])
-    before = method.memory.bank.clone()
+    before = {k: v.clone() for k, v in method.state_dict().items() if "memory" in k or "_std" in k}
     method.eval()
     method(s, t, labels, index)
-    torch.testing.assert_close(method.memory.bank, before)  # evaluation leaves the memory alone
+    for k, v in before.items():  # evaluation leaves the memory and the statistics alone
+        torch.testing.assert_close(method.state_dict()[k], v)
     method.train()
     method(s, t, labels, index)
-    changed = (method.memory.bank != before).any(-1).any(0).nonzero().flatten().tolist()
-    assert changed == [5, 6, 7, 8]
+    assert method.memory.filled.nonzero().flatten().tolist() == [5, 6, 7, 8]
+    torch.testing.assert_close(method.memory.rows[index], t.vector.detach())  # raw vectors, as they came
+    assert int(method.vector_std.count) == 1 and all(int(m.count) == 1 for m in method.map_std)
+    # the next batch draws its negatives among the stored rows, never its own samples
+    assert sorted(method.memory.draw(torch.tensor([5, 9, 10, 11])).tolist()) == [6, 7, 8]
 
 
 @pytest.mark.parametrize("table", [{}, {"loss": "softmax"}, {"shared": True}])
@@ -178,7 +184,7 @@ def test_crd_variants(table):
         torch.testing.assert_close(method.log_z, z)  # Z is estimated once
 
 
-def test_baseline_defaults_follow_appendix_a2():
+def test_baseline_defaults_follow_appendix_a2_as_repdistiller_runs_them():
     def opts(name):
         return build(method_class(name).Options, {})
 
@@ -187,7 +193,36 @@ def test_baseline_defaults_follow_appendix_a2():
     assert (opts("vid").alpha, opts("vid").beta) == (1.0, 1.0)
     c = opts("crd")
     assert (c.alpha, c.beta, c.feat_dim, c.nce_k, c.nce_t, c.nce_momentum) == (1.0, 0.8, 128, 4096, 0.07, 0.5)
-    assert opts("kd").alpha == 0.9
+    assert opts("kd").alpha == 0.1  # RepDistiller's -r 0.1 -a 0.9: 0.1·CE + 0.9·KL
+    assert opts("fitnet").kernel == 1 and opts("fitnet").relu  # its ConvReg: 1×1 conv, BN, ReLU
+    assert opts("at").skip_first_map and opts("vid").skip_first_map  # its feat[1:-1]
+
+
+def test_kd_default_weighs_ce_by_0_1_and_kl_by_0_9():
+    method = make("kd", "resnet32x4", "resnet8x4")
+    s = fake_features(*MAPS["resnet8x4"], n=N, num_classes=CLASSES)
+    t = fake_features(*MAPS["resnet32x4"], n=N, num_classes=CLASSES, requires_grad=False)
+    labels = torch.randint(0, CLASSES, (N,))
+    out = method(s, t, labels)
+    ce = F.cross_entropy(s.logits, labels)
+    p_t = F.softmax(t.logits / 4, dim=1)  # an independent KL: Σ p_t (log p_t − log p_s), T² = 16
+    kl = (p_t * (p_t.log() - F.log_softmax(s.logits / 4, dim=1))).sum(1).mean() * 16
+    torch.testing.assert_close(out.losses["ce"], 0.1 * ce)
+    torch.testing.assert_close(out.losses["kd"], 0.9 * kl)
+
+
+def test_at_and_vid_leave_out_the_stem_pair():
+    # ResNet-32x4 → ResNet-8x4: R is all four maps; RepDistiller distils feat[1:-1], the last three
+    for name in ("at", "vid"):
+        assert make(name, "resnet32x4", "resnet8x4").pairs == ((1, 1), (2, 2), (3, 3))
+        assert make(name, "resnet32x4", "resnet8x4", {"skip_first_map": False}).pairs == ((0, 0), (1, 1), (2, 2), (3, 3))
+    assert make("at", "resnet56", "conv4_mp").pairs == ((3, 1),)  # 64@8 ↔ 64@8; 32@16 ↔ 64@16 used the first student map
+
+
+def test_fitnet_regressor_is_conv_bn_relu():
+    reg = make("fitnet", "resnet32x4", "resnet8x4").regressor
+    assert [type(m).__name__ for m in reg] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert reg[0].kernel_size == (1, 1) and reg[0].bias is not None
 
 
 def test_fitnet_hints_the_middle_pair():
@@ -215,3 +250,28 @@ def test_mimkd_step_with_real_models(teacher, student, n_pairs):
     assert all(p.grad is not None for p in s_net.parameters() if p.requires_grad)
     assert all(p.grad is None for p in t_net.parameters())
     assert_all_params_have_grad(method)
+
+
+@pytest.mark.parametrize("name", ["kd", *DISTILLERS])
+def test_large_teacher_activations_give_finite_losses_and_gradients(name):
+    """A short-trained teacher's features reach 1e4–1e5 (a ResNet-56 after one epoch: maps up to
+    6.5e4); every method must take a step from such a teacher with finite losses and gradients,
+    and MIMKD must keep doing so at the paper's lr (it once reached inf on step 6)."""
+    torch.manual_seed(0)
+    method = make(name, "resnet56", "conv4_mp")
+    student = nn.Conv2d(3, 64, 3, padding=1)  # a tiny trainable "student" behind the fabricated features
+    opt = torch.optim.SGD([*method.parameters(), *student.parameters()], lr=0.05, momentum=0.9)
+    for _ in range(8 if name == "mimkd" else 1):
+        x = torch.randn(N, 3, 16, 16)
+        base = student(x)
+        s_maps = [F.adaptive_avg_pool2d(base, h) for h in (16, 8, 4, 2)]
+        s = Features(base.mean((2, 3))[:, :CLASSES], s_maps, base.mean((2, 3)))
+        t = fake_features(*MAPS["resnet56"], n=N, num_classes=CLASSES, requires_grad=False)
+        t = Features(t.logits * 5e4, [m.abs() * 6e4 for m in t.maps], t.vector.abs() * 3e4)
+        out = method(s, t, torch.randint(0, CLASSES, (N,)), torch.randperm(SAMPLES)[:N])
+        assert all(torch.isfinite(v) for v in out.losses.values()), out.losses
+        opt.zero_grad()
+        out.total.backward()
+        grads = [p.grad for p in [*method.parameters(), *student.parameters()] if p.grad is not None]
+        assert all(torch.isfinite(g).all() for g in grads)
+        opt.step()

@@ -10,7 +10,7 @@ blind to element-wise work). "Extra memory" is the bytes of the method module's 
 buffers (critics, embeddings, memory banks), i.e. what a method adds to a checkpoint.
 
 A method is `name` or `name:key=value,key=value` with TOML values, bare words read as strings
-(e.g. `mimkd:nce_shared=true,feature_critic=project`); separate methods with ';' or ','.
+(e.g. `mimkd:critic_hidden=128,feature_critic=project`); separate methods with ';' or ','.
 
     python bench/train_step.py --rounds 5
     python bench/train_step.py --pairs resnet56:conv4_mp --methods kd,mimkd,mimkd:critic_hidden=128
@@ -38,7 +38,7 @@ from mimkd_edge.models import create_model, map_shapes
 from mimkd_edge.schema import build
 
 DEFAULT_PAIRS = "resnet32x4:resnet8x4,resnet56:conv4_mp"
-DEFAULT_METHODS = "none,kd,crd,crd:shared=true,mimkd,mimkd:nce_shared=true"
+DEFAULT_METHODS = "none,kd,crd,crd:shared=true,mimkd,mimkd:critic_hidden=128"
 
 
 def parse_method(spec: str) -> tuple[str, dict]:

@@ -6,6 +6,7 @@ for latency), so the table can be regenerated at any time and checked against a 
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 from typing import Iterable
@@ -64,3 +65,54 @@ def protocol_markdown(rows: list[dict]) -> str:
                      *[_fixed(r[label], 3) for _, _, label in LATENCY_COLUMNS],
                      f"{r['params']:,}", f"{r['macs'] / 1e6:.1f} M"])
     return markdown(columns, body, align=["l", "l"] + ["r"] * (len(columns) - 2))
+
+
+def _seed_accuracies(runs: Iterable[Path]) -> dict[str, dict[str, dict[int, float]]]:
+    """student → method → seed → last-epoch test accuracy."""
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for run in runs:
+        s = rundir.read_json(run / rundir.SUMMARY)
+        out.setdefault(s["student"]["model"], {}).setdefault(s["method"], {})[s["seed"]] = s["final_test_acc"]
+    return out
+
+
+def paired_seed_markdown(runs: Iterable[Path], chain: tuple[str, ...] = ("mimkd", "kd", "none")) -> str:
+    """Per student and seed: the accuracy of each method of `chain`, the gaps between neighbours and
+    whether the order (MIMKD > KD > none by default) held. Seeds are paired: a seed gives every
+    method the same initialisation of the student, data order and augmentation."""
+    rows = []
+    for student, methods in sorted(_seed_accuracies(runs).items()):
+        if not all(m in methods for m in chain):
+            continue
+        seeds = sorted(set.intersection(*(set(methods[m]) for m in chain)))
+        for seed in seeds:
+            accs = [methods[m][seed] for m in chain]
+            gaps = [a - b for a, b in zip(accs, accs[1:], strict=False)]
+            rows.append([student_name(student), seed, *(f"{a:.2f}" for a in accs), *(f"{g:+.2f}" for g in gaps),
+                         "yes" if all(g > 0 for g in gaps) else "no"])
+        if len(seeds) > 1:
+            gaps_by_seed = [[methods[a][s] - methods[b][s] for s in seeds] for a, b in zip(chain, chain[1:], strict=False)]
+            rows.append([student_name(student), "mean ± std",
+                         *(f"{statistics.fmean(methods[m][s] for s in seeds):.2f}" for m in chain),
+                         *(f"{statistics.fmean(g):+.2f} ± {statistics.stdev(g):.2f}" for g in gaps_by_seed),
+                         f"{sum(all(methods[a][s] > methods[b][s] for a, b in zip(chain, chain[1:], strict=False)) for s in seeds)}"
+                         f" of {len(seeds)} seeds"])
+    names = [method_name(m) for m in chain]
+    columns = ["student", "seed", *(f"{n} %" for n in names),
+               *(f"{a} − {b}" for a, b in zip(names, names[1:], strict=False)), " > ".join(names) + " held"]
+    return markdown(columns, rows, align=["l", "l"] + ["r"] * (len(columns) - 2))
+
+
+MI_KEYS = ("mi_global", "mi_local", "mi_feature")
+
+
+def mi_trace_markdown(run: Path) -> str:
+    """The MI estimates of one MIMKD run per epoch (training-set means), beside its accuracy. Global:
+    infoNCE in nats (≤ ln(K+1)); local and feature: the JSD bound (−ln 4 = −1.386 at independence, ≤ 0)."""
+    rows = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        m = json.loads(line)
+        rows.append([m["epoch"], *(_fixed(m.get(k), 3) for k in MI_KEYS), _fixed(m.get("train_acc"), 2),
+                     _fixed(m.get("test_acc"), 2)])
+    return markdown(["epoch", "I_global (infoNCE, nats)", "I_local (JSD)", "I_feature (JSD)", "train acc %",
+                     "test acc %"], rows, align=["r"] * 6)

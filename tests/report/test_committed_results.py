@@ -18,5 +18,9 @@ def test_cpu_results_table_regenerates_identically():
     dest = ROOT / "bench" / "results" / "cpu"
     assert collect.copied_runs(dest), "no committed CPU-protocol runs"
     committed = (dest / "README.md").read_text()
-    block = committed.split(collect.TABLE_START, 1)[1].split(collect.TABLE_END, 1)[0].lstrip("\n")
-    assert block == collect.table(dest)
+    generated = collect.blocks(dest)
+    assert {"table", "paired", "mi-trace"} <= set(generated)
+    for name, body in generated.items():  # every generated block: the table, paired seeds, the MI trace
+        start, end = collect.markers(name)
+        assert start in committed, f"block {name} missing from bench/results/cpu/README.md"
+        assert committed.split(start, 1)[1].split(end, 1)[0].lstrip("\n") == body, name

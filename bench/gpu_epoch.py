@@ -7,7 +7,9 @@ what users run: device-resident data, the step, the per-interval loss reduction)
 random weights — speed does not depend on the teacher's accuracy, and no teacher has to be trained
 first. Steady-state speed is taken between the trainer's step events after the first one, so the
 compile warm-up and cuDNN autotuning are left out; the epoch's own wall time (warm-up included) is
-reported beside it.
+reported beside it. `--max-images N` stops each variant once it has trained about N images (the
+steady rate needs no whole epoch; bench/gpu_check.py uses it to fit a short GPU lease), and then
+no epoch wall time is reported.
 
     # on a GPU machine:
     python bench/gpu_epoch.py --data ../shared/data/cifar10-jpeg-q75.tar.gz
@@ -25,6 +27,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import torch
 
@@ -33,29 +36,83 @@ from mimkd_edge.engine.trainer import fit
 from mimkd_edge.models import create_model
 from mimkd_edge.recipe import load_recipe
 
+DEFAULT_VARIANTS = "fp32:eager,bf16:eager,fp32:compile,bf16:compile"
 
-def run_variant(recipe_path: str, overrides: list[str], data_dir: str | None, work: Path, name: str) -> dict:
+
+class _Enough(Exception):
+    """Raised from the trainer's event callback once a variant has trained its `max_steps`."""
+
+
+def random_teacher(model: str, classes: int, path: Path) -> Path:
+    """A teacher weights file with random weights: step speed does not depend on what it knows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(path, create_model(model, num_classes=classes).state_dict(), metadata={"model": model})
+    return path
+
+
+def run_variant(recipe_path: str, overrides: list[str], data_dir: str | None, work: Path, name: str,
+                max_steps: int | None = None) -> dict:
     recipe = load_recipe(recipe_path, overrides)
     marks: list[tuple[float, int]] = []  # (time, images seen this epoch) at every step event
     events: list[str] = []
+    started: dict = {}
 
     def on_event(kind: str, info: dict) -> None:
-        if kind == "step":
+        if kind == "start":
+            started.update(info)
+        elif kind == "step":
             marks.append((time.perf_counter(), info["step"] * recipe.train.batch_size))
+            if max_steps and info["step"] >= max_steps:
+                raise _Enough
         elif kind == "warning":
             events.append(info["message"])
 
-    summary = fit(recipe, work / name, data_dir=data_dir, on_event=on_event)
+    try:
+        summary = fit(recipe, work / name, data_dir=data_dir, on_event=on_event)
+    except _Enough:
+        summary = None  # stopped on purpose: the steady rate is measured, the epoch is not finished
+    train_size = started["train_size"]
     steady = marks[1:]
     images = steady[-1][1] - steady[0][1] if len(steady) > 1 else 0
     seconds = steady[-1][0] - steady[0][0] if len(steady) > 1 else float("nan")
     rate = images / seconds if images else float("nan")
-    steps = -(-summary["data"]["train_size"] // recipe.train.batch_size)
     return {"variant": name, "precision": recipe.train.precision, "compile": recipe.train.compile,
             "batch": recipe.train.batch_size, "steady_images_per_s": rate,
             "steady_ms_per_step": 1000 * recipe.train.batch_size / rate if images else None,
-            "epoch_wall_s_with_eval": summary["wall_seconds"], "projected_240_epochs_min": 240 * summary["data"]["train_size"] / rate / 60,
-            "steps_per_epoch": steps, "warnings": events}
+            "steady_images_timed": images,
+            "epoch_wall_s_with_eval": summary["wall_seconds"] if summary else None,
+            "projected_240_epochs_min": 240 * train_size / rate / 60, "train_size": train_size,
+            "steps_per_epoch": started["steps"], "warnings": events}
+
+
+def parse_specs(batches: Iterable[int], variants: str) -> list[tuple[int, str, str]]:
+    """(batch, precision, mode) for every batch × "precision:mode" entry, batch by batch."""
+    return [(b, *spec.split(":")) for b in batches for spec in variants.split(",")]  # type: ignore[misc]
+
+
+def measure(recipe_path: str, specs: list[tuple[int, str, str]], work: Path, *, data: str | None = None,
+            device: str = "cuda", teacher: str | None = None, student: str | None = None,
+            sets: Iterable[str] = (), max_images: int | None = None) -> Iterator[dict]:
+    """Yield one result row per (batch, precision, mode) spec, in order, as each one finishes."""
+    sets = list(sets)
+    base = load_recipe(recipe_path, [f"train.device={json.dumps(device)}", *sets])
+    teacher_model = teacher or base.teacher.model
+    overrides = [f"train.device={json.dumps(device)}", "train.epochs=1", "train.milestones=[1]",
+                 "data.dataset=\"cifar10\"", *sets]
+    if student:
+        overrides.append(f"student.model={json.dumps(student)}")
+    classes = load_recipe(recipe_path, overrides).data.classes
+    teacher_file = random_teacher(teacher_model, classes, work / "teacher" / "model.safetensors")
+    overrides += [f"teacher.model={json.dumps(teacher_model)}", f"teacher.checkpoint={json.dumps(str(teacher_file))}"]
+    for batch, precision, mode in specs:
+        name = f"b{batch}-{precision}-{mode}"
+        variant = [*overrides, f"train.batch_size={batch}", f"train.precision=\"{precision}\"",
+                   f"train.compile={'true' if mode == 'compile' else 'false'}"]
+        max_steps = None
+        if max_images:  # enough steps for about max_images images, and ten step events to time them by
+            max_steps = max(20, -(-max_images // batch))
+            variant.append(f"train.log_every={max(1, max_steps // 10)}")
+        yield run_variant(recipe_path, variant, data, work, name, max_steps)
 
 
 def main() -> None:
@@ -66,38 +123,23 @@ def main() -> None:
     ap.add_argument("--teacher", help="override the recipe's teacher model (random weights either way)")
     ap.add_argument("--student", help="override the recipe's student model")
     ap.add_argument("--batch", type=int, action="append", help="global batch size(s) to try [recipe's]")
-    ap.add_argument("--variants", default="fp32:eager,bf16:eager,fp32:compile,bf16:compile")
+    ap.add_argument("--variants", default=DEFAULT_VARIANTS)
+    ap.add_argument("--max-images", type=int, help="stop each variant after about this many images [one epoch]")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="extra recipe override (key=value)")
     ap.add_argument("--out", default="bench/results/gpu_epoch.json")
     args = ap.parse_args()
 
-    base = load_recipe(args.recipe, [f"train.device={json.dumps(args.device)}", *args.sets])
-    teacher_model = args.teacher or base.teacher.model
-    overrides = [f"train.device={json.dumps(args.device)}", "train.epochs=1", "train.milestones=[1]",
-                 "data.dataset=\"cifar10\"", *args.sets]
-    if args.student:
-        overrides.append(f"student.model={json.dumps(args.student)}")
+    batches = args.batch or [load_recipe(args.recipe, args.sets).train.batch_size]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        classes = load_recipe(args.recipe, overrides).data.classes
-        teacher_file = work / "teacher" / "model.safetensors"
-        teacher_file.parent.mkdir()
-        save_weights(teacher_file, create_model(teacher_model, num_classes=classes).state_dict(),
-                     metadata={"model": teacher_model})
-        overrides += [f"teacher.model={json.dumps(teacher_model)}", f"teacher.checkpoint={json.dumps(str(teacher_file))}"]
-        for batch in args.batch or [base.train.batch_size]:
-            for spec in args.variants.split(","):
-                precision, mode = spec.split(":")
-                name = f"b{batch}-{precision}-{mode}"
-                variant = [*overrides, f"train.batch_size={batch}", f"train.precision=\"{precision}\"",
-                           f"train.compile={'true' if mode == 'compile' else 'false'}"]
-                row = run_variant(args.recipe, variant, args.data, work, name)
-                rows.append(row)
-                print(f"{name:<22} {row['steady_images_per_s']:>9.0f} img/s  "
-                      f"{row['steady_ms_per_step'] or float('nan'):>7.2f} ms/step  "
-                      f"240 epochs ≈ {row['projected_240_epochs_min']:.1f} min" +
-                      (f"  ({'; '.join(row['warnings'])})" if row["warnings"] else ""))
+        for row in measure(args.recipe, parse_specs(batches, args.variants), Path(tmp), data=args.data,
+                           device=args.device, teacher=args.teacher, student=args.student, sets=args.sets,
+                           max_images=args.max_images):
+            rows.append(row)
+            print(f"{row['variant']:<22} {row['steady_images_per_s']:>9.0f} img/s  "
+                  f"{row['steady_ms_per_step'] or float('nan'):>7.2f} ms/step  "
+                  f"240 epochs ≈ {row['projected_240_epochs_min']:.1f} min" +
+                  (f"  ({'; '.join(row['warnings'])})" if row["warnings"] else ""))
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") and torch.cuda.is_available() \
         else platform.processor() or platform.machine()
     write_json(args.out, {"args": vars(args), "rows": rows, "device": device, "torch": torch.__version__,

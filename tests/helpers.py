@@ -34,3 +34,21 @@ def write_image_folder(root, classes: int = 3, train: int = 10, test: int = 4, s
             for i in range(n):
                 Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(d / f"{i:03d}.png")
     return root
+
+
+class Interrupt(Exception):
+    """Raised from a training event to stop a run the way a kill would, after its checkpoint."""
+
+
+def fit_until_interrupted(recipe: Recipe, out, after_epoch: int = 1) -> None:
+    """Train `recipe` into `out` and stop it right after epoch `after_epoch` was checkpointed."""
+    import pytest
+
+    from mimkd_edge.engine.trainer import fit
+
+    def stop(kind, info):
+        if kind == "epoch" and info["epoch"] == after_epoch:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(recipe, out, on_event=stop)

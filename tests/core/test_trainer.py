@@ -4,17 +4,13 @@ import json
 
 import pytest
 import torch
-from helpers import tiny_recipe
+from helpers import fit_until_interrupted, tiny_recipe
 
 from mimkd_edge.engine import rundir
 from mimkd_edge.engine.checkpoint import load_checkpoint, load_weights
 from mimkd_edge.engine.trainer import fit
 from mimkd_edge.errors import DivergedError, UserError
 from mimkd_edge.methods import kd as kd_module
-
-
-class Interrupt(Exception):
-    pass
 
 
 def _metrics(path):
@@ -27,13 +23,7 @@ def _metrics(path):
 def test_resume_gives_the_same_weights_and_metrics(tmp_path):
     recipe = tiny_recipe(epochs=3)
     fit(recipe, tmp_path / "straight")
-
-    def stop_after_first_epoch(kind, info):
-        if kind == "epoch" and info["epoch"] == 1:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        fit(recipe, tmp_path / "resumed", on_event=stop_after_first_epoch)
+    fit_until_interrupted(recipe, tmp_path / "resumed")
     assert load_checkpoint(tmp_path / "resumed" / rundir.CHECKPOINT)["epoch"] == 0
     assert not (tmp_path / "resumed" / rundir.WEIGHTS).exists()
     fit(recipe, tmp_path / "resumed", resume=True)

@@ -8,7 +8,7 @@ synthetic set, so each test takes seconds on a card.
 
 import pytest
 import torch
-from helpers import tiny_table
+from helpers import fit_until_interrupted, tiny_table
 
 from mimkd_edge.data import BatchLoader, load_splits, make_loader
 from mimkd_edge.engine import rundir
@@ -123,10 +123,6 @@ def test_compile_failure_on_cuda_falls_back_to_eager(tmp_path, monkeypatch, teac
     assert any(kind == "warning" and "torch.compile failed" in info["message"] for kind, info in events)
 
 
-class _Interrupt(Exception):
-    pass
-
-
 def test_checkpoint_and_resume_on_cuda(tmp_path, teacher_file, monkeypatch):
     """MIMKD (critics, memory bank, CUDA RNG) interrupted after epoch 1 and resumed ends where an
     uninterrupted run does: fp32 and deterministic cuDNN, so only the order of atomic adds differs
@@ -136,13 +132,7 @@ def test_checkpoint_and_resume_on_cuda(tmp_path, teacher_file, monkeypatch):
     recipe = _recipe("mimkd", teacher_file, epochs=2, train={"precision": "fp32"},
                      options={"critic_hidden": 32, "embed_dim": 16, "nce_k": 64})
     fit(recipe, tmp_path / "straight")
-
-    def stop_after_first_epoch(kind, info):
-        if kind == "epoch" and info["epoch"] == 1:
-            raise _Interrupt
-
-    with pytest.raises(_Interrupt):
-        fit(recipe, tmp_path / "resumed", on_event=stop_after_first_epoch)
+    fit_until_interrupted(recipe, tmp_path / "resumed")
     ckpt = load_checkpoint(tmp_path / "resumed" / rundir.CHECKPOINT)  # weights_only, mapped to the CPU
     assert ckpt["epoch"] == 0 and "cuda" in ckpt["rng"]
     assert all(not v.is_cuda for v in ckpt["model"].values())

@@ -162,16 +162,27 @@ class TeacherMemory(nn.Module):
         """Indices of at most `size` negatives, shared by the batch, uniform without replacement among
         the filled rows — for a bank, never a sample of the batch. Fewer while the memory fills."""
         allowed = self.filled.clone()
+        batch = 0
         if self.kind == "bank":
             if index is None:
                 raise ValueError("memory bank: needs the batch's sample indices")
-            allowed[index.to(allowed.device).long().view(-1)] = False
-        n_allowed = int(allowed.sum())
-        k = min(self.size, n_allowed)
-        if k == n_allowed:
-            return allowed.nonzero().flatten()
+            index = index.to(allowed.device).long().view(-1)
+            allowed[index] = False
+            batch = index.numel()
+        if not self._has_room(batch):  # still filling: count the allowed rows (a device read)
+            n_allowed = int(allowed.sum())
+            if n_allowed <= self.size:
+                return allowed.nonzero().flatten()
         keys = torch.rand(allowed.shape[0], device=allowed.device).masked_fill_(~allowed, 2.0)
-        return keys.topk(k, largest=False).indices  # the k smallest random keys: a uniform k-subset
+        return keys.topk(self.size, largest=False).indices  # the smallest random keys: a uniform subset
+
+    def _has_room(self, batch: int) -> bool:
+        """Whether at least `size` rows are filled beyond any batch of this size — then every draw has
+        `size` allowed rows without counting them. Read from the device until true, then remembered
+        for batches up to that size (rows are never emptied): a filled memory costs no device read."""
+        if batch > getattr(self, "_room_for", -1) and bool(self.filled.sum() >= self.size + batch):
+            self._room_for = batch
+        return batch <= getattr(self, "_room_for", -1)
 
     def get(self, idx: torch.Tensor) -> torch.Tensor:
         """The rows at `idx` (a copy: `update` may overwrite the memory before backward)."""

@@ -40,26 +40,37 @@ class RunningStandardizer(nn.Module):
 
     @staticmethod
     def _moments(x: torch.Tensor) -> torch.Tensor:
-        """(2, C): per-channel mean of x and of x² over the batch (and locations), in float64."""
-        flat = x.detach().double().transpose(0, 1).reshape(x.shape[1], -1)
-        return torch.stack([flat.mean(1), flat.pow(2).mean(1)])
+        """(2, C) float64: per-channel mean of x and of x² over the batch (and locations). The batch
+        variance comes from a two-pass float32 reduction (no float64 copy of a whole map), and E[x²] is
+        formed from it in float64, where `var = E[x²] − mean²` later cancels harmlessly."""
+        dims = (0, *range(2, x.dim()))
+        var, mean = torch.var_mean(x.detach().float(), dim=dims, correction=0)
+        mean = mean.double()
+        return torch.stack([mean, var.double() + mean.pow(2)])
 
     @torch.no_grad()
     def observe(self, x: torch.Tensor, gather: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
-        """Fold one batch into the cumulative statistics (each batch weighs the same)."""
+        """Fold one batch into the cumulative statistics (each batch weighs the same). Tensor
+        arithmetic only: no device-to-host read per step on a GPU."""
         moments = self._moments(x)
         if gather is not None:  # every rank's batch moments, averaged: identical statistics everywhere
             moments = gather(moments.unsqueeze(0)).mean(0)
-        n = int(self.count) + 1
-        self.mean.add_((moments[0] - self.mean) / n)
-        self.sq_mean.add_((moments[1] - self.sq_mean) / n)
-        self.count.fill_(n)
+        self.count.add_(1)
+        self.mean.add_((moments[0] - self.mean) / self.count)
+        self.sq_mean.add_((moments[1] - self.sq_mean) / self.count)
+        self._observed = True
+
+    def _has_statistics(self) -> bool:
+        """Whether any batch was observed; read from the device once, then remembered (count only grows)."""
+        if not getattr(self, "_observed", False):
+            self._observed = bool(self.count > 0)
+        return self._observed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if int(self.count) == 0:  # nothing observed yet (e.g. evaluation of a fresh method): this batch's own
-            mean, sq_mean = self._moments(x)
-        else:
+        if self._has_statistics():
             mean, sq_mean = self.mean, self.sq_mean
+        else:  # nothing observed yet (e.g. evaluation of a fresh method): this batch's own
+            mean, sq_mean = self._moments(x)
         var = (sq_mean - mean.pow(2)).clamp_min(0)
         shape = (1, -1) + (1,) * (x.dim() - 2)
         shift, scale = mean.float().view(shape), (var + self.eps).rsqrt().float().view(shape)

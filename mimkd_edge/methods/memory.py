@@ -10,8 +10,8 @@ Two ways to draw K negatives from a bank:
   every anchor by one (N, D) @ (D, K) product. Same expectation, correlated across the batch,
   and far cheaper than gathering N·K rows.
 
-Both memories below (`MemoryBank`, `TeacherMemory`) are plain `nn.Module`s whose rows live in registered buffers, so they are saved in
-`state_dict` and checkpoints and move with `.to(device)`. Nothing here knows about distributed
+Both memories below (`MemoryBank`, `TeacherMemory`) are plain `nn.Module`s whose rows live in
+registered buffers, so they are saved in `state_dict` and checkpoints and move with `.to(device)`. Nothing here knows about distributed
 training: a DDP trainer gathers embeddings and indices from every rank and calls `update` with the
 result (the methods expose a hook for that), so every replica's memory stays the same.
 

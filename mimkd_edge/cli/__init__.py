@@ -1,7 +1,8 @@
 """The `mimkd-edge` command line: thin commands that parse, call the library, and render with rich.
 
 Heavy imports (torch, onnx, openvino) happen inside the commands so `--help` stays instant.
-Errors the user can fix are one line on stderr with exit code 2 (3 for a diverged run).
+Errors the user can fix are one line on stderr with exit code 2 (3 for a diverged run; 4 for an
+export of which an artifact failed its check and the others were published).
 """
 
 from __future__ import annotations

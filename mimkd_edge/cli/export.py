@@ -39,9 +39,10 @@ def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, m
 
     RUN defaults to the most recently finished run under runs/. Every artifact is checked on real
     test images (FP32: max |Δ logits| ≤ 1e-4) and evaluated on the whole test split; the figures go
-    to manifest.json beside the artifacts.
+    to manifest.json beside the artifacts. An artifact that fails its check is not published: the
+    others are, each failure is one line (figure, remedy), and the exit code is 4.
     """
-    from ..console import console, table
+    from ..console import console, error_line
     from ..engine import rundir
     from ..errors import UserError
 
@@ -51,13 +52,31 @@ def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, m
         run = rundir.latest_run()
         console.print(f"no RUN given: exporting the most recently finished run [bold]{run}[/]")
 
-    from ..export import export_run
+    from ..export import EXIT_INCOMPLETE, export_run
 
     with console.status("exporting") as status:
         result = export_run(run, out=out, onnx=to_onnx, openvino=to_openvino, fp16=fp16, int8=int8, opset=opset,
                             exporter=exporter, calib=calib, max_drop=max_drop, bake_normalisation=bake_normalisation,
                             parity_images=parity_images, min_agreement=min_agreement, overflow_fix=overflow_fix,
                             data_dir=data_dir, progress=lambda m: status.update(m))
+    if result.manifest is not None:
+        console.print(_artifact_table(result))
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    for failure in result.failures:
+        error_line(failure.line())
+    if result.manifest_path is not None:
+        console.print(f"manifest: {result.manifest_path}")
+    if result.failures:
+        published = len(result.manifest["artifacts"]) if result.manifest else 0
+        error_line(f"{len(result.failures)} artifact(s) failed their check; {published} published"
+                   + ("" if published else " (the previous export, if any, is untouched)"))
+        click.get_current_context().exit(EXIT_INCOMPLETE)
+
+
+def _artifact_table(result):
+    from ..console import table
+
     m = result.manifest
     rows = []
     for a in m["artifacts"]:
@@ -71,10 +90,7 @@ def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, m
               ["path", "stored / computed", "size", "parity vs PyTorch", "test accuracy (Δ)"], rows)
     t.columns[0].justify = "left"
     t.columns[0].no_wrap = True
-    console.print(t)
-    for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}")
-    console.print(f"manifest: {result.manifest_path}")
+    return t
 
 
 def _size(n: int) -> str:

@@ -42,24 +42,37 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench):
         ran = run_sweep(jobs, train, on_skip=lambda j: console.print(f"[dim]skip {j.name} (finished)[/]"))
         console.print(f"sweep done: {len(ran)} trained, {len(jobs) - len(ran)} already finished")
     jobs = [j for j in jobs if j.finished]
-    if do_export:
-        _export_all(jobs, data_dir)
+    failed = _export_all(jobs, data_dir) if do_export else 0
     if do_bench:
         _bench_and_report(jobs, Path(cfg.out), data_dir)
+    if failed:
+        from ..console import error_line
+        from ..export import EXIT_INCOMPLETE
+
+        error_line(f"{failed} exported artifact(s) failed their check and were not published (lines above)")
+        click.get_current_context().exit(EXIT_INCOMPLETE)
 
 
-def _export_all(jobs, data_dir) -> None:
-    from ..console import console
+def _export_all(jobs, data_dir) -> int:
+    """Export every finished run not yet exported; a failed artifact is reported and the sweep goes
+    on with what passed. Returns the number of failed artifacts."""
+    from ..console import console, error_line
     from ..export import export_run
 
+    failed = 0
     for job in jobs:
         if (job.out / "export" / "manifest.json").is_file():
             console.print(f"[dim]skip export of {job.name} (exported)[/]")
             continue
         with console.status(f"exporting {job.name}") as status:
-            export_run(job.out, onnx=True, openvino=True, int8=True, data_dir=data_dir,
-                       progress=lambda message: status.update(f"{job.name}: {message}"))
-        console.print(f"exported {job.name}")
+            result = export_run(job.out, onnx=True, openvino=True, int8=True, data_dir=data_dir,
+                                progress=lambda message: status.update(f"{job.name}: {message}"))
+        for failure in result.failures:
+            error_line(f"{job.name}: {failure.line()}")
+        failed += len(result.failures)
+        published = len(result.manifest["artifacts"]) if result.manifest else 0
+        console.print(f"exported {job.name}: {published} artifact(s) published")
+    return failed
 
 
 def _bench_and_report(jobs, out: Path, data_dir) -> None:

@@ -14,12 +14,14 @@
          "backend", "storage_precision", "inference_precision", "opset", "parity": {...},
          "test_accuracy", "accuracy_delta", "quantisation": {...} | null}
       ],
+      "failed": [{"name", "path", "backend", "reason", "remedy", "parity": {...} | null}],
       "versions": {...}, "git_commit": ..., "created_at": ...
     }
 
 Paths are relative to the folder holding the manifest. `sha256` and `size` of an artifact are those
 of its main file (.onnx or .xml); `files` lists every file it needs (an IR's .bin too), each with
-its own size and sha256; `total_size` sums them.
+its own size and sha256; `total_size` sums them. `failed` lists the artifacts that were asked for
+and missed their check (not published, no files): the figure they missed and what to try.
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 Every artifact is built in a staging folder inside the output folder, reopened from disk through
 runtime.session, checked against the PyTorch model on real test images (export/parity.py) and
-evaluated on the whole test split. Only when all of them pass are the files renamed into the output
-folder, manifest.json last; a failure leaves the previous export untouched and nothing half-written.
+evaluated on the whole test split. The artifacts that pass are renamed into the output folder,
+manifest.json last; one that fails its check (or cannot be built) is not published: the manifest's
+`failed` list and ExportResult.failures name it, with the figure it missed and what to try. A user
+who asked for five artifacts and lost one to INT8 keeps the four that are proven. When none passes,
+the previous export is left untouched. The CLI exits with EXIT_INCOMPLETE whenever one failed.
 """
 
 from __future__ import annotations
@@ -30,22 +33,57 @@ from . import manifest as mf
 from .onnx_export import (BATCH_DIM, INPUT_NAME, SCALE_NORMALISED, SCALE_RAW, NormalisedInput, export_onnx,
                           resolve_opset)
 from .openvino_export import convert_onnx, save_ir
-from .parity import (MIN_TOP1_AGREEMENT, PARITY_IMAGES, accuracy, logits, measure_parity, parity_indices,
-                     prepare_inputs, require)
+from .parity import (MIN_TOP1_AGREEMENT, PARITY_IMAGES, accuracy, failure_reason, logits, measure_parity,
+                     parity_indices, prepare_inputs)
 from .quantize import OVERFLOW_FIXES, quantize_onnx, quantize_openvino, sample_indices
 
 DEFAULT_CALIBRATION = 300
+EXIT_INCOMPLETE = 4  # `mimkd-edge export` / `sweep --export`: an artifact failed; those that passed are published
 VALIDATION_IMAGES = 1000  # accuracy control: training images disjoint from the calibration set
 
 Progress = Callable[[str], None]
 
 
+# What to try when an artifact misses its check, by artifact name.
+REMEDIES = {
+    "onnx-fp32": "try the other --exporter or another --opset",
+    "openvino-fp32": "try the other --exporter or another --opset",
+    "openvino-fp16": "keep the FP32 IR, or accept the FP16 one with a lower --min-agreement",
+    "openvino-int8": "try --max-drop 1 (NNCF accuracy control), --overflow-fix all, or a larger --calib",
+    "onnx-int8": "try --overflow-fix all (7-bit weights) or a larger --calib (--max-drop is OpenVINO only)",
+}
+
+
+@dataclass(frozen=True)
+class ArtifactFailure:
+    """An artifact that was asked for and not published: why (the figure it missed) and what to try."""
+
+    name: str
+    path: str
+    backend: str
+    reason: str
+    remedy: str
+    parity: dict | None = None
+
+    def line(self) -> str:
+        return f"{self.path} ({self.backend}) not published: {self.reason}; {self.remedy}"
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "path": self.path, "backend": self.backend, "reason": self.reason,
+                "remedy": self.remedy, "parity": self.parity}
+
+
 @dataclass
 class ExportResult:
     out_dir: Path
-    manifest_path: Path
-    manifest: dict
+    manifest_path: Path | None  # None when no artifact passed (the previous export, if any, is untouched)
+    manifest: dict | None
     notes: list[str] = field(default_factory=list)  # things the user should know (printed by the CLI)
+    failures: list[ArtifactFailure] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.failures
 
 
 def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = True, openvino: bool = False,
@@ -107,18 +145,33 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
     out_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
     artifacts: list[dict] = []
+    failures: list[ArtifactFailure] = []
 
     def prove(label: str, files: list[Path], backend: str, fmt: str, quantisation: dict | None = None) -> None:
         final = out_dir / files[0].name
         say(f"checking {files[0].name} on {backend}: parity on {n_par} test images, accuracy on {len(test):,}")
         session = open_session(files[0], backend, threads=threads)
         parity = measure_parity(ref, session, x_par, session.precision, min_agreement=min_agreement)
-        require(parity, f"{final} ({backend})", session.precision)
+        reason = failure_reason(parity, session.precision)
+        if reason is not None:
+            failures.append(ArtifactFailure(label, str(final), backend, reason, REMEDIES[label], parity.as_dict()))
+            return
         acc = accuracy(session, test, mean, std, baked=baked)
         artifacts.append(mf.artifact_record(
             label, files, stage, format=fmt, backend=backend, storage_precision=session.precision,
             inference_precision=session.inference_precision, opset=opset, parity=parity.as_dict(),
             test_accuracy=acc, accuracy_delta=acc - torch_acc, quantisation=quantisation))
+
+    def build_and_prove(label: str, file_name: str, backend: str, build: Callable[[], tuple[list[Path], dict | None]]):
+        """Build one optional artifact and prove it; a build the tool refuses is that artifact's failure."""
+        fmt = "openvino-ir" if backend == "openvino" else "onnx"
+        try:
+            files, quantisation = build()
+        except UserError as e:
+            failures.append(ArtifactFailure(label, str(out_dir / file_name), backend, f"could not be built ({e})",
+                                            REMEDIES[label]))
+            return
+        prove(label, files, backend, fmt, quantisation)
 
     try:
         onnx_path = stage / "model_fp32.onnx"
@@ -129,14 +182,14 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
             prove("onnx-fp32", [onnx_path], "onnxruntime", "onnx")
         if openvino:
             say("converting to OpenVINO IR (FP32)")
-            files = save_ir(convert_onnx(onnx_path), stage / "model_fp32.xml", compress_to_fp16=False,
-                            metadata={**metadata, "precision": "fp32"})
-            prove("openvino-fp32", files, "openvino", "openvino-ir")
+            build_and_prove("openvino-fp32", "model_fp32.xml", "openvino", lambda: (save_ir(
+                convert_onnx(onnx_path), stage / "model_fp32.xml", compress_to_fp16=False,
+                metadata={**metadata, "precision": "fp32"}), None))
             if fp16:
                 say("converting to OpenVINO IR (FP16-compressed weights)")
-                files = save_ir(convert_onnx(onnx_path), stage / "model_fp16.xml", compress_to_fp16=True,
-                                metadata={**metadata, "precision": "fp16"})
-                prove("openvino-fp16", files, "openvino", "openvino-ir")
+                build_and_prove("openvino-fp16", "model_fp16.xml", "openvino", lambda: (save_ir(
+                    convert_onnx(onnx_path), stage / "model_fp16.xml", compress_to_fp16=True,
+                    metadata={**metadata, "precision": "fp16"}), None))
         calibration = None
         if int8:
             idx = sample_indices(len(train), min(calib, len(train)))
@@ -158,24 +211,33 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
                                   train.labels[vidx].numpy())
                 say(f"quantising the OpenVINO IR to INT8 with NNCF ({len(idx)} calibration images"
                     + (f", accuracy control: max drop {max_drop:g} points" if max_drop is not None else "") + ")")
-                quantised, settings = quantize_openvino(convert_onnx(onnx_path), x_cal, overflow_fix=overflow_fix,
-                                                        max_drop=max_drop, validation=validation,
-                                                        validate=_validate_compiled)
-                files = save_ir(quantised, stage / "model_int8.xml", compress_to_fp16=False,
-                                metadata={**metadata, "precision": "int8"})
-                prove("openvino-int8", files, "openvino", "openvino-ir", settings)
+
+                def build_ov_int8():
+                    quantised, settings = quantize_openvino(
+                        convert_onnx(onnx_path), x_cal, overflow_fix=overflow_fix, max_drop=max_drop,
+                        validation=validation, validate=_validate_compiled)
+                    return save_ir(quantised, stage / "model_int8.xml", compress_to_fp16=False,
+                                   metadata={**metadata, "precision": "int8"}), settings
+
+                build_and_prove("openvino-int8", "model_int8.xml", "openvino", build_ov_int8)
             if onnx:
                 say(f"quantising the ONNX model to INT8 with onnxruntime ({len(idx)} calibration images)")
-                settings = quantize_onnx(onnx_path, stage / "model_int8.onnx", x_cal, overflow_fix=overflow_fix)
-                if max_drop is not None:
-                    settings["accuracy_control"] = {
-                        "supported": False,
-                        "note": "onnxruntime has no accuracy-controlled quantisation; --max-drop was not applied"}
-                    notes.append("--max-drop applies to the OpenVINO INT8 IR only "
-                                 "(nncf.quantize_with_accuracy_control); "
-                                 "onnxruntime has no accuracy-controlled quantisation, so model_int8.onnx is plain PTQ")
-                prove("onnx-int8", [stage / "model_int8.onnx"], "onnxruntime", "onnx", settings)
 
+                def build_ort_int8():
+                    settings = quantize_onnx(onnx_path, stage / "model_int8.onnx", x_cal, overflow_fix=overflow_fix)
+                    if max_drop is not None:
+                        settings["accuracy_control"] = {
+                            "supported": False,
+                            "note": "onnxruntime has no accuracy-controlled quantisation; --max-drop was not applied"}
+                        notes.append("--max-drop applies to the OpenVINO INT8 IR only "
+                                     "(nncf.quantize_with_accuracy_control); onnxruntime has no "
+                                     "accuracy-controlled quantisation, so model_int8.onnx is plain PTQ")
+                    return [stage / "model_int8.onnx"], settings
+
+                build_and_prove("onnx-int8", "model_int8.onnx", "onnxruntime", build_ort_int8)
+
+        if not artifacts:
+            return ExportResult(out_dir, None, None, notes, failures)
         manifest = {
             "schema": mf.SCHEMA, "run": str(loaded.path), "model": name,
             "recipe": {"name": recipe.name, "path": str(recipe_file), "sha256": recipe_sha},
@@ -191,13 +253,14 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
             "calibration_set": calibration,
             "pytorch": {"test_accuracy": torch_acc, "run_summary_test_accuracy": run_acc},
             "artifacts": artifacts,
+            "failed": [f.as_dict() for f in failures],
             "versions": versions(), "git_commit": git_commit(),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         manifest_path = _publish(stage, out_dir, manifest)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return ExportResult(out_dir, manifest_path, manifest, notes)
+    return ExportResult(out_dir, manifest_path, manifest, notes, failures)
 
 
 def _validate_compiled(compiled, x: np.ndarray, y: np.ndarray) -> float:

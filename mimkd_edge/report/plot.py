@@ -4,7 +4,8 @@ One point per student × method × artifact, at the fastest setting measured for
 runtimes and static/dynamic compilation, at one thread count and batch size). Colour says the
 method, the marker says the artifact (PyTorch eager, ONNX Runtime / OpenVINO, FP32 / FP16 / INT8);
 each student is labelled once; the Pareto front (no other point both faster and at least as
-accurate) is the dashed staircase, held to the right edge after its slowest point.
+accurate, where two latencies closer than their p90 − median spread count as equal: `dominates`) is
+the dashed staircase, held to the right edge after its slowest point.
 
 `paper=True` adds the paper's CIFAR-100 top-1 (report/paper.py). The paper publishes no latencies we
 could reuse (its Figure 1 was timed on a Xeon Gold 5218 and is not given in numbers), so its points
@@ -67,16 +68,30 @@ def select_points(rows: list[dict], *, threads: int = 1, batch: int = 1) -> list
     return points
 
 
+def latency_spread(p: dict) -> float:
+    """How far apart two latencies must be to count as different: this point's p90 − median over
+    its timed calls (0 when the row has no p90)."""
+    p90 = p.get("p90_ms")
+    return max(0.0, p90 - p["median_ms"]) if p90 else 0.0
+
+
+def dominates(a: dict, b: dict) -> bool:
+    """`a` beats `b`: at least as accurate, not slower beyond the larger of the two latency spreads,
+    and better on one axis (more accurate, or faster by more than that spread). Two latencies within
+    each other's spread are one latency: a point a few µs faster but less accurate does not make the
+    front on noise."""
+    tol = max(latency_spread(a), latency_spread(b))
+    if a["accuracy"] < b["accuracy"] or a["median_ms"] > b["median_ms"] + tol:
+        return False
+    return a["accuracy"] > b["accuracy"] or a["median_ms"] < b["median_ms"] - tol
+
+
 def pareto_front(points: list[dict]) -> list[dict]:
-    """Points no other point beats on both axes (faster and at least as accurate), fastest first;
-    marks them with p["pareto"] = True. Points without an accuracy are left out."""
+    """Points no other point dominates (see `dominates`), fastest first; marks them with
+    p["pareto"] = True. Points without an accuracy are left out."""
     scored = sorted((p for p in points if p.get("accuracy") is not None),
                     key=lambda p: (p["median_ms"], -p["accuracy"]))
-    front, best = [], -math.inf
-    for p in scored:
-        if p["accuracy"] > best:
-            front.append(p)
-            best = p["accuracy"]
+    front = [p for p in scored if not any(dominates(o, p) for o in scored if o is not p)]
     for p in points:
         p["pareto"] = any(p is f for f in front)
     return front

@@ -44,6 +44,14 @@ def test_pareto_front():
     assert sum(p["pareto"] for p in pts) == 3
 
 
+def test_pareto_front_ignores_latency_differences_inside_the_spread():
+    fast = {**_row("runs/x", "conv4_mp", "none", "openvino-int8", "openvino", "int8", 0.062, 70.0), "p90_ms": 0.070}
+    slow = {**_row("runs/y", "conv4_mp", "kd", "openvino-int8", "openvino", "int8", 0.066, 74.5), "p90_ms": 0.072}
+    assert [p["run"] for p in pareto_front([fast, slow])] == ["runs/y"]  # 4 µs apart, spread 6-8 µs: one latency
+    tight = [{**fast, "p90_ms": 0.0625}, {**slow, "p90_ms": 0.0665}]  # spread 0.5 µs: 4 µs is a real difference
+    assert [p["run"] for p in pareto_front(tight)] == ["runs/x", "runs/y"]
+
+
 def test_paper_best():
     best = paper_best("conv4_mp")
     assert best["none"] == (66.09, None) and best["mimkd"] == (69.09, "resnet32x4") and best["kd"][0] == 68.04

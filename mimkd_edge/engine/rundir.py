@@ -5,11 +5,14 @@
                model.safetensors   the trained student's weights (what export and distill read)
                metrics.jsonl       one line per epoch
                summary.json        models, cost, accuracy, wall time, versions, git commit
+               .lock               held (flock) by the process training into the directory
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +25,34 @@ from ..recipe import Recipe, load_recipe
 from .checkpoint import load_weights
 
 RECIPE, CHECKPOINT, WEIGHTS, METRICS, SUMMARY = "recipe.toml", "checkpoint.pt", "model.safetensors", "metrics.jsonl", "summary.json"
+LOCK = ".lock"
 RUNS_ROOT = Path("runs")
+
+
+@contextlib.contextmanager
+def owned(run: Path):
+    """Hold the run directory for one process: a second `train`/`distill` into it (another terminal,
+    a sweep started twice) is refused instead of writing its files beside the first's. An advisory
+    flock on RUN/.lock: the kernel drops it when the owner dies, so a killed run never leaves it stuck."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    run.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise UserError(f"{run}: another process (pid {owner}) is training into this run directory; "
+                            "wait for it, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def default_run_dir(recipe: Recipe) -> Path:

@@ -14,6 +14,7 @@ import math
 import os
 import random
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -30,9 +31,10 @@ from ..models.cost import count_macs, count_params
 from ..models.features import FeatureModel, Features, map_shapes
 from ..models.registry import create_model
 from ..provenance import git_commit, sha256_file, versions
-from ..recipe import Recipe, dump_recipe
+from ..recipe import Recipe, dump_recipe, load_recipe, parse_recipe
 from . import rundir
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights, write_json, write_text
+from .resume import apply_schedule, check_changes, recipe_changes
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -203,18 +205,41 @@ def evaluate(model: FeatureModel, loader: Loader) -> tuple[float, float]:
 
 def fit(recipe: Recipe, out_dir: str | Path, *, resume: bool = False, data_dir: str | None = None,
         on_event: Event | None = None) -> dict:
-    """Train `recipe` into `out_dir`; returns the run summary. Resumable; never overwrites a run unasked."""
+    """Train `recipe` into `out_dir`; returns the run summary. Resumable; never overwrites a run unasked;
+    one process per run directory (rundir.owned)."""
     out = Path(out_dir)
     ckpt_path = out / rundir.CHECKPOINT
     if ckpt_path.exists() and not resume:
         raise UserError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
+    if not _is_main_process():
+        return _fit(recipe, out, resume, data_dir, on_event)
+    with rundir.owned(out):
+        return _fit(recipe, out, resume, data_dir, on_event)
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event: Event | None) -> dict:
+    ckpt_path = out / rundir.CHECKPOINT
     s = build_session(recipe, data_dir)
     main = s.ddp.is_main
     emit = (on_event or (lambda kind, info: None)) if main else (lambda kind, info: None)
     history: list[dict] = []
+    changes: list[dict] = []
     start_epoch, wall_before = 0, 0.0
     if resume and ckpt_path.exists():
-        start_epoch, history, wall_before = _restore(s, load_checkpoint(ckpt_path), ckpt_path)
+        ckpt = load_checkpoint(ckpt_path)
+        start_epoch, history, wall_before = _restore(s, ckpt, ckpt_path)
+        changes = list(ckpt.get("recipe_changes", []))
+        new = recipe_changes(_checkpoint_recipe(ckpt, out), recipe, start_epoch)
+        check_changes(new, out)
+        if new:
+            apply_schedule(s.optimizer, s.scheduler, recipe)
+            changes += new
+            emit("warning", {"message": "resumed with " + ", ".join(f"{c['key']} {c['from']} → {c['to']}"
+                                                                   for c in new) + f" from epoch {start_epoch + 1}"})
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / rundir.RECIPE, dump_recipe(recipe))
@@ -224,18 +249,26 @@ def fit(recipe: Recipe, out_dir: str | Path, *, resume: bool = False, data_dir: 
     emit("start", {"epochs": t.epochs, "start_epoch": start_epoch, "steps": steps, "device": str(s.device),
                    "out": str(out), "train_size": len(s.splits.train), "test_size": len(s.splits.test)})
     started = time.perf_counter()
+    saved = start_epoch if ckpt_path.exists() and resume else None  # epochs in the last good checkpoint
     for epoch in range(start_epoch, t.epochs):
-        record = _train_epoch(s, epoch, emit)
+        try:
+            record = _train_epoch(s, epoch, emit)
+            _require_finite_state(s, epoch)
+        except DivergedError as e:
+            raise DivergedError(f"{e}; stopped. {_last_good(ckpt_path, saved)}; resume it with --resume and a lower "
+                                "train.lr (--set train.lr=...), or check the data") from None
         if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
             record["test_acc"], record["test_loss"] = evaluate(s.student, s.test_loader)
         history.append(record)
         if main:
-            _save(s, ckpt_path, epoch, history, wall_before + time.perf_counter() - started)
+            _save(s, ckpt_path, epoch, history, wall_before + time.perf_counter() - started, recipe, changes)
             write_text(out / rundir.METRICS, "".join(_json_line(r) for r in history))
+        saved = epoch + 1
         emit("epoch", record)
 
     wall = wall_before + time.perf_counter() - started
     summary = _summary(s, history, wall)
+    summary["recipe_changes"] = changes
     if main:
         save_weights(out / rundir.WEIGHTS, s.student.state_dict(), metadata={"model": recipe.student.model})
         write_json(out / rundir.SUMMARY, summary)
@@ -243,6 +276,33 @@ def fit(recipe: Recipe, out_dir: str | Path, *, resume: bool = False, data_dir: 
         dist.barrier()
     emit("end", summary)
     return summary
+
+
+def _checkpoint_recipe(ckpt: dict, out: Path) -> Recipe:
+    """The recipe the checkpoint was trained with: stored in it (since recipe changes are recorded),
+    else the run's recipe.toml as it was before this resume rewrites it."""
+    if isinstance(ckpt.get("recipe"), str):
+        return parse_recipe(tomllib.loads(ckpt["recipe"]), f"{out / rundir.CHECKPOINT} (its recipe)")
+    return load_recipe(out / rundir.RECIPE)
+
+
+def _last_good(ckpt_path: Path, saved: int | None) -> str:
+    if saved is None:
+        return f"No checkpoint was written ({ckpt_path} does not exist): it diverged in its first epoch"
+    return f"The last good checkpoint {ckpt_path} (end of epoch {saved}, every tensor finite) is intact"
+
+
+def _require_finite_state(s: Session, epoch: int) -> None:
+    """A finite loss does not prove finite weights: the step after the last checked loss can overflow
+    them, and BN statistics can overflow with finite losses. Nothing non-finite is ever checkpointed."""
+    bad = [f"model.{k}" for k, v in s.student.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    bad += [f"method.{k}" for k, v in s.method.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    bad += [f"optimizer momentum {i}" for i, st in enumerate(s.optimizer.state.values())
+            if st.get("momentum_buffer") is not None and not torch.isfinite(st["momentum_buffer"]).all()]
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise DivergedError(f"after epoch {epoch + 1} the weights hold non-finite values ({', '.join(bad[:3])}{more}) "
+                            "although every loss was finite")
 
 
 def _train_epoch(s: Session, epoch: int, emit: Event) -> dict:
@@ -342,8 +402,7 @@ def _average_gradients(module: nn.Module) -> None:
 def _check_finite(loss: torch.Tensor, s: Session, epoch: int, step: int) -> None:
     value = loss.item()
     if not math.isfinite(value):
-        raise DivergedError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}; stopped. The last good "
-                            f"checkpoint (end of epoch {epoch}) is intact; lower train.lr or check the data")
+        raise DivergedError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}")
 
 
 def _rng_state() -> dict:
@@ -353,11 +412,13 @@ def _rng_state() -> dict:
     return state
 
 
-def _save(s: Session, path: Path, epoch: int, history: list[dict], wall: float) -> None:
+def _save(s: Session, path: Path, epoch: int, history: list[dict], wall: float, recipe: Recipe,
+          changes: list[dict]) -> None:
     save_checkpoint(path, {
         "epoch": epoch, "model": s.student.state_dict(), "method": s.method.state_dict(),
         "optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
         "rng": _rng_state(), "history": history, "wall_seconds": wall,
+        "recipe": dump_recipe(recipe), "recipe_changes": changes,
     })
 
 

@@ -28,8 +28,8 @@ from ..data import load_splits
 from ..engine import rundir
 from ..errors import UserError
 from ..provenance import git_commit, versions
+from ..runtime import manifest as mf
 from ..runtime.session import open_session
-from . import manifest as mf
 from .onnx_export import (BATCH_DIM, INPUT_NAME, SCALE_NORMALISED, SCALE_RAW, NormalisedInput, export_onnx,
                           resolve_opset)
 from .openvino_export import convert_onnx, save_ir

@@ -12,7 +12,8 @@ For every run × artifact × backend × thread count:
 - the FLOP bound (2·MACs / peak) from the ISA-estimated peak and from the measured sgemm rate, and
   the share of it each latency reaches.
 
-Artifacts come from RUN/export/manifest.json: .onnx files run on onnxruntime, OpenVINO IRs on
+Artifacts come from RUN/export/manifest.json, verified first (runtime/manifest.load_verified: every
+listed file re-hashed; a changed file stops the bench with one line naming it): .onnx files run on onnxruntime, OpenVINO IRs on
 openvino (an FP32 .onnx is given to OpenVINO only where the manifest has no FP32 IR). The PyTorch
 eager student (RUN/model.safetensors) is the "torch" backend, fp32; it has no static compilation, so
 its rows say shape "eager". With `ov_compute` = ("f32", "bf16") each FP32/FP16 IR also runs with
@@ -47,6 +48,7 @@ from ..provenance import git_commit, sha256_file, versions
 from . import hardware
 from .accuracy import CACHE_NAME, AccuracyCache, run_split
 from .latency import load_average, measure_latency, measure_throughput
+from .manifest import load_verified
 from .session import BACKENDS, open_session
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -149,10 +151,11 @@ def run_key(path: Path) -> str:
 
 
 def read_manifest(run: Path) -> dict | None:
-    path = run / EXPORT_DIR / MANIFEST
-    if not path.is_file():
+    """RUN/export/manifest.json, verified (every listed file re-hashed), or None without an export."""
+    folder = run / EXPORT_DIR
+    if not (folder / MANIFEST).is_file():
         return None
-    return rundir.read_json(path)
+    return load_verified(folder)
 
 
 def list_artifacts(run: Path, manifest: dict | None, config: BenchConfig) -> list[Artifact]:
@@ -173,10 +176,8 @@ def list_artifacts(run: Path, manifest: dict | None, config: BenchConfig) -> lis
         fmt = a.get("format") or ("onnx" if path.suffix == ".onnx" else "openvino-ir")
         if precision not in config.precisions:
             continue
-        if not path.is_file():
-            raise UserError(f"{path}: listed in {folder / MANIFEST} but missing (export the run again)")
-        size = int(a.get("total_size", a.get("size", path.stat().st_size)))
-        sha = a.get("sha256") or sha256_file(path)
+        size = sum(f["size"] for f in a["files"])
+        sha = a["files"][0]["sha256"]  # verified against the file by read_manifest
         if fmt == "onnx":
             if "onnxruntime" in config.backends:
                 out.append(Artifact(a.get("name", f"onnx-{precision}"), path, fmt, "onnxruntime", precision, sha, size))

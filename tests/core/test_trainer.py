@@ -72,7 +72,7 @@ def test_same_seed_same_run(tmp_path):
 def test_run_directory_contents(tmp_path):
     summary = fit(tiny_recipe(), tmp_path / "run")
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert names == sorted([rundir.RECIPE, rundir.CHECKPOINT, rundir.WEIGHTS, rundir.METRICS, rundir.SUMMARY])
+    assert names == sorted([rundir.RECIPE, rundir.CHECKPOINT, rundir.WEIGHTS, rundir.METRICS, rundir.SUMMARY, rundir.LOCK])
     assert summary["student"]["params"] > 0 and summary["student"]["macs"] > 0
     assert 0 <= summary["final_test_acc"] <= 100 and summary["versions"]["torch"]
     loaded = rundir.load_run(tmp_path / "run")

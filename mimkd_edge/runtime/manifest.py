@@ -1,4 +1,9 @@
-"""export/manifest.json: what was exported, from what, with what, and how well it matches PyTorch.
+"""RUN/export/manifest.json: what was exported, from what, with what, and how well it matches PyTorch.
+
+Written by export/pipeline.py, read by everything that runs an artifact (bench, ...). It lives here,
+below export, so that readers need not import the exporter. `load_verified` is the only way readers
+get a manifest: it checks the structure and re-hashes every listed file, so nothing is measured or
+reported from a file that is no longer the one that was proven.
 
     {
       "schema": 1,
@@ -55,14 +60,38 @@ def write_manifest(folder: Path, manifest: dict) -> Path:
 
 
 def read_manifest(folder: str | Path) -> dict:
+    """The manifest in `folder` (or at that path), checked for the structure readers rely on."""
     path = Path(folder)
     path = path / MANIFEST if path.is_dir() else path
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: no export manifest here (run `mimkd-edge export` first)") from None
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"{path}: unreadable manifest ({e})") from None
+    problem = _structure_problem(manifest)
+    if problem:
+        raise UserError(f"{path}: not an export manifest: {problem} (export the run again)")
+    return manifest
+
+
+def _structure_problem(manifest) -> str | None:
+    if not isinstance(manifest, dict):
+        return f"expected a JSON object, found {type(manifest).__name__}"
+    artifacts = manifest.get("artifacts")
+    if not isinstance(artifacts, list):
+        return "`artifacts` must be a list"
+    for i, a in enumerate(artifacts):
+        if not isinstance(a, dict) or not isinstance(a.get("path"), str):
+            return f"artifacts[{i}] needs a `path` string"
+        files = a.get("files")
+        if not isinstance(files, list) or not files or any(
+                not isinstance(f, dict) or not isinstance(f.get("path"), str) or not isinstance(f.get("sha256"), str)
+                or not isinstance(f.get("size"), int) for f in files):
+            return f"artifacts[{i}] ({a['path']}) needs `files`: a list of {{path, size, sha256}}"
+        if files[0]["path"] != a["path"]:
+            return f"artifacts[{i}]: its first file must be its `path` ({a['path']})"
+    return None
 
 
 def verify_manifest(folder: str | Path) -> list[str]:
@@ -71,11 +100,25 @@ def verify_manifest(folder: str | Path) -> list[str]:
     manifest = read_manifest(folder)
     root = folder if folder.is_dir() else folder.parent
     problems = []
-    for artifact in manifest.get("artifacts", []):
+    for artifact in manifest["artifacts"]:
         for f in artifact["files"]:
             p = root / f["path"]
-            if not p.is_file():
+            if p.resolve().parent != root.resolve():
+                problems.append(f"{p}: outside the export folder")
+            elif not p.is_file():
                 problems.append(f"{p}: missing")
             elif p.stat().st_size != f["size"] or sha256_file(p) != f["sha256"]:
                 problems.append(f"{p}: differs from the manifest (size or sha256)")
     return problems
+
+
+def load_verified(folder: str | Path) -> dict:
+    """The manifest of export folder `folder`, after every file it lists was re-hashed and found as
+    exported; otherwise a one-line UserError naming the first file that differs."""
+    manifest = read_manifest(folder)
+    problems = verify_manifest(folder)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"{problems[0]}{more}: the export was changed after it was proven; "
+                        "export the run again")
+    return manifest

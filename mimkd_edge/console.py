@@ -7,23 +7,27 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
 
 
 def error_line(message: str) -> None:
-    """One line, no traceback: what is wrong and where."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """One line, no traceback: what is wrong and where. "Error:" as click writes its own usage errors;
+    the message is plain text (a path or value holding "[/x]" is printed as it is, never as markup)."""
+    err_console.print(Text.assemble(("Error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    t = Table(title=title, title_justify="left")
+    """A results table; cells and title are plain text (never parsed as rich markup)."""
+    t = Table(title=Text(title), title_justify="left")
     for c in columns:
         t.add_column(c, justify="left" if c in ("model", "name", "maps", "term", "key") else "right")
     for r in rows:
-        t.add_row(*[fmt(v) for v in r])
+        t.add_row(*[Text(fmt(v)) for v in r])
     return t
 
 
@@ -60,7 +64,7 @@ class TrainingProgress:
         if kind == "start":
             self.epochs, self.steps = info["epochs"], info["steps"]
             console.print(f"training on [bold]{info['device']}[/]: {info['train_size']:,} train / "
-                          f"{info['test_size']:,} test images, {info['steps']} steps per epoch → {info['out']}"
+                          f"{info['test_size']:,} test images, {info['steps']} steps per epoch → {escape(info['out'])}"
                           + (f" (resuming at epoch {info['start_epoch'] + 1})" if info["start_epoch"] else ""))
         elif kind == "step":
             if self.task is None or self.progress.tasks[self.task].fields["epoch"] != info["epoch"] + 1:
@@ -72,7 +76,7 @@ class TrainingProgress:
             stats += f" acc {info['train_acc']:.1f}% {info['images_per_s']:.0f} img/s"
             self.progress.update(self.task, completed=info["step"], stats=stats)
         elif kind == "warning":
-            console.print(f"[yellow]warning:[/] {info['message']}")
+            console.print(f"[yellow]warning:[/] {escape(info['message'])}")
         elif kind == "epoch":
             line = f"epoch {info['epoch']}/{self.epochs}: loss {info['loss']:.4f} train {info['train_acc']:.2f}%"
             if "test_acc" in info:

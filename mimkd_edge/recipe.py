@@ -20,6 +20,9 @@ from .models.registry import is_model, list_models
 from .schema import ConfigError, build, param, to_table
 
 DATASETS = ("cifar10", "cifar100", "imagefolder", "synthetic")
+MAX_IMAGE_SIZE = 4096  # beyond this an input is a mistake, not an image (99999999 asked for 10^18 bytes)
+MAX_SEED = 2**32 - 1  # the loader derives per-epoch seeds from it in 64-bit arithmetic
+MAX_NAME = 128
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 # Per-channel statistics of the training sets (CIFAR-100: the paper's; CIFAR-10: the usual ones).
 NORMALISATION = {
@@ -33,16 +36,16 @@ class DataConfig:
     dataset: Literal["cifar10", "cifar100", "imagefolder", "synthetic"] = "cifar100"
     root: str | None = None  # folder, or .tar.gz/.zip of an image folder; overridden by --data-dir / MIMKD_DATA
     download: bool = False  # let torchvision fetch CIFAR when absent (needs internet)
-    num_classes: int | None = param(None, gt=1, help="required for imagefolder; implied for CIFAR")
-    image_size: int = param(32, gt=0)
+    num_classes: int | None = param(None, gt=1, le=10**6, help="required for imagefolder; implied for CIFAR")
+    image_size: int = param(32, gt=0, le=MAX_IMAGE_SIZE)
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = param(None, gt=0)
     augment: bool = True  # random crop with padding 4 + horizontal flip
     resident_max_gb: float = param(4.0, ge=0, help="a split whose decoded uint8 images exceed this many GiB "
                                    "streams from disk through DataLoader workers (image folders only)")
     workers: int | None = param(None, ge=0, help="DataLoader workers of a streamed split (default: the CPUs, at most 8)")
-    synthetic_train: int = param(512, gt=0, help="synthetic set: training images")
-    synthetic_test: int = param(256, gt=0, help="synthetic set: test images")
+    synthetic_train: int = param(512, gt=0, le=10**7, help="synthetic set: training images")
+    synthetic_test: int = param(256, gt=0, le=10**7, help="synthetic set: test images")
 
     @property
     def classes(self) -> int:
@@ -76,8 +79,8 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = param(240, gt=0)
-    batch_size: int = param(64, gt=0)
+    epochs: int = param(240, gt=0, le=100_000)
+    batch_size: int = param(64, gt=0, le=1 << 20)
     lr: float = param(0.05, gt=0)
     momentum: float = param(0.9, ge=0, lt=1)
     weight_decay: float = param(5e-4, ge=0)
@@ -87,8 +90,8 @@ class TrainConfig:
     channels_last: bool = True  # faster convolutions on CPU and on tensor cores
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     compile: bool = False  # torch.compile the student's forward (falls back to eager if it fails)
-    eval_every: int = param(1, gt=0, help="evaluate on the test set every N epochs (and at the last)")
-    log_every: int = param(20, gt=0, help="steps between progress updates (each one syncs the device)")
+    eval_every: int = param(1, gt=0, le=100_000, help="evaluate on the test set every N epochs (and at the last)")
+    log_every: int = param(20, gt=0, le=10**9, help="steps between progress updates (each one syncs the device)")
 
 
 @dataclass(frozen=True)
@@ -126,11 +129,12 @@ def _parse(raw: dict) -> Recipe:
     if "name" not in raw:
         raise ConfigError("name", "a value (this key is required)")
     name = raw["name"]
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ConfigError("name", "a non-empty string without '/'", name)
+    if not _is_run_name(name):
+        raise ConfigError("name", f"a run directory name: 1-{MAX_NAME} printable characters, no '/' or '\\', "
+                          "not '.' or '..'", name)
     seed = raw.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError("seed", "an integer >= 0", seed)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError("seed", f"an integer from 0 to {MAX_SEED}", seed)
     data = build(DataConfig, raw.get("data", {}), "data")
     if data.dataset == "imagefolder" and data.num_classes is None:
         raise ConfigError("data.num_classes", "a value (required for dataset = \"imagefolder\")")
@@ -151,6 +155,12 @@ def _parse(raw: dict) -> Recipe:
     if train.device != "auto" and train.device != "cpu" and not train.device.startswith("cuda"):
         raise ConfigError("train.device", "\"auto\", \"cpu\", \"cuda\" or \"cuda:N\"", train.device)
     return Recipe(name=name, seed=seed, data=data, student=student, teacher=teacher, method=method, train=train)
+
+
+def _is_run_name(name: Any) -> bool:
+    """The name becomes runs/<name>/: it must stay one directory inside the runs root."""
+    return (isinstance(name, str) and 0 < len(name) <= MAX_NAME and name.isprintable()
+            and not any(c in name for c in "/\\") and name not in (".", ".."))
 
 
 def _check_model(name: Any, path: str) -> None:

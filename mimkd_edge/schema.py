@@ -8,6 +8,7 @@ rest of the code trusts what it gets.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
@@ -119,8 +120,8 @@ def coerce(tp: Any, v: Any, path: str) -> Any:
             raise ConfigError(path, "an integer", v)
         return v
     if tp is float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError(path, "a number", v)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(path, "a finite number", v)
         return float(v)
     if tp is str:
         if not isinstance(v, str):

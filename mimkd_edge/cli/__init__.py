@@ -21,6 +21,12 @@ class _Group(click.Group):
 
             error_line(str(e))
             ctx.exit(e.exit_code)
+        except OSError as e:  # the environment, not the input: a read-only folder, a full disk, ...
+            from ..console import error_line
+
+            where = f"{e.filename}: " if e.filename else ""
+            error_line(f"{where}{e.strerror or e}")
+            ctx.exit(2)
         except KeyboardInterrupt:
             from ..console import error_line
 

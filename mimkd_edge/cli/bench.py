@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from . import main
 
@@ -66,7 +67,7 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
         machine = machine_info()
     with console.status("benchmarking") as status:
         rows = bench_runs(runs or None, config, results=results, machine=machine, data_dir=data_dir,
-                          progress=lambda message: status.update(message))
+                          progress=lambda message: status.update(escape(message)))
     for run in dict.fromkeys(r["run"] for r in rows):
         console.print(_run_table(run, [r for r in rows if r["run"] == run], batch, throughput_batch,
                                  compact=console.width < 120))
@@ -76,7 +77,7 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
                   f"{meas.get('gflops_best')} GFLOP/s measured (sgemm n={meas.get('n')}, 1 thread)")
     console.print(f"load average: {machine.get('load_average_start')} at start, {machine.get('load_average_end')} at end")
     written = sorted({str(Path(r['run']) / 'bench.json') for r in rows})
-    console.print(f"wrote {', '.join(written)} and {results}")
+    console.print(escape(f"wrote {', '.join(written)} and {results}"))
 
 
 _RUNTIME = {"torch": "torch", "onnxruntime": "ORT", "openvino": "OpenVINO"}
@@ -155,4 +156,4 @@ def plot(runs, results, out, paper, threads, batch, title):
             machine = read_json(bench_json).get("machine")
             break
     paths = plot_tradeoff(rows, out, paper=paper, threads=threads, batch=batch, title=title, machine=machine)
-    console.print(f"wrote {paths['png']}, {paths['svg']} and {paths['md']}")
+    console.print(escape(f"wrote {paths['png']}, {paths['svg']} and {paths['md']}"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from . import main
 
@@ -25,7 +26,7 @@ def check(files, overrides, show):
 
     for f in files:
         r = load_recipe(f, overrides)
-        console.print(f"[green]ok[/] {f}: {r.student.model} ← {r.teacher.model if r.teacher else '-'} "
+        console.print(f"[green]ok[/] {escape(str(f))}: {r.student.model} ← {r.teacher.model if r.teacher else '-'} "
                       f"({r.method.name}, {r.train.epochs} epochs)", highlight=False)
         if show:
             console.print(dump_recipe(r), highlight=False, markup=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from . import main
 
@@ -34,12 +35,12 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench):
         return
 
     def train(job, resume):
-        console.rule(f"{job.name}")
+        console.rule(escape(job.name))
         with TrainingProgress() as progress:
             fit(job.recipe, job.out, resume=resume, data_dir=data_dir, on_event=progress)
 
     if not no_train:
-        ran = run_sweep(jobs, train, on_skip=lambda j: console.print(f"[dim]skip {j.name} (finished)[/]"))
+        ran = run_sweep(jobs, train, on_skip=lambda j: console.print(f"[dim]skip {escape(j.name)} (finished)[/]"))
         console.print(f"sweep done: {len(ran)} trained, {len(jobs) - len(ran)} already finished")
     jobs = [j for j in jobs if j.finished]
     failed = _export_all(jobs, data_dir) if do_export else 0
@@ -62,16 +63,16 @@ def _export_all(jobs, data_dir) -> int:
     failed = 0
     for job in jobs:
         if (job.out / "export" / "manifest.json").is_file():
-            console.print(f"[dim]skip export of {job.name} (exported)[/]")
+            console.print(f"[dim]skip export of {escape(job.name)} (exported)[/]")
             continue
-        with console.status(f"exporting {job.name}") as status:
+        with console.status(f"exporting {escape(job.name)}") as status:
             result = export_run(job.out, onnx=True, openvino=True, int8=True, data_dir=data_dir,
-                                progress=lambda message: status.update(f"{job.name}: {message}"))
+                                progress=lambda message: status.update(escape(f"{job.name}: {message}")))
         for failure in result.failures:
             error_line(f"{job.name}: {failure.line()}")
         failed += len(result.failures)
         published = len(result.manifest["artifacts"]) if result.manifest else 0
-        console.print(f"exported {job.name}: {published} artifact(s) published")
+        console.print(escape(f"exported {job.name}: {published} artifact(s) published"))
     return failed
 
 
@@ -87,12 +88,12 @@ def _bench_and_report(jobs, out: Path, data_dir) -> None:
     if todo:
         config = BenchConfig(precisions=("fp32", "int8"), threads=(1,), shapes=("static",), seconds=1.0)
         with console.status("benchmarking") as status:
-            bench_runs(todo, config, results=results, data_dir=data_dir, progress=lambda m: status.update(m))
+            bench_runs(todo, config, results=results, data_dir=data_dir, progress=lambda m: status.update(escape(m)))
     benched = [j.out for j in jobs if (j.out / "bench.json").is_file()]
     finished = [j.out for j in jobs if j.finished]
     write_text(out / "results.md", protocol_markdown(protocol_rows(finished)))
     if benched:
         paths = plot_tradeoff(load_results(benched, results if results.is_file() else None), out / "tradeoff.png", paper=True)
-        console.print(f"wrote {out / 'results.md'}, {paths['png']}, {paths['svg']}")
+        console.print(escape(f"wrote {out / 'results.md'}, {paths['png']}, {paths['svg']}"))
     else:
-        console.print(f"wrote {out / 'results.md'} (no benchmarked run to plot)")
+        console.print(escape(f"wrote {out / 'results.md'} (no benchmarked run to plot)"))

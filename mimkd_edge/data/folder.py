@@ -11,6 +11,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,7 @@ from ..errors import UserError
 from .cache import cache_root, source_key
 
 _EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+MAX_PIXELS = 89_478_485  # PIL's own default limit, used when it is switched off
 
 
 def unpack(archive: Path) -> Path:
@@ -35,6 +37,8 @@ def unpack(archive: Path) -> Path:
         if name.endswith((".tar.gz", ".tgz", ".tar")):
             with tarfile.open(archive) as tf:
                 tf.extractall(tmp, filter="data")
+                while tf.fileobj.read(1 << 20):  # to the end: gzip checks its CRC only there
+                    pass
         elif name.endswith(".zip"):
             with zipfile.ZipFile(archive) as zf:
                 for member in zf.namelist():
@@ -67,6 +71,9 @@ def _list_split(split_dir: Path, classes: list[str]) -> tuple[list[Path], np.nda
         if not (split_dir / c).is_dir():
             raise UserError(f"{split_dir / c}: missing class folder (train/ has {c})")
         files = sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in _EXTENSIONS)
+        if not files:
+            raise UserError(f"{split_dir / c}: class folder holds no images ({', '.join(sorted(_EXTENSIONS))}); "
+                            "remove it or add images")
         paths += files
         labels += [i] * len(files)
     return paths, np.asarray(labels, dtype=np.int64)
@@ -76,13 +83,19 @@ def decode_image(path: Path, size: int) -> np.ndarray:
     """One image file → uint8 (3, size, size) RGB, resized bilinearly when it is not that size."""
     from PIL import Image
 
+    # We refuse such images ourselves (below), in one line; PIL's warning would only add noise.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as im:  # reads the header only
+            if im.width * im.height > (Image.MAX_IMAGE_PIXELS or MAX_PIXELS):
+                raise UserError(f"{path}: {im.width}×{im.height} pixels, more than an image of this tool may have "
+                                f"({Image.MAX_IMAGE_PIXELS or MAX_PIXELS:,}): a decompression bomb or not a photo")
             im = im.convert("RGB")
             if im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
             return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
-    except OSError as e:
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"{path}: cannot decode image ({e})") from None
 
 

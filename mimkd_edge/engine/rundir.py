@@ -39,8 +39,11 @@ def owned(run: Path):
     except ImportError:  # not POSIX: no lock
         yield
         return
-    run.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"{run}: cannot create the run directory ({e.strerror or e})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,12 +69,17 @@ def weights_path(path: str | Path) -> Path:
 
 
 def load_model_weights(model: FeatureModel, path: str | Path, what: str) -> None:
-    """Load a state dict strictly; a mismatch is one line naming the file and the first bad keys."""
+    """Load a state dict strictly: names and shapes. A mismatch is one line naming the file and the
+    first bad keys (a ResNet-8x4 given ResNet-20 weights, a 10-class head for num_classes = 5)."""
     state = load_weights(path)
-    result = model.load_state_dict(state, strict=False)
-    problems = [f"missing {k}" for k in result.missing_keys[:3]] + [f"unexpected {k}" for k in result.unexpected_keys[:3]]
+    own = model.state_dict()
+    problems = [f"missing {k}" for k in own if k not in state][:3]
+    problems += [f"unexpected {k}" for k in state if k not in own][:3]
+    problems += [f"{k} is {tuple(state[k].shape)} in the file, {tuple(v.shape)} in the model"
+                 for k, v in own.items() if k in state and state[k].shape != v.shape][:3]
     if problems:
         raise UserError(f"{path}: weights do not fit {what} ({'; '.join(problems)})")
+    model.load_state_dict(state)
 
 
 @dataclass

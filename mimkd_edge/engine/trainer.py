@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Loader, Splits, load_splits, make_loader
-from ..errors import DivergedError, UserError
+from ..errors import DivergedError, UserError, first_line
 from ..methods.registry import DistillMethod, MethodContext, create_method, method_class
 from ..models.cost import count_macs, count_params
 from ..models.features import FeatureModel, Features, map_shapes
@@ -33,7 +33,8 @@ from ..models.registry import create_model
 from ..provenance import git_commit, sha256_file, versions
 from ..recipe import Recipe, dump_recipe, load_recipe, parse_recipe
 from . import rundir
-from .checkpoint import load_checkpoint, save_checkpoint, save_weights, write_json, write_text
+from .checkpoint import (load_checkpoint, remove_stale_temporaries, save_checkpoint, save_weights, write_json,
+                         write_text)
 from .resume import apply_schedule, check_changes, recipe_changes
 
 Event = Callable[[str, dict[str, Any]], None]
@@ -214,6 +215,7 @@ def fit(recipe: Recipe, out_dir: str | Path, *, resume: bool = False, data_dir: 
     if not _is_main_process():
         return _fit(recipe, out, resume, data_dir, on_event)
     with rundir.owned(out):
+        remove_stale_temporaries(out)  # a killed run's half-written checkpoint; the real one is untouched
         return _fit(recipe, out, resume, data_dir, on_event)
 
 
@@ -422,7 +424,14 @@ def _save(s: Session, path: Path, epoch: int, history: list[dict], wall: float, 
     })
 
 
+CHECKPOINT_KEYS = ("epoch", "model", "method", "optimizer", "scheduler", "rng", "history")
+
+
 def _restore(s: Session, ckpt: dict, path: Path) -> tuple[int, list[dict], float]:
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(CHECKPOINT_KEYS)
+    if missing or not isinstance(ckpt["epoch"], int) or not isinstance(ckpt["history"], list):
+        raise UserError(f"{path}: not a checkpoint of this tool (expected a table with {', '.join(CHECKPOINT_KEYS)}; "
+                        f"{'missing ' + ', '.join(missing) if missing else 'epoch/history of the wrong type'})")
     try:
         s.student.load_state_dict(ckpt["model"])
         s.method.load_state_dict(ckpt["method"])
@@ -432,8 +441,8 @@ def _restore(s: Session, ckpt: dict, path: Path) -> tuple[int, list[dict], float
         random.setstate(_as_python_state(ckpt["rng"]["python"]))
         if "cuda" in ckpt["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-    except (KeyError, RuntimeError, ValueError) as e:
-        raise UserError(f"{path}: checkpoint does not match this recipe ({str(e).splitlines()[0][:200]})") from None
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
+        raise UserError(f"{path}: checkpoint does not match this recipe ({first_line(e)})") from None
     return ckpt["epoch"] + 1, list(ckpt["history"]), float(ckpt.get("wall_seconds", 0.0))
 
 

@@ -1,0 +1,197 @@
+"""Bad input of every kind is one line on stderr with exit code 2, naming the file or key and what
+is expected; never a traceback, never a half-written or misplaced file."""
+
+import gzip
+import json
+import os
+import shutil
+import tarfile
+
+import pytest
+import torch
+from click.testing import CliRunner
+from helpers import tiny_table, write_image_folder
+
+from mimkd_edge.cli import main
+from mimkd_edge.engine import rundir
+from mimkd_edge.engine.checkpoint import atomic_write
+from mimkd_edge.errors import UserError
+from mimkd_edge.recipe import dumps_toml
+
+
+def one_line(result, *fragments):
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for f in fragments:
+        assert f in " ".join(result.output.split()), result.output
+
+
+def recipe_file(tmp_path, file_name="r.toml", **edits):
+    table = tiny_table()
+    for key, value in edits.items():
+        section, _, leaf = key.rpartition("__")
+        (table.setdefault(section, {}) if section else table)[leaf] = value
+    path = tmp_path / file_name
+    path.write_text(dumps_toml(table))
+    return path
+
+
+def check(path):
+    return CliRunner().invoke(main, ["recipe", "check", str(path)])
+
+
+@pytest.mark.parametrize("edit, fragments", [
+    ({"seed": 2**64}, ["seed", "an integer from 0 to 4294967295"]),
+    ({"seed": 2**63 - 5}, ["seed", "an integer from 0 to"]),
+    ({"train__epochs": 2**63 - 1}, ["train.epochs", "<= 100000"]),
+    ({"train__batch_size": 2**63 - 1}, ["train.batch_size", "<="]),
+    ({"data__image_size": 99999999}, ["data.image_size", "<= 4096"]),
+    ({"train__lr": float("inf")}, ["train.lr", "a finite number"]),
+    ({"name": ".."}, ["name", "not '.' or '..'"]),
+])
+def test_out_of_range_recipes(tmp_path, edit, fragments):
+    one_line(check(recipe_file(tmp_path, **edit)), "r.toml", *fragments)
+
+
+def test_a_nul_in_the_name(tmp_path):
+    path = recipe_file(tmp_path)
+    path.write_text(path.read_text().replace('name = "tiny"', 'name = "a\\u0000b"'))
+    one_line(check(path), "r.toml", "name", "printable")
+
+
+def test_markup_in_a_value_is_printed_as_it_is(tmp_path):
+    folder = tmp_path / "[bold]x[/y]"
+    folder.mkdir(parents=True)
+    result = CliRunner().invoke(main, ["recipe", "check", str(folder / "missing.toml")])
+    one_line(result, "[bold]x[/y]")
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A finished 1-epoch Conv-4 (4 classes) to distil from."""
+    from helpers import tiny_recipe
+
+    from mimkd_edge.engine.trainer import fit
+
+    out = tmp_path_factory.mktemp("teacher") / "T"
+    fit(tiny_recipe(name="T"), out)
+    return out
+
+
+def test_teacher_weights_of_another_shape(teacher, tmp_path):
+    table = tiny_table(name="s", method="kd", teacher={"model": "conv4", "checkpoint": str(teacher)})
+    table["data"]["num_classes"] = 5
+    path = tmp_path / "s.toml"
+    path.write_text(dumps_toml(table))
+    result = CliRunner().invoke(main, ["distill", str(path), "--out", str(tmp_path / "S")])
+    one_line(result, "model.safetensors", "weights do not fit", "fc.weight is (4, 64) in the file, (5, 64) in the model")
+
+
+def test_export_when_recipe_and_weights_disagree(teacher, tmp_path):
+    run = shutil.copytree(teacher, tmp_path / "T")
+    recipe = (run / rundir.RECIPE).read_text().replace("num_classes = 4", "num_classes = 6")
+    (run / rundir.RECIPE).write_text(recipe)
+    one_line(CliRunner().invoke(main, ["export", str(run), "--onnx"]), "fc.bias is (4,) in the file, (6,) in the model")
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"", "unreadable checkpoint"),
+    ("list", "not a checkpoint of this tool"),
+    ("no-epoch", "missing epoch"),
+])
+def test_broken_checkpoints_on_resume(teacher, tmp_path, content, fragment):
+    run = shutil.copytree(teacher, tmp_path / "T")
+    ckpt = run / rundir.CHECKPOINT
+    if content == "list":
+        torch.save([1, 2, 3], ckpt)
+    elif content == "no-epoch":
+        state = torch.load(ckpt, weights_only=True)
+        del state["epoch"]
+        torch.save(state, ckpt)
+    else:
+        ckpt.write_bytes(content)
+    result = CliRunner().invoke(main, ["train", str(run / rundir.RECIPE), "--out", str(run), "--resume",
+                                       "--set", "train.epochs=2"])
+    one_line(result, str(ckpt), fragment)
+
+
+def test_a_runs_folder_that_cannot_be_written(tmp_path, monkeypatch):
+    (tmp_path / "runs").write_text("a file where the runs folder should be")
+    monkeypatch.chdir(tmp_path)
+    one_line(CliRunner().invoke(main, ["train", str(recipe_file(tmp_path))]), "runs/tiny")
+
+
+def test_a_full_disk_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "checkpoint.pt"
+    target.write_bytes(b"previous")
+
+    def full(tmp):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(UserError, match="checkpoint.pt: cannot write \\(No space left on device\\)"):
+        atomic_write(target, full)
+    assert target.read_bytes() == b"previous" and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def _folder_recipe(tmp_path, root, size=8):
+    table = tiny_table(name="f")
+    table["data"] = {"dataset": "imagefolder", "root": str(root), "num_classes": 3, "image_size": size}
+    path = tmp_path / "f.toml"
+    path.write_text(dumps_toml(table))
+    return path
+
+
+@pytest.mark.parametrize("side, fragment", [
+    (4000, "decompression bomb"),  # over twice the limit: PIL refuses to open it
+    (1100, "1100×1100 pixels"),  # between the limit and twice it: PIL only warns, we refuse
+])
+def test_a_decompression_bomb_in_an_image_folder(tmp_path, monkeypatch, side, fragment):
+    from PIL import Image
+
+    root = write_image_folder(tmp_path / "imgs", size=8)
+    Image.new("1", (side, side)).save(root / "train" / "class0" / "bomb.png")  # megapixels in a few kB
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)
+    one_line(CliRunner().invoke(main, ["train", str(_folder_recipe(tmp_path, root)), "--out", str(tmp_path / "o")]),
+             "bomb.png", fragment)
+
+
+def test_an_empty_class_folder(tmp_path):
+    root = write_image_folder(tmp_path / "imgs", size=8)
+    for f in (root / "train" / "class1").iterdir():
+        f.unlink()
+    one_line(CliRunner().invoke(main, ["train", str(_folder_recipe(tmp_path, root)), "--out", str(tmp_path / "o")]),
+             "class1", "class folder holds no images")
+
+
+def test_a_corrupted_archive_is_refused(tmp_path):
+    root = write_image_folder(tmp_path / "imgs", size=8)
+    archive = tmp_path / "imgs.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(root, arcname="imgs")
+    data = bytearray(archive.read_bytes())
+    data[-8] ^= 0xFF  # the gzip trailer's CRC-32: the content no longer matches it
+    archive.write_bytes(bytes(data))
+    with pytest.raises(gzip.BadGzipFile):
+        gzip.decompress(bytes(data))
+    one_line(CliRunner().invoke(main, ["train", str(_folder_recipe(tmp_path, archive)), "--out", str(tmp_path / "o")]),
+             "imgs.tar.gz", "cannot unpack")
+
+
+def test_leftovers_of_a_killed_write_are_cleaned_and_files_are_readable(tmp_path):
+    from helpers import tiny_recipe
+
+    from mimkd_edge.engine.trainer import fit
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".checkpoint.pt.abc123.tmp").write_bytes(b"")  # what a kill during torch.save leaves
+    old = os.umask(0o022)
+    try:
+        fit(tiny_recipe(), out)
+    finally:
+        os.umask(old)
+    assert not list(out.glob(".*.tmp"))
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.name != rundir.LOCK}
+    assert set(modes.values()) == {0o644}, modes

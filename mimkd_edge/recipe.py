@@ -36,10 +36,12 @@ class DataConfig:
     dataset: Literal["cifar10", "cifar100", "imagefolder", "synthetic"] = "cifar100"
     root: str | None = None  # folder, or .tar.gz/.zip of an image folder; overridden by --data-dir / MIMKD_DATA
     download: bool = False  # let torchvision fetch CIFAR when absent (needs internet)
-    num_classes: int | None = param(None, gt=1, le=10**6, help="required for imagefolder; implied for CIFAR")
+    num_classes: int | None = param(None, gt=1, le=10**6, help="implied for CIFAR; counted from an image folder's "
+                                    "train/ class folders when not given (a value given must agree)")
     image_size: int = param(32, gt=0, le=MAX_IMAGE_SIZE)
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = param(None, gt=0)
+    mean: float | tuple[float, ...] | None = param(None, help="per channel (one value: every channel); "
+                                                  "default: CIFAR's own, or measured on an image folder's train split")
+    std: float | tuple[float, ...] | None = param(None, gt=0, help="as mean")
     augment: bool = True  # random crop with padding 4 + horizontal flip
     resident_max_gb: float = param(4.0, ge=0, help="a split whose decoded uint8 images exceed this many GiB "
                                    "streams from disk through DataLoader workers (image folders only)")
@@ -51,12 +53,17 @@ class DataConfig:
     def classes(self) -> int:
         if self.num_classes is not None:
             return self.num_classes
+        if self.dataset == "imagefolder":  # a programming error: build_session fills it in from the folder
+            raise ValueError("data.num_classes of an image folder is known once its splits are loaded")
         return NUM_CLASSES.get(self.dataset, 10)
 
     @property
-    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        default = NORMALISATION.get(self.dataset, ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
-        return (self.mean or default[0], self.std or default[1])
+    def default_normalisation(self) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+        """(mean, std) when the recipe gives none: CIFAR's published statistics, 0.5 / 0.25 for the
+        synthetic set, None for an image folder (load_splits measures its training split)."""
+        if self.dataset == "imagefolder":
+            return None, None
+        return NORMALISATION.get(self.dataset, ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
 
 
 @dataclass(frozen=True)
@@ -136,8 +143,7 @@ def _parse(raw: dict) -> Recipe:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ConfigError("seed", f"an integer from 0 to {MAX_SEED}", seed)
     data = build(DataConfig, raw.get("data", {}), "data")
-    if data.dataset == "imagefolder" and data.num_classes is None:
-        raise ConfigError("data.num_classes", "a value (required for dataset = \"imagefolder\")")
+    data = dataclasses.replace(data, mean=_per_channel(data.mean, "data.mean"), std=_per_channel(data.std, "data.std"))
     if "student" not in raw:
         raise ConfigError("student", "a [student] table with the model to train")
     student = build(StudentConfig, raw["student"], "student")
@@ -155,6 +161,18 @@ def _parse(raw: dict) -> Recipe:
     if train.device != "auto" and train.device != "cpu" and not train.device.startswith("cuda"):
         raise ConfigError("train.device", "\"auto\", \"cpu\", \"cuda\" or \"cuda:N\"", train.device)
     return Recipe(name=name, seed=seed, data=data, student=student, teacher=teacher, method=method, train=train)
+
+
+def _per_channel(value: float | tuple[float, ...] | None, key: str) -> tuple[float, ...] | None:
+    """One value for every channel, or one per channel (3: images are read as RGB)."""
+    if value is None:
+        return None
+    values = (value,) if isinstance(value, float) else value
+    if len(values) == 1:
+        return values * 3
+    if len(values) != 3:
+        raise ConfigError(key, "one number, or one per channel (3)", list(values))
+    return tuple(values)
 
 
 def _is_run_name(name: Any) -> bool:

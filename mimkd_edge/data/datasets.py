@@ -3,19 +3,26 @@
 A split whose decoded uint8 tensor fits `data.resident_max_gb` is decoded once (and cached) and
 handed to the device-resident loader; a larger image folder stays a list of files that the streaming
 loader decodes in DataLoader workers. CIFAR pickles and the synthetic set are always in memory.
+
+Normalisation: the recipe's data.mean / data.std, else CIFAR's published statistics, else — for an
+image folder — measured on its training split (channel_statistics, cached); build_session writes
+the values used into the run's recipe, so export and bench use exactly them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import UserError
-from ..recipe import DataConfig
-from .cache import cache_root
+from ..recipe import DataConfig, Recipe
+from .cache import cache_root, source_key
 from .cifar import download_cifar, find_cifar, read_cifar
 from .folder import decode_images, read_image_folder
 from .synthetic import make_synthetic
@@ -60,31 +67,98 @@ class Splits:
     train: ImageSet
     test: ImageSet
     classes: list[str]
-    mean: tuple[float, ...]
+    mean: tuple[float, ...]  # the normalisation used: the recipe's, else the data's (below)
     std: tuple[float, ...]
     source: str  # where the images came from, for the run's summary
+    data_mean: tuple[float, ...] = ()  # what the data gives when a recipe sets none (resolve_recipe)
+    data_std: tuple[float, ...] = ()
 
 
-def resolve_root(cfg: DataConfig, override: str | None = None) -> Path:
-    """--data-dir beats MIMKD_DATA beats the recipe's data.root; else a folder in the cache."""
-    root = override or os.environ.get("MIMKD_DATA") or cfg.root
+def resolve_root(cfg: DataConfig, override: str | None = None, recorded: str | None = None) -> Path:
+    """--data-dir beats MIMKD_DATA beats where the run's data was found when it trained (`recorded`,
+    if it still exists) beats the recipe's data.root; else a folder in the cache."""
+    if recorded and not Path(recorded).exists():
+        recorded = None
+    root = override or os.environ.get("MIMKD_DATA") or recorded or cfg.root
     return Path(root).expanduser() if root else cache_root() / "datasets"
 
 
-def load_splits(cfg: DataConfig, data_dir: str | None = None) -> Splits:
-    mean, std = cfg.normalisation
+def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str | None = None) -> Splits:
+    """The train and test splits `cfg` names. `recorded`: the data location a finished run used
+    (summary.json data.source), so that export and bench find it without --data-dir."""
     if cfg.dataset == "synthetic":
         xtr, ytr, xte, yte, classes = make_synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.classes,
                                                      cfg.image_size)
         arrays, source = ((xtr, ytr), (xte, yte), classes), "synthetic"
     else:
-        root = resolve_root(cfg, data_dir)
+        root = resolve_root(cfg, data_dir, recorded)
         arrays, source = _load_from_disk(cfg, root)
     train, test, classes = arrays
-    if len(classes) != cfg.classes:
+    train_set = _image_set(*train, cfg.image_size)
+    data_mean, data_std = cfg.default_normalisation
+    if data_mean is None:
+        data_mean, data_std = _measured_statistics(train_set, source, cfg.image_size)
+    mean, std = tuple(cfg.mean or data_mean), tuple(cfg.std or data_std)
+    if not (cfg.dataset == "imagefolder" and cfg.num_classes is None) and len(classes) != cfg.classes:
         raise UserError(f"{source}: found {len(classes)} classes, but the recipe expects {cfg.classes} "
                         "(data.num_classes)")
-    return Splits(_image_set(*train, cfg.image_size), _image_set(*test, cfg.image_size), classes, mean, std, source)
+    return Splits(train_set, _image_set(*test, cfg.image_size), classes, mean, std, source, tuple(data_mean),
+                  tuple(data_std))
+
+
+def resolve_recipe(recipe: Recipe, splits: Splits) -> Recipe:
+    """`recipe` with what the data says filled in where it says nothing: an image folder's class
+    count and normalisation. A run writes this resolved recipe, so export and bench use exactly the
+    values it trained with; resume compares resolved recipes."""
+    d = recipe.data
+    return replace(recipe, data=replace(d, num_classes=d.num_classes or len(splits.classes),
+                                        mean=tuple(d.mean or splits.data_mean), std=tuple(d.std or splits.data_std)))
+
+
+STATS_SAMPLE = 10_000  # images of a streamed split its statistics are measured on
+
+
+def channel_statistics(images: ImageSet) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of a split's pixels scaled to [0, 1] (float64 sums), rounded to 4
+    places as recipes write them. A resident split is measured whole; a streamed one on a fixed
+    sample of STATS_SAMPLE images. A std of 0 (a constant channel) becomes 1/255."""
+    n = len(images)
+    if images.resident or n <= STATS_SAMPLE:
+        batches = (x for x, _ in images.chunks(2048))
+    else:
+        idx = torch.from_numpy(np.sort(np.random.default_rng(0).choice(n, STATS_SAMPLE, replace=False)))
+        batches = (images.take(idx[i: i + 1024]) for i in range(0, len(idx), 1024))
+    total = total_sq = 0
+    count = 0
+    for x in batches:
+        x = x.to(torch.float64) / 255.0
+        total = total + x.sum((0, 2, 3))
+        total_sq = total_sq + (x * x).sum((0, 2, 3))
+        count += x.shape[0] * x.shape[2] * x.shape[3]
+    mean = total / count
+    std = (total_sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(1 / 255)
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+def _measured_statistics(train: ImageSet, source: str, size: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """channel_statistics of an image folder's training split, cached beside its decoded images."""
+    key = hashlib.sha256(f"{source}|{source_key(Path(source))}|{size}|{len(train)}".encode()).hexdigest()[:16]
+    path = cache_root() / "stats" / f"{key}.json"
+    if path.is_file():
+        try:
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            return tuple(cached["mean"]), tuple(cached["std"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    mean, std = channel_statistics(train)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"mean": mean, "std": std}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache costs a re-measurement next time, nothing else
+    return mean, std
 
 
 def _image_set(images, labels, size: int) -> ImageSet:
@@ -100,7 +174,8 @@ def _load_from_disk(cfg: DataConfig, root: Path):
     if cfg.dataset == "imagefolder" or (is_folder_source and cfg.dataset in ("cifar10", "cifar100")):
         if not root.exists():
             raise UserError(f"data.root: no such folder or archive: {root}")
-        return read_image_folder(root, cfg.image_size, resident_bytes=int(cfg.resident_max_gb * 2**30)), str(root)
+        return (read_image_folder(root, cfg.image_size, resident_bytes=int(cfg.resident_max_gb * 2**30)),
+                str(root.resolve()))
     folder = find_cifar(root, cfg.dataset) if root.is_dir() else None
     if folder is None and cfg.download:
         download_cifar(root, cfg.dataset)
@@ -113,7 +188,7 @@ def _load_from_disk(cfg: DataConfig, root: Path):
     xtr, ytr, xte, yte, classes = read_cifar(folder, cfg.dataset)
     if cfg.image_size != 32:
         raise UserError(f"data.image_size: CIFAR images are 32x32, got {cfg.image_size}")
-    return ((xtr, ytr), (xte, yte), classes), str(folder)
+    return ((xtr, ytr), (xte, yte), classes), str(folder.resolve())
 
 
 def _has_split_dirs(root: Path) -> bool:

@@ -89,6 +89,12 @@ class LoadedRun:
     model: FeatureModel  # the student, in eval mode, on the CPU
     summary: dict
 
+    @property
+    def data_source(self) -> str | None:
+        """Where the run's data was found when it trained (absolute), for export and bench."""
+        source = (self.summary.get("data") or {}).get("source")
+        return source if isinstance(source, str) and source != "synthetic" else None
+
 
 def load_run(path: str | Path) -> LoadedRun:
     run = Path(path)

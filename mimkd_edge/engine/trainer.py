@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import Loader, Splits, load_splits, make_loader
+from ..data import Loader, Splits, load_splits, make_loader, resolve_recipe
 from ..errors import DivergedError, UserError, first_line
 from ..methods.registry import DistillMethod, MethodContext, create_method, method_class
 from ..models.cost import count_macs, count_params
@@ -129,6 +129,7 @@ def build_session(recipe: Recipe, data_dir: str | None = None) -> Session:
         raise UserError(f"train.batch_size: the global batch ({recipe.train.batch_size}) must divide evenly "
                         f"over {ddp.world_size} processes")
     splits = load_splits(recipe.data, data_dir)
+    recipe = resolve_recipe(recipe, splits)  # an image folder's class count and statistics, written into the run
     classes = recipe.data.classes
     memory_format = torch.channels_last if recipe.train.channels_last else torch.contiguous_format
     student = create_model(recipe.student.model, num_classes=classes)
@@ -226,6 +227,7 @@ def _is_main_process() -> bool:
 def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event: Event | None) -> dict:
     ckpt_path = out / rundir.CHECKPOINT
     s = build_session(recipe, data_dir)
+    recipe = s.recipe  # resolved: what the data says (an image folder's class count) filled in
     main = s.ddp.is_main
     emit = (on_event or (lambda kind, info: None)) if main else (lambda kind, info: None)
     history: list[dict] = []
@@ -235,7 +237,7 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
         ckpt = load_checkpoint(ckpt_path)
         start_epoch, history, wall_before = _restore(s, ckpt, ckpt_path)
         changes = list(ckpt.get("recipe_changes", []))
-        new = recipe_changes(_checkpoint_recipe(ckpt, out), recipe, start_epoch)
+        new = recipe_changes(resolve_recipe(_checkpoint_recipe(ckpt, out), s.splits), recipe, start_epoch)
         check_changes(new, out)
         if new:
             apply_schedule(s.optimizer, s.scheduler, recipe)

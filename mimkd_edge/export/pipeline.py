@@ -117,7 +117,7 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
     recipe, name = loaded.recipe, loaded.recipe.student.model
     out_dir = Path(out) if out is not None else loaded.path / "export"
     say(f"loading the {recipe.data.dataset} data set")
-    splits = load_splits(recipe.data, data_dir)
+    splits = load_splits(recipe.data, data_dir, recorded=loaded.data_source)
     mean, std, size, baked = tuple(splits.mean), tuple(splits.std), recipe.data.image_size, bake_normalisation
     test, train = splits.test, splits.train
     reference = (NormalisedInput(loaded.model, mean, std) if baked else loaded.model).eval()

@@ -284,7 +284,7 @@ def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,
             from ..data import load_splits
 
             say(f"{path}: loading the {loaded.recipe.data.dataset} test split")
-            splits_holder["s"] = load_splits(loaded.recipe.data, data_dir)
+            splits_holder["s"] = load_splits(loaded.recipe.data, data_dir, recorded=loaded.data_source)
         return splits_holder["s"]
 
     rng = np.random.default_rng(0)

@@ -70,7 +70,7 @@ def test_missing_teacher_checkpoint_names_the_command(tmp_path):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["train", "{r}", "--set", "train.lr=fast"], ['train.lr: expected a number, got "fast"']),
+    (["train", "{r}", "--set", "train.lr=fast"], ['train.lr: expected a finite number, got "fast"']),
     (["train", "{r}", "--set", "nonsense"], ["--set: expected KEY.PATH=VALUE"]),
     (["recipe", "check", "{r}", "--set", "student.model=nope"], ["student.model"]),
     (["train", "{missing}"], ["no such file"]),

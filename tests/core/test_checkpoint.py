@@ -16,7 +16,7 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path):
             f.write(b"half a checkpo")
         raise OSError("disk full")
 
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match="checkpoint.pt: cannot write"):
         atomic_write(path, crash)
     assert load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp file left behind

@@ -34,7 +34,7 @@ def test_torchrun_two_processes_matches_one(tmp_path):
     assert [m["steps"] for m in one] == [m["steps"] for m in two] == [16, 16]
     assert len(two) == 2  # one line per epoch: only rank 0 wrote
     files = sorted(p.name for p in (tmp_path / "two").iterdir())
-    assert files == ["checkpoint.pt", "metrics.jsonl", "model.safetensors", "recipe.toml", "summary.json"]
+    assert files == [".lock", "checkpoint.pt", "metrics.jsonl", "model.safetensors", "recipe.toml", "summary.json"]
     s1 = json.loads((tmp_path / "one" / "summary.json").read_text())
     s2 = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert s2["data"]["train_size"] == s1["data"]["train_size"]

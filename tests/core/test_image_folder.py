@@ -63,3 +63,31 @@ def test_undecodable_file_names_the_file(tmp_path):
     (root / "train" / "class0" / "000.png").write_bytes(b"not an image")
     with pytest.raises(UserError, match=r"000.png: cannot decode image"):
         load_splits(_cfg(root))
+
+
+def test_normalisation_is_measured_on_the_training_split(tmp_path):
+    root = write_image_folder(tmp_path / "set")
+    splits = load_splits(_cfg(root))
+    pixels = splits.train.images.numpy().astype(np.float64) / 255  # independent: numpy over every pixel
+    assert splits.mean == pytest.approx(tuple(pixels.mean((0, 2, 3))), abs=1e-4)
+    assert splits.std == pytest.approx(tuple(pixels.std((0, 2, 3))), abs=1e-4)
+    assert (splits.data_mean, splits.data_std) == (splits.mean, splits.std)
+    streamed = load_splits(_cfg(root, resident_max_gb=4096 / 2**30))  # on disk: same figures
+    assert (streamed.mean, streamed.std) == (splits.mean, splits.std)
+
+
+def test_a_recipe_value_overrides_and_one_value_broadcasts(tmp_path):
+    from helpers import tiny_table
+
+    from mimkd_edge.recipe import parse_recipe
+
+    root = write_image_folder(tmp_path / "set")
+    table = tiny_table()
+    table["data"] = {"dataset": "imagefolder", "root": str(root), "image_size": 8, "mean": 0.5, "std": [0.2]}
+    recipe = parse_recipe(table, "t")
+    assert recipe.data.mean == (0.5, 0.5, 0.5) and recipe.data.std == (0.2, 0.2, 0.2)
+    splits = load_splits(recipe.data)
+    assert splits.mean == (0.5, 0.5, 0.5) and splits.std == (0.2, 0.2, 0.2) and splits.data_mean != splits.mean
+    table["data"]["mean"] = [0.1, 0.2]
+    with pytest.raises(UserError, match="data.mean: expected one number, or one per channel"):
+        parse_recipe(table, "t")

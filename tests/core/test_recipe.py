@@ -63,7 +63,7 @@ def test_switching_method_takes_that_methods_defaults(tmp_path):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (("lr = 0.1", 'lr = "fast"'), 'train.lr: expected a number, got "fast"'),
+    (("lr = 0.1", 'lr = "fast"'), 'train.lr: expected a finite number, got "fast"'),
     (("lr = 0.1", "lr = -1"), "train.lr: expected a number > 0, got -1"),
     (("epochs = 3", "epochs = 2.5"), "train.epochs: expected an integer, got 2.5"),
     (("epochs = 3", "epochz = 3"), "train.epochz: expected one of the known keys"),
@@ -73,7 +73,7 @@ def test_switching_method_takes_that_methods_defaults(tmp_path):
     (('dataset = "synthetic"', 'dataset = "mnist"'), 'data.dataset: expected one of "cifar10"'),
     (("milestones = [1, 2]", "milestones = [2, 1]"), "train.milestones: expected strictly increasing"),
     (("[data]\ndataset = \"synthetic\"\nnum_classes = 4", "data = 3"), "data: expected a table, got 3"),
-    (('name = "t"', 'name = "a/b"'), "name: expected a non-empty string without '/'"),
+    (('name = "t"', 'name = "a/b"'), "name: expected a run directory name"),
     (("[teacher]", "[nope]"), "nope: expected one of the known keys"),
 ])
 def test_bad_values_name_file_and_key(tmp_path, edit, message):

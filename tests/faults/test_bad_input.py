@@ -195,3 +195,22 @@ def test_leftovers_of_a_killed_write_are_cleaned_and_files_are_readable(tmp_path
     assert not list(out.glob(".*.tmp"))
     modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.name != rundir.LOCK}
     assert set(modes.values()) == {0o644}, modes
+
+
+class _Payload:
+    """Unpickling this would run code: create a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_pickle_payload_in_a_checkpoint_never_runs(teacher, tmp_path):
+    run = shutil.copytree(teacher, tmp_path / "T")
+    marker = tmp_path / "pwned"
+    torch.save({"epoch": 0, "model": _Payload(marker)}, run / rundir.CHECKPOINT)
+    result = CliRunner().invoke(main, ["train", str(run / rundir.RECIPE), "--out", str(run), "--resume"])
+    one_line(result, "unreadable checkpoint")
+    assert not marker.exists()

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from mimkd_edge.cli import main
@@ -22,9 +23,17 @@ def _one_line(result, *fragments):
         assert f in " ".join(result.output.split()), result.output
 
 
+def _replace_with_another_model(onnx):
+    """A valid ONNX model of the same shape (an untrained Conv-4) under the proven file's name."""
+    from mimkd_edge.export.onnx_export import export_onnx
+    from mimkd_edge.models import create_model
+
+    torch.manual_seed(7)
+    export_onnx(create_model("conv4", num_classes=4).eval(), onnx, input_size=32, exporter="torchscript")
+
+
 def test_a_replaced_artifact_is_refused(exported_run, tmp_path):
-    onnx = exported_run / "export" / "model_fp32.onnx"
-    onnx.write_bytes(onnx.read_bytes() + b"\0")  # another file under the proven name
+    _replace_with_another_model(exported_run / "export" / "model_fp32.onnx")
     _one_line(_bench(exported_run, tmp_path), "model_fp32.onnx", "differs from the manifest")
     assert not (tmp_path / "b.csv").exists()
 
@@ -53,6 +62,6 @@ def test_malformed_manifests_are_one_line(exported_run, tmp_path, manifest, expe
 
 
 def test_the_library_refuses_too(exported_run):
-    (exported_run / "export" / "model_fp32.onnx").write_bytes(b"not a model")
+    _replace_with_another_model(exported_run / "export" / "model_fp32.onnx")
     with pytest.raises(UserError, match="differs from the manifest"):
         bench_runs([exported_run], BenchConfig(backends=("onnxruntime",), precisions=("fp32",), iters=3, warmup=1))

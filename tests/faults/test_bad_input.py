@@ -123,6 +123,17 @@ def test_a_runs_folder_that_cannot_be_written(tmp_path, monkeypatch):
     one_line(CliRunner().invoke(main, ["train", str(recipe_file(tmp_path))]), "runs/tiny")
 
 
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="permissions do not bind root")
+def test_a_read_only_runs_folder(tmp_path, monkeypatch):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs").chmod(0o555)
+    monkeypatch.chdir(tmp_path)
+    try:
+        one_line(CliRunner().invoke(main, ["train", str(recipe_file(tmp_path))]), "runs/tiny")
+    finally:
+        (tmp_path / "runs").chmod(0o755)
+
+
 def test_a_full_disk_keeps_the_previous_file(tmp_path):
     target = tmp_path / "checkpoint.pt"
     target.write_bytes(b"previous")

@@ -64,7 +64,8 @@ class TrainingProgress:
         if kind == "start":
             self.epochs, self.steps = info["epochs"], info["steps"]
             console.print(f"training on [bold]{info['device']}[/]: {info['train_size']:,} train / "
-                          f"{info['test_size']:,} test images, {info['steps']} steps per epoch → {escape(info['out'])}"
+                          f"{info['test_size']:,} test images, {info['steps']} steps per epoch → "
+                          f"{escape(info['out'])}"
                           + (f" (resuming at epoch {info['start_epoch'] + 1})" if info["start_epoch"] else ""))
         elif kind == "step":
             if self.task is None or self.progress.tasks[self.task].fields["epoch"] != info["epoch"] + 1:

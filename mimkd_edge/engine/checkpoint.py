@@ -36,7 +36,8 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(e, OSError):
-            raise UserError(f"{path}: cannot write ({e.strerror or e}); the previous file, if any, is unchanged") from None
+            raise UserError(f"{path}: cannot write ({e.strerror or e}); "
+                            "the previous file, if any, is unchanged") from None
         raise
 
 

@@ -227,7 +227,7 @@ def _is_main_process() -> bool:
 def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event: Event | None) -> dict:
     ckpt_path = out / rundir.CHECKPOINT
     s = build_session(recipe, data_dir)
-    recipe = s.recipe  # resolved: what the data says (an image folder's class count) filled in
+    recipe = s.recipe  # resolved: what the data says (an image folder's classes, statistics) filled in
     main = s.ddp.is_main
     emit = (on_event or (lambda kind, info: None)) if main else (lambda kind, info: None)
     history: list[dict] = []
@@ -292,17 +292,20 @@ def _checkpoint_recipe(ckpt: dict, out: Path) -> Recipe:
 
 def _last_good(ckpt_path: Path, saved: int | None) -> str:
     if saved is None:
-        return f"No checkpoint was written ({ckpt_path} does not exist): it diverged in its first epoch"
+        return f"No checkpoint was written ({ckpt_path} does not exist): it diverged before its first one"
     return f"The last good checkpoint {ckpt_path} (end of epoch {saved}, every tensor finite) is intact"
 
 
 def _require_finite_state(s: Session, epoch: int) -> None:
     """A finite loss does not prove finite weights: the step after the last checked loss can overflow
     them, and BN statistics can overflow with finite losses. Nothing non-finite is ever checkpointed."""
-    bad = [f"model.{k}" for k, v in s.student.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    bad += [f"method.{k}" for k, v in s.method.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    def broken(t) -> bool:
+        return t is not None and t.is_floating_point() and not bool(torch.isfinite(t).all())
+
+    bad = [f"{owner}.{k}" for owner, module in (("model", s.student), ("method", s.method))
+           for k, v in module.state_dict().items() if broken(v)]
     bad += [f"optimizer momentum {i}" for i, st in enumerate(s.optimizer.state.values())
-            if st.get("momentum_buffer") is not None and not torch.isfinite(st["momentum_buffer"]).all()]
+            if broken(st.get("momentum_buffer"))]
     if bad:
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
         raise DivergedError(f"after epoch {epoch + 1} the weights hold non-finite values ({', '.join(bad[:3])}{more}) "

@@ -38,7 +38,9 @@ class DataConfig:
     download: bool = False  # let torchvision fetch CIFAR when absent (needs internet)
     num_classes: int | None = param(None, gt=1, le=10**6, help="implied for CIFAR; counted from an image folder's "
                                     "train/ class folders when not given (a value given must agree)")
-    image_size: int = param(32, gt=0, le=MAX_IMAGE_SIZE)
+    image_size: int | None = param(None, gt=0, le=MAX_IMAGE_SIZE, help="side images are read at; default: "
+                                   "the data's own (CIFAR 32; an image folder's size, resized to this when set)")
+    channels: int | None = param(None, ge=1, le=4, help="1 (gray) or 3 (RGB); default: the data's own")
     mean: float | tuple[float, ...] | None = param(None, help="per channel (one value: every channel); "
                                                   "default: CIFAR's own, or measured on an image folder's train split")
     std: float | tuple[float, ...] | None = param(None, gt=0, help="as mean")
@@ -164,15 +166,10 @@ def _parse(raw: dict) -> Recipe:
 
 
 def _per_channel(value: float | tuple[float, ...] | None, key: str) -> tuple[float, ...] | None:
-    """One value for every channel, or one per channel (3: images are read as RGB)."""
+    """One value for every channel (kept as one: load_splits repeats it per channel), or one per channel."""
     if value is None:
         return None
-    values = (value,) if isinstance(value, float) else value
-    if len(values) == 1:
-        return values * 3
-    if len(values) != 3:
-        raise ConfigError(key, "one number, or one per channel (3)", list(values))
-    return tuple(values)
+    return (value,) if isinstance(value, float) else tuple(value)
 
 
 def _is_run_name(name: Any) -> bool:

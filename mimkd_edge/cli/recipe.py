@@ -30,10 +30,11 @@ def check(files, overrides, show):
                       f"({r.method.name}, {r.train.epochs} epochs)", highlight=False)
         if show:
             console.print(dump_recipe(r), highlight=False, markup=False)
-            unset = [k for k, v in (("data.num_classes", r.data.num_classes), ("data.mean", r.data.mean),
+            unset = [k for k, v in (("data.num_classes", r.data.num_classes), ("data.channels", r.data.channels),
+                                    ("data.image_size", r.data.image_size), ("data.mean", r.data.mean),
                                     ("data.std", r.data.std)) if v is None]
             if unset:
-                source = ("the image folder (its class folders; its training split's pixels)"
+                source = ("the image folder (its class folders; its images' mode and size; its training split's pixels)"
                           if r.data.dataset == "imagefolder" else f"{r.data.dataset}'s published values")
                 console.print(f"# not set, taken from {source} when the run starts: {', '.join(unset)}",
                               highlight=False, markup=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +30,17 @@ from .synthetic import make_synthetic
 
 @dataclass
 class ImageSet:
-    """A split: either `images` in memory, or `files` decoded on demand to `size`x`size`."""
+    """A split: either `images` in memory, or `files` decoded on demand to `channels` × `size` × `size`."""
 
-    images: torch.Tensor | None  # uint8 (N, 3, H, W) when resident
+    images: torch.Tensor | None  # uint8 (N, C, H, W) when resident
     labels: torch.Tensor  # int64 (N,)
     files: tuple[Path, ...] | None = None  # image files when streamed
     size: int | None = None  # decoded side of a streamed split
+    channels: int = 3  # decoded channels of a streamed split
 
     @classmethod
-    def on_disk(cls, files: list[Path], labels: torch.Tensor, size: int) -> "ImageSet":
-        return cls(None, labels, tuple(files), size)
+    def on_disk(cls, files: list[Path], labels: torch.Tensor, size: int, channels: int = 3) -> "ImageSet":
+        return cls(None, labels, tuple(files), size, channels)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -54,7 +55,7 @@ class ImageSet:
             return self.images[idx]
         assert self.files is not None and self.size is not None
         positions = range(len(self))[idx] if isinstance(idx, slice) else torch.as_tensor(idx).tolist()
-        return torch.from_numpy(decode_images([self.files[i] for i in positions], self.size))
+        return torch.from_numpy(decode_images([self.files[i] for i in positions], self.size, self.channels))
 
     def chunks(self, batch_size: int):
         """(uint8 images, labels) over the whole split in order, `batch_size` at a time."""
@@ -72,6 +73,9 @@ class Splits:
     source: str  # where the images came from, for the run's summary
     data_mean: tuple[float, ...] = ()  # what the data gives when a recipe sets none (resolve_recipe)
     data_std: tuple[float, ...] = ()
+    channels: int = 3  # the geometry the images were read at
+    image_size: int = 32
+    notes: list[str] = field(default_factory=list)  # conversions made while reading (printed once)
 
 
 def resolve_root(cfg: DataConfig, override: str | None = None, recorded: str | None = None) -> Path:
@@ -84,26 +88,47 @@ def resolve_root(cfg: DataConfig, override: str | None = None, recorded: str | N
 
 
 def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str | None = None) -> Splits:
-    """The train and test splits `cfg` names. `recorded`: the data location a finished run used
-    (summary.json data.source), so that export and bench find it without --data-dir."""
+    """The train and test splits `cfg` names, at the data's own geometry unless the recipe sets
+    data.channels / data.image_size. `recorded`: the data location a finished run used (summary.json
+    data.source), so that export and bench find it without --data-dir."""
+    notes: list[str] = []
     if cfg.dataset == "synthetic":
-        xtr, ytr, xte, yte, classes = make_synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.classes,
-                                                     cfg.image_size)
-        arrays, source = ((xtr, ytr), (xte, yte), classes), "synthetic"
+        channels, size = cfg.channels or 3, cfg.image_size or 32
+        xtr, ytr, xte, yte, classes = make_synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.classes, size)
+        if channels != 3:  # the synthetic set is drawn in RGB; other channel counts take its luminance
+            xtr, xte = (np.repeat(x.mean(1, keepdims=True).round().astype(np.uint8), channels, 1) for x in (xtr, xte))
+        (train, test), source = ((xtr, ytr), (xte, yte)), "synthetic"
     else:
         root = resolve_root(cfg, data_dir, recorded)
-        arrays, source = _load_from_disk(cfg, root)
-    train, test, classes = arrays
-    train_set = _image_set(*train, cfg.image_size)
+        (train, test, classes, channels, size, notes), source = _load_from_disk(cfg, root)
+    train_set, test_set = _image_set(*train, size, channels), _image_set(*test, size, channels)
     data_mean, data_std = cfg.default_normalisation
     if data_mean is None:
-        data_mean, data_std = _measured_statistics(train_set, source, cfg.image_size)
-    mean, std = tuple(cfg.mean or data_mean), tuple(cfg.std or data_std)
+        data_mean, data_std = _measured_statistics(train_set, source, size)
+    data_mean, data_std = _fit_channels(data_mean, channels), _fit_channels(data_std, channels)
+    mean, std = _per_channel(cfg.mean, data_mean, channels), _per_channel(cfg.std, data_std, channels)
+    if len(mean) != channels or len(std) != channels:
+        raise UserError(f"data.mean / data.std: {len(mean)} / {len(std)} values for {channels}-channel images; "
+                        "give one value or one per channel")
     if not (cfg.dataset == "imagefolder" and cfg.num_classes is None) and len(classes) != cfg.classes:
         raise UserError(f"{source}: found {len(classes)} classes, but the recipe expects {cfg.classes} "
                         "(data.num_classes)")
-    return Splits(train_set, _image_set(*test, cfg.image_size), classes, mean, std, source, tuple(data_mean),
-                  tuple(data_std))
+    return Splits(train_set, test_set, classes, mean, std, source, tuple(data_mean), tuple(data_std), channels,
+                  size, notes)
+
+
+def _per_channel(values: tuple[float, ...] | None, data_values: tuple[float, ...], channels: int) -> tuple[float, ...]:
+    """The recipe's values (one stands for every channel), else the data's."""
+    if values is None:
+        return tuple(data_values)
+    return tuple(values) * channels if len(values) == 1 else tuple(values)
+
+
+def _fit_channels(values: tuple[float, ...], channels: int) -> tuple[float, ...]:
+    """Published RGB statistics for gray images: their mean over the channels."""
+    if len(values) == channels:
+        return tuple(values)
+    return (round(sum(values) / len(values), 4),) * channels
 
 
 def resolve_recipe(recipe: Recipe, splits: Splits) -> Recipe:
@@ -112,7 +137,9 @@ def resolve_recipe(recipe: Recipe, splits: Splits) -> Recipe:
     values it trained with; resume compares resolved recipes."""
     d = recipe.data
     return replace(recipe, data=replace(d, num_classes=d.num_classes or len(splits.classes),
-                                        mean=tuple(d.mean or splits.data_mean), std=tuple(d.std or splits.data_std)))
+                                        channels=splits.channels, image_size=splits.image_size,
+                                        mean=_per_channel(d.mean, splits.data_mean, splits.channels),
+                                        std=_per_channel(d.std, splits.data_std, splits.channels)))
 
 
 STATS_SAMPLE = 10_000  # images of a streamed split its statistics are measured on
@@ -161,11 +188,11 @@ def _measured_statistics(train: ImageSet, source: str, size: int) -> tuple[tuple
     return mean, std
 
 
-def _image_set(images, labels, size: int) -> ImageSet:
+def _image_set(images, labels, size: int, channels: int) -> ImageSet:
     """numpy uint8 images → a resident set; a list of files → a streamed one."""
     labels = torch.from_numpy(labels)
     if isinstance(images, list):
-        return ImageSet.on_disk(images, labels, size)
+        return ImageSet.on_disk(images, labels, size, channels)
     return ImageSet(torch.from_numpy(images), labels)
 
 
@@ -174,8 +201,9 @@ def _load_from_disk(cfg: DataConfig, root: Path):
     if cfg.dataset == "imagefolder" or (is_folder_source and cfg.dataset in ("cifar10", "cifar100")):
         if not root.exists():
             raise UserError(f"data.root: no such folder or archive: {root}")
-        return (read_image_folder(root, cfg.image_size, resident_bytes=int(cfg.resident_max_gb * 2**30)),
-                str(root.resolve()))
+        f = read_image_folder(root, cfg.image_size, resident_bytes=int(cfg.resident_max_gb * 2**30),
+                              channels=cfg.channels)
+        return (f.train, f.test, f.classes, f.channels, f.size, f.notes), str(root.resolve())
     folder = find_cifar(root, cfg.dataset) if root.is_dir() else None
     if folder is None and cfg.download:
         download_cifar(root, cfg.dataset)
@@ -186,9 +214,10 @@ def _load_from_disk(cfg: DataConfig, root: Path):
                         f"internet, or point --data-dir / MIMKD_DATA at a local copy "
                         f"(e.g. ../shared/data/cifar10-jpeg-q75.tar.gz)")
     xtr, ytr, xte, yte, classes = read_cifar(folder, cfg.dataset)
-    if cfg.image_size != 32:
-        raise UserError(f"data.image_size: CIFAR images are 32x32, got {cfg.image_size}")
-    return ((xtr, ytr), (xte, yte), classes), str(folder.resolve())
+    if cfg.image_size not in (None, 32) or cfg.channels not in (None, 3):
+        raise UserError(f"data.image_size / data.channels: CIFAR's python batches are 32×32 RGB, got "
+                        f"{cfg.image_size} / {cfg.channels} (an image folder of CIFAR can be read at another geometry)")
+    return ((xtr, ytr), (xte, yte), classes, 3, 32, []), str(folder.resolve())
 
 
 def _has_split_dirs(root: Path) -> bool:

@@ -13,7 +13,9 @@ import tarfile
 import tempfile
 import warnings
 import zipfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -79,72 +81,131 @@ def _list_split(split_dir: Path, classes: list[str]) -> tuple[list[Path], np.nda
     return paths, np.asarray(labels, dtype=np.int64)
 
 
-def decode_image(path: Path, size: int) -> np.ndarray:
-    """One image file → uint8 (3, size, size) RGB, resized bilinearly when it is not that size."""
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}  # PIL modes read as one channel
+GEOMETRY_SAMPLE = 1000  # image headers read to find a folder's native channels and size
+
+
+def decode_image(path: Path, size: int, channels: int = 3) -> np.ndarray:
+    """One image file → uint8 (channels, size, size): gray ("L") for 1 channel, RGB for 3, resized
+    bilinearly when it is not size × size."""
     from PIL import Image
 
     # We refuse such images ourselves (below), in one line; PIL's warning would only add noise.
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-
     try:
         with Image.open(path) as im:  # reads the header only
             if im.width * im.height > (Image.MAX_IMAGE_PIXELS or MAX_PIXELS):
                 raise UserError(f"{path}: {im.width}×{im.height} pixels, more than an image of this tool may have "
                                 f"({Image.MAX_IMAGE_PIXELS or MAX_PIXELS:,}): a decompression bomb or not a photo")
-            im = im.convert("RGB")
+            im = im.convert("L" if channels == 1 else "RGB")
             if im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
-            return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+            arr = np.asarray(im, dtype=np.uint8)
+            return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"{path}: cannot decode image ({e})") from None
 
 
-def decode_images(paths: list[Path], size: int, threads: int | None = None) -> np.ndarray:
-    """Image files → uint8 (N, 3, size, size), decoded by a thread pool (PIL releases the GIL);
+def decode_images(paths: list[Path], size: int, channels: int = 3, threads: int | None = None) -> np.ndarray:
+    """Image files → uint8 (N, channels, size, size), decoded by a thread pool (PIL releases the GIL);
     `threads=1` decodes in the calling thread (a DataLoader worker is already one of many)."""
-    out = np.empty((len(paths), 3, size, size), dtype=np.uint8)
+    out = np.empty((len(paths), channels, size, size), dtype=np.uint8)
     threads = threads or os.cpu_count() or 1
     if threads == 1 or len(paths) < 64:
         for i, p in enumerate(paths):
-            out[i] = decode_image(p, size)
+            out[i] = decode_image(p, size, channels)
         return out
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for i, arr in enumerate(pool.map(lambda p: decode_image(p, size), paths, chunksize=256)):
+        for i, arr in enumerate(pool.map(lambda p: decode_image(p, size, channels), paths, chunksize=256)):
             out[i] = arr
     return out
+
+
+def native_geometry(paths: list[Path], channels: int | None, size: int | None) -> tuple[int, int, list[str]]:
+    """(channels, size, notes): a folder's own channel count and side where the recipe leaves them
+    unset, read from the headers of up to GEOMETRY_SAMPLE images spread over the split, and one note
+    per conversion that decoding will make. Gray images give 1 channel, any other mode 3 (RGB). Sizes:
+    one square size is used as it is; several sizes, or non-square images, need data.image_size."""
+    from PIL import Image
+
+    step = max(1, len(paths) // GEOMETRY_SAMPLE)
+    modes, sizes = Counter(), Counter()
+    for p in paths[::step][:GEOMETRY_SAMPLE]:
+        try:
+            with Image.open(p) as im:
+                modes[im.mode] += 1
+                sizes[im.size] += 1
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise UserError(f"{p}: cannot decode image ({e})") from None
+    gray = sum(n for m, n in modes.items() if m in GRAY_MODES)
+    native_c = 1 if gray == sum(modes.values()) else 3
+    notes = []
+    if channels is None:
+        channels = native_c
+        if native_c == 3 and gray:
+            notes.append(f"{gray} of {sum(modes.values())} sampled images are gray: all are read as RGB")
+    elif channels != native_c:
+        notes.append(f"images are {'gray' if native_c == 1 else 'colour'}; data.channels = {channels}: read as "
+                     + ("RGB (gray copied to 3 channels)" if channels == 3 else "gray (luminance)"))
+    if size is None:
+        if len(sizes) != 1 or next(iter(sizes))[0] != next(iter(sizes))[1]:
+            common = ", ".join(f"{w}×{h} ({n})" for (w, h), n in sizes.most_common(3))
+            raise UserError(f"{paths[0].parent.parent}: images of several or non-square sizes ({common}, ...); "
+                            "set data.image_size: every image is then resized to it")
+        size = next(iter(sizes))[0]
+    else:
+        other = sum(n for (w, h), n in sizes.items() if (w, h) != (size, size))
+        if other:
+            seen = ", ".join(f"{w}×{h}" for (w, h), _ in sizes.most_common(3))
+            notes.append(f"images are {seen}: resized (bilinear) to data.image_size = {size}")
+    return channels, size, notes
 
 
 Split = tuple["np.ndarray | list[Path]", np.ndarray]
 
 
-def read_image_folder(source: Path, size: int, resident_bytes: int | None = None) -> tuple[Split, Split, list[str]]:
-    """→ (train images, labels), (test images, labels), class names.
-
-    Images are uint8 (N, 3, size, size) when the split's decoded size fits `resident_bytes` (None: no
-    limit), else the list of its files, to be decoded batch by batch by the streaming loader.
-    """
+def read_image_folder(source: Path, size: int | None = None, resident_bytes: int | None = None,
+                      channels: int | None = None) -> FolderData:
+    """An image folder's splits at its own geometry, or at the recipe's (`channels`, `size`; None:
+    the folder's own, see native_geometry). A split is uint8 (N, channels, size, size) when its decoded
+    size fits `resident_bytes` (None: no limit), else the list of its files, decoded batch by batch by
+    the streaming loader."""
     folder = unpack(source) if source.is_file() else source
     root = find_split_root(folder)
     classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
     if not classes:
         raise UserError(f"{root / 'train'}: no class folders found")
-    key = f"{source.name}-{source_key(source)}-{size}"
-    return (*(_read_split(root / split, classes, f"{key}-{split}", size, resident_bytes)
-              for split in ("train", "test")), classes)
+    listed = {split: _list_split(root / split, classes) for split in ("train", "test")}
+    for split, (paths, _) in listed.items():
+        if not paths:
+            raise UserError(f"{root / split}: holds no images ({', '.join(sorted(_EXTENSIONS))})")
+    channels, size, notes = native_geometry(listed["train"][0] + listed["test"][0], channels, size)
+    key = f"{source.name}-{source_key(source)}-{channels}x{size}"
+    train, test = (_read_split(*listed[split], f"{key}-{split}", channels, size, resident_bytes)
+                   for split in ("train", "test"))
+    return FolderData(train, test, classes, channels, size, notes)
 
 
-def _read_split(split_dir: Path, classes: list[str], key: str, size: int, resident_bytes: int | None) -> Split:
-    paths, labels = _list_split(split_dir, classes)
-    if not paths:
-        raise UserError(f"{split_dir}: holds no images ({', '.join(sorted(_EXTENSIONS))})")
-    if resident_bytes is not None and len(paths) * 3 * size * size > resident_bytes:
+@dataclass
+class FolderData:
+    train: Split
+    test: Split
+    classes: list[str]
+    channels: int
+    size: int
+    notes: list[str]  # conversions decoding makes (printed once by the trainer)
+
+
+def _read_split(paths: list[Path], labels: np.ndarray, key: str, channels: int, size: int,
+                resident_bytes: int | None) -> Split:
+    if resident_bytes is not None and len(paths) * channels * size * size > resident_bytes:
         return paths, labels
     cache = cache_root() / "decoded" / f"{key}.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
             if len(z["y"]) == len(labels):
                 return z["x"], z["y"]
-    x = decode_images(paths, size)
+    x = decode_images(paths, size, channels)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
     np.savez(tmp, x=x, y=labels)

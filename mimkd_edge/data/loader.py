@@ -38,7 +38,7 @@ class Loader:
         self.train, self.augment, self.seed, self.padding = train, augment and train, seed, padding
         self.rank, self.world_size = rank, world_size
         self.channels_last = channels_last
-        shape = (1, 3, 1, 1)
+        shape = (1, -1, 1, 1)  # one value per channel
         self.mean = torch.tensor(mean, device=self.device).view(shape) * 255
         self.inv_std = 1.0 / (torch.tensor(std, device=self.device).view(shape) * 255)
 
@@ -130,13 +130,13 @@ class _FileBatches(torch.utils.data.Dataset):
     def __init__(self, data: ImageSet):
         assert data.files is not None and data.size is not None
         self.files = np.asarray([str(p) for p in data.files])
-        self.labels, self.size = data.labels, data.size
+        self.labels, self.size, self.channels = data.labels, data.size, data.channels
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        images = decode_images(list(self.files[idx.numpy()]), self.size, threads=1)
+        images = decode_images(list(self.files[idx.numpy()]), self.size, self.channels, threads=1)
         return torch.from_numpy(images), self.labels[idx]
 
 

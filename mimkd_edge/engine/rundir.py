@@ -103,7 +103,8 @@ def load_run(path: str | Path) -> LoadedRun:
     if not (run / WEIGHTS).is_file():
         raise UserError(f"{run}: no {WEIGHTS} in this run (did it finish?)")
     recipe = load_recipe(run / RECIPE)
-    model = create_model(recipe.student.model, num_classes=recipe.data.classes)
+    model = create_model(recipe.student.model, num_classes=recipe.data.classes, in_chans=recipe.data.channels or 3)
+    model.input_size = recipe.data.image_size or model.input_size  # the geometry it was trained at
     load_model_weights(model, run / WEIGHTS, f"model {recipe.student.model}")
     model.eval()
     summary = read_json(run / SUMMARY) if (run / SUMMARY).is_file() else {}

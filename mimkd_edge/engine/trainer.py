@@ -132,7 +132,7 @@ def build_session(recipe: Recipe, data_dir: str | None = None) -> Session:
     recipe = resolve_recipe(recipe, splits)  # an image folder's class count and statistics, written into the run
     classes = recipe.data.classes
     memory_format = torch.channels_last if recipe.train.channels_last else torch.contiguous_format
-    student = create_model(recipe.student.model, num_classes=classes)
+    student = _create_at(recipe.student.model, recipe, "student.model")
     teacher, teacher_info = None, {}
     if method_class(recipe.method.name).needs_teacher:
         teacher, teacher_info = load_teacher(recipe)
@@ -172,6 +172,19 @@ def build_session(recipe: Recipe, data_dir: str | None = None) -> Session:
                    teacher_info, ddp, step)
 
 
+def _create_at(name: str, recipe: Recipe, key: str) -> FeatureModel:
+    """Model `name` for the recipe's classes and image geometry; one line where its architecture
+    cannot take images of that size (e.g. too small for its downsampling)."""
+    d = recipe.data
+    model = create_model(name, num_classes=d.classes, in_chans=d.channels)
+    try:
+        map_shapes(model, d.image_size)
+    except RuntimeError as e:
+        raise UserError(f"{key}: {name} cannot take {d.channels}×{d.image_size}×{d.image_size} images "
+                        f"({first_line(e)}); choose another model or data.image_size") from None
+    return model
+
+
 def load_teacher(recipe: Recipe) -> tuple[FeatureModel, dict]:
     """The frozen teacher from a finished run's weights; a missing file names the command that makes it."""
     cfg = recipe.teacher
@@ -181,7 +194,7 @@ def load_teacher(recipe: Recipe) -> tuple[FeatureModel, dict]:
         maker = cfg.recipe or f"recipes/teachers/{cfg.model}.toml"
         raise UserError(f"teacher.checkpoint: no such file: {path}; train the teacher first: "
                         f"mimkd-edge train {maker} --out {path.parent}")
-    teacher = create_model(cfg.model, num_classes=recipe.data.classes)
+    teacher = _create_at(cfg.model, recipe, "teacher.model")
     rundir.load_model_weights(teacher, path, f"teacher model {cfg.model} with {recipe.data.classes} classes")
     info: dict[str, Any] = {"model": cfg.model, "checkpoint": str(path), "sha256": sha256_file(path), "recipe": cfg.recipe}
     summary = path.parent / rundir.SUMMARY
@@ -250,6 +263,8 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
 
     t = recipe.train
     steps = len(s.train_loader)
+    for note in s.splits.notes:  # conversions made while reading the data, said once
+        emit("warning", {"message": f"data: {note}"})
     emit("start", {"epochs": t.epochs, "start_epoch": start_epoch, "steps": steps, "device": str(s.device),
                    "out": str(out), "train_size": len(s.splits.train), "test_size": len(s.splits.test)})
     started = time.perf_counter()

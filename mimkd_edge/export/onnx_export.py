@@ -46,7 +46,7 @@ SCALE_RAW = "raw RGB in [0, 1]: rgb_uint8 / 255, float32 NCHW (normalisation is 
 
 
 class NormalisedInput(nn.Module):
-    """Wraps a classifier so it takes raw RGB in [0, 1] (uint8 / 255, NCHW) and normalises itself
+    """Wraps a classifier so it takes raw pixels in [0, 1] (uint8 / 255, NCHW) and normalises itself
     with the training set's per-channel mean and std before calling the model."""
 
     def __init__(self, model: nn.Module, mean, std):
@@ -55,6 +55,7 @@ class NormalisedInput(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.input_size = getattr(model, "input_size", 32)
+        self.in_chans = getattr(model, "in_chans", 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model((x - self.mean) / self.std)
@@ -93,7 +94,8 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_size: int | tuple[i
     opset = resolve_opset(exporter, opset)
     h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
     model = model.eval()
-    example = torch.zeros(2, 3, h, w)  # batch 2: nothing gets specialised to a size-1 batch
+    chans = getattr(model, "in_chans", 3)
+    example = torch.zeros(2, chans, h, w)  # batch 2: nothing gets specialised to a size-1 batch
     started = time.perf_counter()
     try:
         with quiet("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "torch"), torch.no_grad():

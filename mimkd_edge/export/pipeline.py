@@ -118,7 +118,8 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
     out_dir = Path(out) if out is not None else loaded.path / "export"
     say(f"loading the {recipe.data.dataset} data set")
     splits = load_splits(recipe.data, data_dir, recorded=loaded.data_source)
-    mean, std, size, baked = tuple(splits.mean), tuple(splits.std), recipe.data.image_size, bake_normalisation
+    mean, std, baked = tuple(splits.mean), tuple(splits.std), bake_normalisation
+    size, chans = splits.image_size, splits.channels  # the run's geometry (its recipe is resolved)
     test, train = splits.test, splits.train
     reference = (NormalisedInput(loaded.model, mean, std) if baked else loaded.model).eval()
 
@@ -135,7 +136,7 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
     recipe_sha = hashlib.sha256(recipe_text.encode("utf-8")).hexdigest()
     run_acc = loaded.summary.get("final_test_acc")
     metadata = {
-        "classes": json.dumps(list(splits.classes)), "input_size": json.dumps([3, size, size]),
+        "classes": json.dumps(list(splits.classes)), "input_size": json.dumps([chans, size, size]),
         "mean": json.dumps(list(mean)), "std": json.dumps(list(std)),
         "normalisation_baked": "true" if baked else "false", "input_scale": SCALE_RAW if baked else SCALE_NORMALISED,
         "recipe_name": recipe.name, "recipe_sha256": recipe_sha, "recipe": recipe_text,
@@ -241,7 +242,7 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
         manifest = {
             "schema": mf.SCHEMA, "run": str(loaded.path), "model": name,
             "recipe": {"name": recipe.name, "path": str(recipe_file), "sha256": recipe_sha},
-            "input": {"name": INPUT_NAME, "shape": [BATCH_DIM, 3, size, size], "dtype": "float32",
+            "input": {"name": INPUT_NAME, "shape": [BATCH_DIM, chans, size, size], "dtype": "float32",
                       "normalisation_baked": baked, "scale": SCALE_RAW if baked else SCALE_NORMALISED,
                       "mean": list(mean), "std": list(std)},
             "classes": list(splits.classes), "output": "logits",

@@ -39,7 +39,7 @@ def _linear_macs(module: nn.Linear, out: torch.Tensor) -> int:
 
 
 @torch.no_grad()
-def count_macs(model: nn.Module, input_size: int | tuple[int, int] | None = None, in_channels: int = 3) -> int:
+def count_macs(model: nn.Module, input_size: int | tuple[int, int] | None = None, in_channels: int | None = None) -> int:
     """Multiply-accumulates of one image (batch 1) at `input_size` (side, or (H, W)).
 
     Defaults to the model's `input_size` attribute (32 for the CIFAR zoo). The model is run in
@@ -63,7 +63,7 @@ def count_macs(model: nn.Module, input_size: int | tuple[int, int] | None = None
     try:
         p = next(model.parameters(), None)
         kw = {"dtype": p.dtype, "device": p.device} if p is not None else {}
-        model(torch.zeros(1, in_channels, h, w, **kw))
+        model(torch.zeros(1, in_channels or getattr(model, "in_chans", 3), h, w, **kw))
     finally:
         model.train(was_training)
         for handle in handles:

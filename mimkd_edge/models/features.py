@@ -74,7 +74,8 @@ def map_shapes(model: FeatureModel, input_size: int | None = None) -> list[tuple
     model.eval()
     try:
         p = next(model.parameters())
-        feats = model.forward_features(torch.zeros(1, 3, size, size, dtype=p.dtype, device=p.device))
+        chans = getattr(model, "in_chans", 3)
+        feats = model.forward_features(torch.zeros(1, chans, size, size, dtype=p.dtype, device=p.device))
     finally:
         model.train(was_training)
     return [tuple(m.shape[1:]) for m in feats.maps]

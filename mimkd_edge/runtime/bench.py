@@ -261,7 +261,7 @@ def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,
     if not artifacts:
         raise UserError(f"{path}: nothing to benchmark for backends {','.join(config.backends)} and precisions "
                         f"{','.join(config.precisions)} (export it with `mimkd-edge export {path}`?)")
-    size = loaded.recipe.data.image_size
+    size = loaded.recipe.data.image_size or 32
     student = summary.get("student") or {}
     macs = student.get("macs")
     if macs is None:
@@ -288,8 +288,9 @@ def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,
         return splits_holder["s"]
 
     rng = np.random.default_rng(0)
-    x1 = rng.standard_normal((config.batch, 3, size, size)).astype(np.float32)
-    xn = rng.standard_normal((config.throughput_batch, 3, size, size)).astype(np.float32) \
+    chans = loaded.recipe.data.channels or 3
+    x1 = rng.standard_normal((config.batch, chans, size, size)).astype(np.float32)
+    xn = rng.standard_normal((config.throughput_batch, chans, size, size)).astype(np.float32) \
         if config.throughput_batch else None
     eval_threads = max(config.threads + (os.cpu_count() or 1,))
     rows: list[dict[str, Any]] = []

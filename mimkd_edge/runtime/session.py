@@ -149,7 +149,7 @@ class TorchSession(Session):
         self.inference_precision = self.precision
         size = getattr(model, "input_size", None)
         self.input_name = "x"
-        self.input_shape = (static_batch, 3, size, size)
+        self.input_shape = (static_batch, getattr(model, "in_chans", 3), size, size)
         self.metadata = {}
         self._dtype = next(iter(model.parameters())).dtype if dtypes else torch.float32
 

@@ -85,9 +85,8 @@ def test_a_recipe_value_overrides_and_one_value_broadcasts(tmp_path):
     table = tiny_table()
     table["data"] = {"dataset": "imagefolder", "root": str(root), "image_size": 8, "mean": 0.5, "std": [0.2]}
     recipe = parse_recipe(table, "t")
-    assert recipe.data.mean == (0.5, 0.5, 0.5) and recipe.data.std == (0.2, 0.2, 0.2)
     splits = load_splits(recipe.data)
     assert splits.mean == (0.5, 0.5, 0.5) and splits.std == (0.2, 0.2, 0.2) and splits.data_mean != splits.mean
     table["data"]["mean"] = [0.1, 0.2]
-    with pytest.raises(UserError, match="data.mean: expected one number, or one per channel"):
-        parse_recipe(table, "t")
+    with pytest.raises(UserError, match="2 / 3 values for 3-channel images"):
+        load_splits(parse_recipe(table, "t").data)

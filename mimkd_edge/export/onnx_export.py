@@ -11,7 +11,7 @@ The TorchScript exporter defaults to 20, its maximum.
 
 The graph's input is "input" (float32, N×3×H×W, N named "batch" and dynamic); its output "logits".
 By default the input is *normalised* images: ``(rgb_uint8 / 255 - mean) / std`` per channel. With
-``bake_normalisation`` the graph starts with that step itself and takes raw RGB scaled to [0, 1]
+``bake_normalisation`` the graph starts with that step itself and takes raw pixels scaled to [0, 1]
 (``rgb_uint8 / 255``), NCHW. Either way the metadata says which (``input_scale``).
 
 metadata_props written into the model: model, classes (JSON), input_size (JSON [C, H, W]),
@@ -41,8 +41,10 @@ TORCHSCRIPT_MAX_OPSET = 20
 DYNAMO_MIN_OPSET = 18  # below this torch converts after export, which can silently fail
 INPUT_NAME, OUTPUT_NAME, BATCH_DIM = "input", "logits", "batch"
 
-SCALE_NORMALISED = "normalised: (rgb_uint8 / 255 - mean) / std per channel, float32 NCHW"
-SCALE_RAW = "raw RGB in [0, 1]: rgb_uint8 / 255, float32 NCHW (normalisation is in the graph)"
+SCALE_NORMALISED = ("normalised: (uint8 / 255 - mean) / std per channel (gray or RGB, as input_size says), "
+                    "float32 NCHW")
+SCALE_RAW = ("raw pixels in [0, 1]: uint8 / 255 (gray or RGB, as input_size says), float32 NCHW "
+             "(normalisation is in the graph)")
 
 
 class NormalisedInput(nn.Module):

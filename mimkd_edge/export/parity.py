@@ -40,7 +40,7 @@ def prepare_inputs(images: torch.Tensor, mean, std, *, baked: bool) -> np.ndarra
     """uint8 (N, 3, H, W) images → the float32 input an artifact expects.
 
     Not baked: exactly the training code's test-time transform (BatchLoader, no augmentation).
-    Baked: raw RGB scaled to [0, 1].
+    Baked: raw pixels scaled to [0, 1].
     """
     if baked:
         return (images.float() / 255.0).numpy()

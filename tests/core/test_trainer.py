@@ -77,7 +77,7 @@ def test_run_directory_contents(tmp_path):
     assert summary["student"]["params"] > 0 and summary["student"]["macs"] > 0
     assert 0 <= summary["final_test_acc"] <= 100 and summary["versions"]["torch"]
     loaded = rundir.load_run(tmp_path / "run")
-    data = dataclasses.replace(tiny_recipe().data, mean=(0.5,) * 3, std=(0.25,) * 3)  # resolved: written out
+    data = dataclasses.replace(tiny_recipe().data, mean=(0.5,) * 3, std=(0.25,) * 3, image_size=32, channels=3)
     assert loaded.recipe == dataclasses.replace(tiny_recipe(), data=data) and not loaded.model.training
 
 

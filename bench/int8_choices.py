@@ -90,12 +90,13 @@ def nncf_variants(fp32: Path, calib_sets, x_test):
     nncf.set_log_level(logging.ERROR)
     perf, mixed = nncf.QuantizationPreset.PERFORMANCE, nncf.QuantizationPreset.MIXED
     for name, n, preset, fix, fast in [
-            ("NNCF first-layer fix, fast bias correction", 300, perf, OverflowFix.FIRST_LAYER, True),
+            ("NNCF first-layer fix, fast bias correction (NNCF's defaults)", 300, perf, OverflowFix.FIRST_LAYER, True),
             ("NNCF no overflow fix", 300, perf, OverflowFix.DISABLE, True),
-            ("NNCF 7-bit weights everywhere", 300, perf, OverflowFix.ENABLE, True),
+            ("NNCF 7-bit weights everywhere, fast bias correction", 300, perf, OverflowFix.ENABLE, True),
             ("NNCF MIXED preset", 300, mixed, OverflowFix.FIRST_LAYER, True),
             ("NNCF 1000 calibration images", 1000, perf, OverflowFix.FIRST_LAYER, True),
-            ("NNCF full bias correction — default", 300, perf, OverflowFix.FIRST_LAYER, False)]:
+            ("NNCF first-layer fix, full bias correction", 300, perf, OverflowFix.FIRST_LAYER, False),
+            ("NNCF 7-bit weights everywhere, full bias correction — default", 300, perf, OverflowFix.ENABLE, False)]:
         data = nncf.Dataset([calib_sets[n][i: i + 1] for i in range(n)])
         q = nncf.quantize(ov.convert_model(str(fp32)), data, preset=preset, subset_size=n, fast_bias_correction=fast,
                           advanced_parameters=AdvancedQuantizationParameters(overflow_fix=fix))
@@ -104,10 +105,10 @@ def nncf_variants(fp32: Path, calib_sets, x_test):
 
 def study(run: Path, data_dir: str | None, work: Path) -> list[dict]:
     loaded = rundir.load_run(run)
-    splits = load_splits(loaded.recipe.data, data_dir)
+    splits = load_splits(loaded.recipe.data, data_dir, recorded=loaded.data_source)
     mean, std = tuple(splits.mean), tuple(splits.std)
     fp32 = work / "fp32.onnx"
-    export_onnx(loaded.model, fp32, input_size=loaded.recipe.data.image_size)
+    export_onnx(loaded.model, fp32, input_size=splits.image_size)
     x_test, y = prepare_inputs(splits.test.images, mean, std, baked=False), splits.test.labels.numpy()
     calib_sets = {n: prepare_inputs(splits.train.take(torch.from_numpy(sample_indices(len(splits.train), n))),
                                     mean, std, baked=False) for n in (300, 1000)}

@@ -25,8 +25,9 @@ from . import main
               help="INT8 calibration images, from the training split, test-time transforms.")
 @click.option("--max-drop", type=click.FloatRange(min=0, min_open=True),
               help="INT8 accuracy control: largest top-1 drop in points (NNCF, OpenVINO only).")
-@click.option("--overflow-fix", type=click.Choice(["first-layer", "all", "none"]), default="first-layer",
-              show_default=True, help="INT8 saturation remedy for CPUs without VNNI (7-bit weights where).")
+@click.option("--overflow-fix", type=click.Choice(["all", "first-layer", "none"]), default="all",
+              show_default=True, help="INT8 saturation remedy for CPUs without VNNI: 7-bit weights everywhere, in "
+              "the first layer only (NNCF's default), or nowhere (VNNI/ARM targets).")
 @click.option("--bake-normalisation", is_flag=True,
               help="Put mean/std normalisation in the graph: inputs are then RGB scaled to [0, 1].")
 @click.option("--parity-images", type=click.IntRange(min=1), default=256, show_default=True,

@@ -49,8 +49,8 @@ REMEDIES = {
     "onnx-fp32": "try the other --exporter or another --opset",
     "openvino-fp32": "try the other --exporter or another --opset",
     "openvino-fp16": "keep the FP32 IR, or accept the FP16 one with a lower --min-agreement",
-    "openvino-int8": "try --max-drop 1 (NNCF accuracy control), --overflow-fix all, or a larger --calib",
-    "onnx-int8": "try --overflow-fix all (7-bit weights) or a larger --calib (--max-drop is OpenVINO only)",
+    "openvino-int8": "try --max-drop 1 (NNCF accuracy control, keeps the harmful layers in float) or a larger --calib",
+    "onnx-int8": "try a larger --calib, or the OpenVINO INT8 IR with --max-drop (onnxruntime has no accuracy control)",
 }
 
 
@@ -90,7 +90,7 @@ def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = T
                fp16: bool = False, int8: bool = False, opset: int | None = None, exporter: str = "dynamo",
                calib: int = DEFAULT_CALIBRATION, max_drop: float | None = None, bake_normalisation: bool = False,
                parity_images: int = PARITY_IMAGES, min_agreement: float = MIN_TOP1_AGREEMENT,
-               overflow_fix: str = "first-layer", data_dir: str | None = None, threads: int | None = None,
+               overflow_fix: str = "all", data_dir: str | None = None, threads: int | None = None,
                progress: Progress | None = None) -> ExportResult:
     """Export the student of run directory `run`; artifacts go to `out` (default RUN/export).
 

@@ -7,27 +7,28 @@ image per item to NNCF and in batches of 32 to onnxruntime's calibrator.
 Both tools quantise activations to u8 and weights to s8 (NNCF's "performance" preset; onnxruntime's
 QUInt8/QInt8, per-channel weights, MinMax calibration, QDQ format — what ORT's CPU kernels fuse).
 
-NNCF runs its full bias correction (fast_bias_correction=False), which re-measures each layer's output
-shift layer by layer instead of from the float statistics alone. Measured on the 8-epoch
-CPU-protocol runs (ONNX → IR, 300 calibration images, first-layer overflow fix, test top-1 change
-against FP32): Conv-4-MP none −0.32 → −0.12, Conv-4-MP KD −0.40 → −0.06, ResNet-20 teacher
-−0.22 → −0.19 points. Neither the MIXED preset (−0.43 / −0.41 / −0.27) nor 1000 calibration
-images (−0.40 / −0.42 / −0.18) helped. It costs export time only (seconds for these models), no latency.
+Defaults, chosen on measurements (bench/int8_choices.py, bench/results/int8_choices.md; test top-1
+change against FP32 on an AVX2 EPYC without VNNI): 7-bit weights everywhere and NNCF's full bias
+correction (fast_bias_correction=False, which re-measures each layer's output shift layer by layer).
+NNCF's own defaults (first-layer fix, fast bias correction) lost 0.32 / 0.40 / 0.22 points on the
+CPU-protocol Conv-4-MP none / KD students and ResNet-20 teacher and 1.20 on a non-CIFAR folder (28×28
+gray shapes); the defaults here +0.07 / −0.04 / … and −0.50 (the table has every figure). The MIXED
+preset and 1000 calibration images did not help. Full bias correction costs export time only
+(seconds for these models), 7-bit weights a little resolution; neither costs latency.
 
 Saturation on AVX2/AVX-512 CPUs without VNNI: there u8×s8 products are summed in pairs into int16
 (vpmaddubsw) and can clip. The `overflow_fix` option chooses the remedy:
 
-- "first-layer" (default): NNCF's own default (OverflowFix.FIRST_LAYER): only the first
-  convolution's weights use 7 bits, where normalised inputs make saturation most likely.
-  onnxruntime has no per-layer switch, so there it means 7-bit weights everywhere (reduce_range):
-  measured on the 8-epoch CPU-protocol Conv-4-MP (no distillation, 77.69 % FP32, AVX2 EPYC without
-  VNNI), full-range ORT INT8 read 69.93 % (top-1 agreement with PyTorch 81.3 %) and 7-bit ORT INT8
-  77.80 % (98.9 %); ORT's reference QDQ kernels (graph optimisation off, no integer arithmetic) read
-  77.73 %, so the loss was the integer kernel's saturation, not the quantisation grid.
-- "all": 7-bit weights everywhere (NNCF OverflowFix.ENABLE, onnxruntime reduce_range=True): safe on
-  any x86 CPU, at some accuracy cost; choose it for non-VNNI deployment targets.
-- "none": full 8-bit range everywhere: best accuracy on CPUs with VNNI (AVX512_VNNI / AVX-VNNI)
-  and on ARM; on the Conv-4-MP above, without VNNI, NNCF INT8 fell to 66.72 %.
+- "all" (default): 7-bit weights everywhere (NNCF OverflowFix.ENABLE, onnxruntime reduce_range=True):
+  safe on any x86 CPU — the target CPU of an artifact is not known when it is made. Measured on the
+  8-epoch CPU-protocol Conv-4-MP (no distillation, 77.69 % FP32, without VNNI): full-range ORT INT8
+  read 69.93 % (top-1 agreement with PyTorch 81.3 %), 7-bit 77.80 % (98.9 %); ORT's reference QDQ
+  kernels (graph optimisation off, no integer arithmetic) read 77.73 %, so the loss was the integer
+  kernel's saturation, not the quantisation grid.
+- "first-layer": NNCF's own default (OverflowFix.FIRST_LAYER): only the first convolution's weights
+  use 7 bits. onnxruntime has no per-layer switch, so there it means 7-bit weights everywhere too.
+- "none": full 8-bit range everywhere: for deployment on CPUs with VNNI (AVX512_VNNI / AVX-VNNI) and
+  on ARM; without VNNI it saturates (the Conv-4-MP above: NNCF INT8 66.72 %).
 The choice is recorded in the manifest with each INT8 artifact.
 
 Accuracy control (`max_drop`, in top-1 percentage points): nncf.quantize_with_accuracy_control
@@ -55,7 +56,7 @@ from .quiet import quiet
 _NOISY = ("nncf", "onnxruntime", "torch.utils.cpp_extension", "root")  # loggers silenced while quantising
 from ..runtime.session import one_line
 
-OVERFLOW_FIXES = ("first-layer", "all", "none")
+OVERFLOW_FIXES = ("all", "first-layer", "none")
 CALIBRATION_SEED = 0
 ORT_CALIBRATION_BATCH = 32
 
@@ -69,7 +70,7 @@ def sample_indices(n_total: int, n: int, *, seed: int = CALIBRATION_SEED, skip: 
     return np.sort(perm[skip: skip + n])
 
 
-def quantize_openvino(model, calibration: np.ndarray, *, overflow_fix: str = "first-layer",
+def quantize_openvino(model, calibration: np.ndarray, *, overflow_fix: str = "all",
                       max_drop: float | None = None,
                       validation: tuple[np.ndarray, np.ndarray] | None = None,
                       validate: Callable[[object, np.ndarray, np.ndarray], float] | None = None) -> tuple[object, dict]:
@@ -126,7 +127,7 @@ def quantize_openvino(model, calibration: np.ndarray, *, overflow_fix: str = "fi
 
 
 def quantize_onnx(onnx_path: str | Path, out_path: str | Path, calibration: np.ndarray, *,
-                  overflow_fix: str = "first-layer", metadata: dict[str, str] | None = None) -> dict:
+                  overflow_fix: str = "all", metadata: dict[str, str] | None = None) -> dict:
     """onnxruntime static quantisation (QDQ, per-channel s8 weights, u8 activations, MinMax) of
     `onnx_path` into `out_path` (atomically); returns the settings dict."""
     import onnx

@@ -73,6 +73,7 @@ def test_manifest_lists_every_artifact_with_right_hashes(exported):
         assert a["parity"]["top1_agreement"] >= 90 and a["quantisation"]["calibration_images"] == 32
     assert by_name["onnx-int8"]["quantisation"]["format"] == "QDQ"
     assert by_name["onnx-int8"]["quantisation"]["reduce_range"] is True  # 7-bit weights: no saturation without VNNI
+    assert by_name["openvino-int8"]["quantisation"]["nncf_overflow_fix"] == "enable"
     assert m["failed"] == []
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no staging left behind
 
@@ -215,7 +216,7 @@ def test_a_failed_int8_artifact_leaves_the_others_published(tiny_run, tmp_path, 
     assert "Traceback" not in result.output
     text = " ".join(result.output.split())
     assert "model_int8.onnx (onnxruntime) not published: INT8 parity failed: top-1 agreement" in text
-    assert "--overflow-fix all" in text and "1 artifact(s) failed their check; 3 published" in text
+    assert "--calib" in text and "1 artifact(s) failed their check; 3 published" in text
     m = json.loads((out / "manifest.json").read_text())
     assert {a["name"] for a in m["artifacts"]} == {"onnx-fp32", "openvino-fp32", "openvino-int8"}
     assert [f["name"] for f in m["failed"]] == ["onnx-int8"] and m["failed"][0]["parity"]["passed"] is False

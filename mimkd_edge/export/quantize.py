@@ -12,7 +12,7 @@ change against FP32 on an AVX2 EPYC without VNNI): 7-bit weights everywhere and 
 correction (fast_bias_correction=False, which re-measures each layer's output shift layer by layer).
 NNCF's own defaults (first-layer fix, fast bias correction) lost 0.32 / 0.40 / 0.22 points on the
 CPU-protocol Conv-4-MP none / KD students and ResNet-20 teacher and 1.20 on a non-CIFAR folder (28×28
-gray shapes); the defaults here +0.07 / −0.04 / … and −0.50 (the table has every figure). The MIXED
+gray shapes); the defaults here +0.07 / −0.04 / −0.26 and −0.50 (the table has every figure). The MIXED
 preset and 1000 calibration images did not help. Full bias correction costs export time only
 (seconds for these models), 7-bit weights a little resolution; neither costs latency.
 

@@ -85,13 +85,19 @@ GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}  # PIL modes r
 GEOMETRY_SAMPLE = 1000  # image headers read to find a folder's native channels and size
 
 
+def _pil():
+    """PIL's Image module, with its decompression-bomb *warning* silenced: decode_image refuses such
+    images itself, in one line; the warning would only add a second, unformatted one."""
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    return Image
+
+
 def decode_image(path: Path, size: int, channels: int = 3) -> np.ndarray:
     """One image file → uint8 (channels, size, size): gray ("L") for 1 channel, RGB for 3, resized
     bilinearly when it is not size × size."""
-    from PIL import Image
-
-    # We refuse such images ourselves (below), in one line; PIL's warning would only add noise.
-    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    Image = _pil()
     try:
         with Image.open(path) as im:  # reads the header only
             if im.width * im.height > (Image.MAX_IMAGE_PIXELS or MAX_PIXELS):
@@ -126,7 +132,7 @@ def native_geometry(paths: list[Path], channels: int | None, size: int | None) -
     unset, read from the headers of up to GEOMETRY_SAMPLE images spread over the split, and one note
     per conversion that decoding will make. Gray images give 1 channel, any other mode 3 (RGB). Sizes:
     one square size is used as it is; several sizes, or non-square images, need data.image_size."""
-    from PIL import Image
+    Image = _pil()
 
     step = max(1, len(paths) // GEOMETRY_SAMPLE)
     modes, sizes = Counter(), Counter()

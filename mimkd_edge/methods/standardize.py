@@ -67,6 +67,8 @@ class RunningStandardizer(nn.Module):
         return self._observed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 0:  # e.g. no memory rows drawn yet: nothing to standardise, no moments to take
+            return x
         if self._has_statistics():
             mean, sq_mean = self.mean, self.sq_mean
         else:  # nothing observed yet (e.g. evaluation of a fresh method): this batch's own

@@ -313,7 +313,8 @@ def _markdown(points: list[dict], paper_pts: list[dict], png: Path, svg: Path, t
              "- FLOP bound = 2·MACs / peak FP32 FLOP/s at one core per thread; the peak is *estimated* from the ISA "
              "and the clock (see bench.json); `% of bound` = bound / median latency (above 100 % is possible for "
              "INT8 and bf16, which the FP32 peak does not limit). Throughput: the artifact's dynamic session.",
-             "- Pareto: no other point is both faster and at least as accurate.",
+             "- Pareto: no other point is both faster and at least as accurate; two latencies closer than the "
+             "larger of their p90 − median spreads count as equal.",
              f"- Written {time.strftime('%Y-%m-%d %H:%M %Z')}.", ""]
     if machine:
         est = machine.get("peak_estimated") or {}

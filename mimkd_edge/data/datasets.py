@@ -104,7 +104,7 @@ def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str |
     train_set, test_set = _image_set(*train, size, channels), _image_set(*test, size, channels)
     data_mean, data_std = cfg.default_normalisation
     if data_mean is None:
-        data_mean, data_std = _measured_statistics(train_set, source, size)
+        data_mean, data_std = _measured_statistics(train_set, source, size, channels)
     data_mean, data_std = _fit_channels(data_mean, channels), _fit_channels(data_std, channels)
     mean, std = _per_channel(cfg.mean, data_mean, channels), _per_channel(cfg.std, data_std, channels)
     if len(mean) != channels or len(std) != channels:
@@ -167,9 +167,11 @@ def channel_statistics(images: ImageSet) -> tuple[tuple[float, ...], tuple[float
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
 
 
-def _measured_statistics(train: ImageSet, source: str, size: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _measured_statistics(train: ImageSet, source: str, size: int,
+                         channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """channel_statistics of an image folder's training split, cached beside its decoded images."""
-    key = hashlib.sha256(f"{source}|{source_key(Path(source))}|{size}|{len(train)}".encode()).hexdigest()[:16]
+    what = f"{source}|{source_key(Path(source))}|{channels}x{size}|{len(train)}"
+    key = hashlib.sha256(what.encode()).hexdigest()[:16]
     path = cache_root() / "stats" / f"{key}.json"
     if path.is_file():
         try:

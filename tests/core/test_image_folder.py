@@ -90,3 +90,12 @@ def test_a_recipe_value_overrides_and_one_value_broadcasts(tmp_path):
     table["data"]["mean"] = [0.1, 0.2]
     with pytest.raises(UserError, match="2 / 3 values for 3-channel images"):
         load_splits(parse_recipe(table, "t").data)
+
+
+def test_statistics_are_cached_per_geometry(tmp_path):
+    root = write_image_folder(tmp_path / "set")
+    rgb = load_splits(_cfg(root))
+    gray = load_splits(_cfg(root, channels=1))
+    assert len(rgb.mean) == 3 and len(gray.mean) == 1
+    pixels = gray.train.images.numpy().astype(np.float64) / 255
+    assert gray.mean[0] == pytest.approx(pixels.mean(), abs=1e-4)  # measured on the gray images themselves

@@ -55,7 +55,8 @@ def test_distill_from_the_teacher(teacher_run):
 
 def _one_line_error(result, *fragments):
     assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
     for f in fragments:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import UserError, first_line
+from ..errors import UserError, one_line
 
 
 _UMASK = os.umask(0)
@@ -66,7 +66,7 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UserError(f"{path}: unreadable checkpoint ({first_line(e)})") from None
+        raise UserError(f"{path}: unreadable checkpoint ({one_line(e)})") from None
 
 
 def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -78,4 +78,4 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as e:
-        raise UserError(f"{path}: unreadable weights file ({first_line(e)})") from None
+        raise UserError(f"{path}: unreadable weights file ({one_line(e)})") from None

@@ -31,9 +31,8 @@ import torch
 from torch import nn
 
 from ..engine.checkpoint import atomic_write
-from ..errors import UserError
+from ..errors import UserError, one_line
 from .quiet import quiet
-from ..runtime.session import one_line as _one_line
 
 EXPORTERS = ("dynamo", "torchscript")
 DEFAULT_OPSET = 23
@@ -105,7 +104,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_size: int | tuple[i
     except UserError:
         raise
     except Exception as e:
-        raise UserError(f"{name}: the {exporter} ONNX exporter cannot handle this model ({_one_line(e)}); "
+        raise UserError(f"{name}: the {exporter} ONNX exporter cannot handle this model ({one_line(e)}); "
                         f"try --exporter {'torchscript' if exporter == 'dynamo' else 'dynamo'}") from None
     seconds = time.perf_counter() - started
     _check_graph(proto, name, exporter)
@@ -138,7 +137,7 @@ def _check_graph(proto, name: str, exporter: str) -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:
-        raise UserError(f"{name}: the {exporter} exporter wrote an invalid ONNX graph ({_one_line(e)})") from None
+        raise UserError(f"{name}: the {exporter} exporter wrote an invalid ONNX graph ({one_line(e)})") from None
     inputs, outputs = proto.graph.input, proto.graph.output
     if len(inputs) != 1 or inputs[0].name != INPUT_NAME or len(outputs) != 1:
         raise UserError(f"{name}: exported graph has inputs {[i.name for i in inputs]} and "

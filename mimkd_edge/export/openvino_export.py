@@ -15,8 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import UserError
-from ..runtime.session import one_line
+from ..errors import UserError, one_line
 
 
 def convert_onnx(onnx_path: str | Path):

@@ -50,11 +50,10 @@ from typing import Callable
 import numpy as np
 
 from ..engine.checkpoint import atomic_write
-from ..errors import UserError
+from ..errors import UserError, one_line
 from .quiet import quiet
 
 _NOISY = ("nncf", "onnxruntime", "torch.utils.cpp_extension", "root")  # loggers silenced while quantising
-from ..runtime.session import one_line
 
 OVERFLOW_FIXES = ("all", "first-layer", "none")
 CALIBRATION_SEED = 0

@@ -30,14 +30,13 @@ the file.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 BATCH_DIM = "batch"  # the name our ONNX exports give the dynamic batch axis
@@ -350,18 +349,3 @@ def _existing_file(artifact: Any) -> Path:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     return path
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_BOILERPLATE = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at .*|FrontEnd API failed with \w+:?)$")
-
-
-def one_line(e: BaseException, limit: int = 200) -> str:
-    """`Type: first non-empty line of the message`, ANSI colours removed, cut to `limit` characters."""
-    text = _ANSI.sub("", str(e))
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # OpenVINO prefixes the real reason with source locations: "Exception from src/...", "Check '...' failed at"
-    useful = [ln for ln in lines if not _BOILERPLATE.match(ln)]
-    first = (useful or lines or [""])[0]
-    first = first if len(first) <= limit else first[: limit - 1] + "…"
-    return f"{type(e).__name__}: {first}" if first else type(e).__name__

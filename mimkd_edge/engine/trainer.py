@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Loader, Splits, load_splits, make_loader, resolve_recipe
-from ..errors import DivergedError, UserError, first_line
+from ..errors import DivergedError, UserError, one_line
 from ..methods.registry import DistillMethod, MethodContext, create_method, method_class
 from ..models.cost import count_macs, count_params
 from ..models.features import FeatureModel, Features, map_shapes
@@ -132,14 +132,15 @@ def build_session(recipe: Recipe, data_dir: str | None = None) -> Session:
     recipe = resolve_recipe(recipe, splits)  # an image folder's class count and statistics, written into the run
     classes = recipe.data.classes
     memory_format = torch.channels_last if recipe.train.channels_last else torch.contiguous_format
-    student = _create_at(recipe.student.model, recipe, "student.model")
+    student = create_model(recipe.student.model, num_classes=classes, in_chans=recipe.data.channels)
     teacher, teacher_info = None, {}
     if method_class(recipe.method.name).needs_teacher:
         teacher, teacher_info = load_teacher(recipe)
     ctx = MethodContext(
         num_classes=classes, num_samples=len(splits.train), input_size=recipe.data.image_size,
-        student_maps=tuple(map_shapes(student, recipe.data.image_size)), student_dim=student.num_features,
-        teacher_maps=tuple(map_shapes(teacher, recipe.data.image_size)) if teacher else (),
+        student_maps=_map_shapes_at(student, recipe.student.model, recipe, "student.model"),
+        student_dim=student.num_features,
+        teacher_maps=_map_shapes_at(teacher, recipe.teacher.model, recipe, "teacher.model") if teacher else (),
         teacher_dim=teacher.num_features if teacher else 0)
     try:
         method = create_method(recipe.method.name, recipe.method.options, ctx)
@@ -172,17 +173,16 @@ def build_session(recipe: Recipe, data_dir: str | None = None) -> Session:
                    teacher_info, ddp, step)
 
 
-def _create_at(name: str, recipe: Recipe, key: str) -> FeatureModel:
-    """Model `name` for the recipe's classes and image geometry; one line where its architecture
+def _map_shapes_at(model: FeatureModel, name: str, recipe: Recipe, key: str) -> tuple[tuple[int, int, int], ...]:
+    """The model's feature-map shapes at the recipe's image geometry; one line where its architecture
     cannot take images of that size (e.g. too small for its downsampling)."""
     d = recipe.data
-    model = create_model(name, num_classes=d.classes, in_chans=d.channels)
     try:
-        map_shapes(model, d.image_size)
+        return tuple(map_shapes(model, d.image_size))
     except RuntimeError as e:
-        raise UserError(f"{key}: {name} cannot take {d.channels}×{d.image_size}×{d.image_size} images "
-                        f"({first_line(e)}); choose another model or data.image_size") from None
-    return model
+        raise UserError(f"{key}: {name} cannot take "
+                        f"{d.channels}×{d.image_size}×{d.image_size} images ({one_line(e)}); "
+                        "choose another model or data.image_size") from None
 
 
 def load_teacher(recipe: Recipe) -> tuple[FeatureModel, dict]:
@@ -194,7 +194,7 @@ def load_teacher(recipe: Recipe) -> tuple[FeatureModel, dict]:
         maker = cfg.recipe or f"recipes/teachers/{cfg.model}.toml"
         raise UserError(f"teacher.checkpoint: no such file: {path}; train the teacher first: "
                         f"mimkd-edge train {maker} --out {path.parent}")
-    teacher = _create_at(cfg.model, recipe, "teacher.model")
+    teacher = create_model(cfg.model, num_classes=recipe.data.classes, in_chans=recipe.data.channels)
     rundir.load_model_weights(teacher, path, f"teacher model {cfg.model} with {recipe.data.classes} classes")
     info: dict[str, Any] = {"model": cfg.model, "checkpoint": str(path), "sha256": sha256_file(path), "recipe": cfg.recipe}
     summary = path.parent / rundir.SUMMARY
@@ -314,13 +314,12 @@ def _last_good(ckpt_path: Path, saved: int | None) -> str:
 def _require_finite_state(s: Session, epoch: int) -> None:
     """A finite loss does not prove finite weights: the step after the last checked loss can overflow
     them, and BN statistics can overflow with finite losses. Nothing non-finite is ever checkpointed."""
-    def broken(t) -> bool:
-        return t is not None and t.is_floating_point() and not bool(torch.isfinite(t).all())
-
-    bad = [f"{owner}.{k}" for owner, module in (("model", s.student), ("method", s.method))
-           for k, v in module.state_dict().items() if broken(v)]
-    bad += [f"optimizer momentum {i}" for i, st in enumerate(s.optimizer.state.values())
-            if broken(st.get("momentum_buffer"))]
+    named = [(f"{owner}.{k}", v) for owner, module in (("model", s.student), ("method", s.method))
+             for k, v in module.state_dict().items()]
+    named += [(f"optimizer momentum {i}", st.get("momentum_buffer")) for i, st in enumerate(s.optimizer.state.values())]
+    named = [(k, v) for k, v in named if v is not None and v.is_floating_point()]
+    finite = torch.stack([torch.isfinite(v).all() for _, v in named]).tolist() if named else []  # one device read
+    bad = [k for (k, _), ok in zip(named, finite) if not ok]
     if bad:
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
         raise DivergedError(f"after epoch {epoch + 1} the weights hold non-finite values ({', '.join(bad[:3])}{more}) "
@@ -462,7 +461,7 @@ def _restore(s: Session, ckpt: dict, path: Path) -> tuple[int, list[dict], float
         if "cuda" in ckpt["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
     except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
-        raise UserError(f"{path}: checkpoint does not match this recipe ({first_line(e)})") from None
+        raise UserError(f"{path}: checkpoint does not match this recipe ({one_line(e)})") from None
     return ckpt["epoch"] + 1, list(ckpt["history"]), float(ckpt.get("wall_seconds", 0.0))
 
 

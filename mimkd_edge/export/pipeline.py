@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -69,8 +69,7 @@ class ArtifactFailure:
         return f"{self.path} ({self.backend}) not published: {self.reason}; {self.remedy}"
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "path": self.path, "backend": self.backend, "reason": self.reason,
-                "remedy": self.remedy, "parity": self.parity}
+        return asdict(self)
 
 
 @dataclass

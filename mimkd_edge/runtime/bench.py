@@ -13,9 +13,9 @@ For every run × artifact × backend × thread count:
   the share of it each latency reaches.
 
 Artifacts come from RUN/export/manifest.json, verified first (runtime/manifest.load_verified: every
-listed file re-hashed; a changed file stops the bench with one line naming it): .onnx files run on onnxruntime, OpenVINO IRs on
-openvino (an FP32 .onnx is given to OpenVINO only where the manifest has no FP32 IR). The PyTorch
-eager student (RUN/model.safetensors) is the "torch" backend, fp32; it has no static compilation, so
+listed file re-hashed; a changed file stops the bench with one line naming it): .onnx files run on
+onnxruntime, OpenVINO IRs on openvino (an FP32 .onnx is given to OpenVINO only where the manifest has
+no FP32 IR). The PyTorch eager student (RUN/model.safetensors) is the "torch" backend, fp32; it has no static compilation, so
 its rows say shape "eager". With `ov_compute` = ("f32", "bf16") each FP32/FP16 IR also runs with
 OpenVINO asked to compute in bf16 (label "...@bf16", its accuracy measured on its own). Threads are
 pinned per backend by runtime.session (torch.set_num_threads, ORT intra_op_num_threads, OpenVINO
@@ -261,7 +261,7 @@ def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,
     if not artifacts:
         raise UserError(f"{path}: nothing to benchmark for backends {','.join(config.backends)} and precisions "
                         f"{','.join(config.precisions)} (export it with `mimkd-edge export {path}`?)")
-    size = loaded.recipe.data.image_size or 32
+    size, chans = loaded.model.input_size, loaded.model.in_chans  # the geometry the run trained at
     student = summary.get("student") or {}
     macs = student.get("macs")
     if macs is None:
@@ -288,7 +288,6 @@ def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,
         return splits_holder["s"]
 
     rng = np.random.default_rng(0)
-    chans = loaded.recipe.data.channels or 3
     x1 = rng.standard_normal((config.batch, chans, size, size)).astype(np.float32)
     xn = rng.standard_normal((config.throughput_batch, chans, size, size)).astype(np.float32) \
         if config.throughput_batch else None

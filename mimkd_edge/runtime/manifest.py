@@ -94,10 +94,10 @@ def _structure_problem(manifest) -> str | None:
     return None
 
 
-def verify_manifest(folder: str | Path) -> list[str]:
+def verify_manifest(folder: str | Path, manifest: dict | None = None) -> list[str]:
     """Problems found re-hashing every file the manifest lists (empty when all match)."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = manifest if manifest is not None else read_manifest(folder)
     root = folder if folder.is_dir() else folder.parent
     problems = []
     for artifact in manifest["artifacts"]:
@@ -116,7 +116,7 @@ def load_verified(folder: str | Path) -> dict:
     """The manifest of export folder `folder`, after every file it lists was re-hashed and found as
     exported; otherwise a one-line UserError naming the first file that differs."""
     manifest = read_manifest(folder)
-    problems = verify_manifest(folder)
+    problems = verify_manifest(folder, manifest)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UserError(f"{problems[0]}{more}: the export was changed after it was proven; "

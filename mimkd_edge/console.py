@@ -7,7 +7,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -15,10 +14,19 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def plain(message: str, label: str = "", label_style: str = "", style: str = "") -> Text:
+    """`label message` as rich Text: paths and values are printed as they are, never read as markup
+    (a run called "[/x]" must not crash the printer or lose characters)."""
+    return Text.assemble((label, label_style), " ", (message, style)) if label else Text(message, style=style)
+
+
+def say(message: str, label: str = "", label_style: str = "", style: str = "") -> None:
+    console.print(plain(message, label, label_style, style))
+
+
 def error_line(message: str) -> None:
-    """One line, no traceback: what is wrong and where. "Error:" as click writes its own usage errors;
-    the message is plain text (a path or value holding "[/x]" is printed as it is, never as markup)."""
-    err_console.print(Text.assemble(("Error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
+    """One line, no traceback: what is wrong and where. "Error:" as click writes its own usage errors."""
+    err_console.print(plain(message, "Error:", "bold red"), highlight=False, soft_wrap=True)
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
@@ -63,10 +71,9 @@ class TrainingProgress:
     def __call__(self, kind: str, info: dict[str, Any]) -> None:
         if kind == "start":
             self.epochs, self.steps = info["epochs"], info["steps"]
-            console.print(f"training on [bold]{info['device']}[/]: {info['train_size']:,} train / "
-                          f"{info['test_size']:,} test images, {info['steps']} steps per epoch → "
-                          f"{escape(info['out'])}"
-                          + (f" (resuming at epoch {info['start_epoch'] + 1})" if info["start_epoch"] else ""))
+            resuming = f" (resuming at epoch {info['start_epoch'] + 1})" if info["start_epoch"] else ""
+            say(f"training on {info['device']}: {info['train_size']:,} train / {info['test_size']:,} test images, "
+                f"{info['steps']} steps per epoch → {info['out']}{resuming}")
         elif kind == "step":
             if self.task is None or self.progress.tasks[self.task].fields["epoch"] != info["epoch"] + 1:
                 if self.task is not None:
@@ -77,7 +84,7 @@ class TrainingProgress:
             stats += f" acc {info['train_acc']:.1f}% {info['images_per_s']:.0f} img/s"
             self.progress.update(self.task, completed=info["step"], stats=stats)
         elif kind == "warning":
-            console.print(f"[yellow]warning:[/] {escape(info['message'])}")
+            say(info["message"], "warning:", "yellow")
         elif kind == "epoch":
             line = f"epoch {info['epoch']}/{self.epochs}: loss {info['loss']:.4f} train {info['train_acc']:.2f}%"
             if "test_acc" in info:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from . import main
 
@@ -55,7 +54,7 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
     Without RUN, every run under runs/ that has an export (RUN/export/manifest.json). Writes
     RUN/bench.json and merges the rows into one CSV across runs.
     """
-    from ..console import console
+    from ..console import console, plain, say
     from ..runtime.bench import DEFAULT_RESULTS, BenchConfig, bench_runs
     from ..runtime.hardware import machine_info
 
@@ -67,7 +66,7 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
         machine = machine_info()
     with console.status("benchmarking") as status:
         rows = bench_runs(runs or None, config, results=results, machine=machine, data_dir=data_dir,
-                          progress=lambda message: status.update(escape(message)))
+                          progress=lambda message: status.update(plain(message)))
     for run in dict.fromkeys(r["run"] for r in rows):
         console.print(_run_table(run, [r for r in rows if r["run"] == run], batch, throughput_batch,
                                  compact=console.width < 120))
@@ -77,7 +76,7 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
                   f"{meas.get('gflops_best')} GFLOP/s measured (sgemm n={meas.get('n')}, 1 thread)")
     console.print(f"load average: {machine.get('load_average_start')} at start, {machine.get('load_average_end')} at end")
     written = sorted({str(Path(r['run']) / 'bench.json') for r in rows})
-    console.print(escape(f"wrote {', '.join(written)} and {results}"))
+    say(f"wrote {', '.join(written)} and {results}")
 
 
 _RUNTIME = {"torch": "torch", "onnxruntime": "ORT", "openvino": "OpenVINO"}
@@ -143,7 +142,7 @@ def _precision(r: dict) -> str:
 def plot(runs, results, out, paper, threads, batch, title):
     """Accuracy vs batch-1 CPU latency of benchmarked RUNs (default: all rows of the results CSV),
     with the Pareto front: PNG + SVG + a Markdown table."""
-    from ..console import console
+    from ..console import say
     from ..engine.rundir import read_json
     from ..report.plot import plot_tradeoff
     from ..runtime.bench import BENCH_JSON, load_results
@@ -156,4 +155,4 @@ def plot(runs, results, out, paper, threads, batch, title):
             machine = read_json(bench_json).get("machine")
             break
     paths = plot_tradeoff(rows, out, paper=paper, threads=threads, batch=batch, title=title, machine=machine)
-    console.print(escape(f"wrote {paths['png']}, {paths['svg']} and {paths['md']}"))
+    say(f"wrote {paths['png']}, {paths['svg']} and {paths['md']}")

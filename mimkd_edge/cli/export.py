@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from . import main
 
@@ -44,7 +43,7 @@ def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, m
     to manifest.json beside the artifacts. An artifact that fails its check is not published: the
     others are, each failure is one line (figure, remedy), and the exit code is 4.
     """
-    from ..console import console, error_line
+    from ..console import console, error_line, plain, say
     from ..engine import rundir
     from ..errors import UserError
 
@@ -52,7 +51,7 @@ def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, m
         raise UserError("nothing to export: choose --onnx and/or --openvino")
     if run is None:
         run = rundir.latest_run()
-        console.print(f"no RUN given: exporting the most recently finished run [bold]{escape(str(run))}[/]")
+        say(f"no RUN given: exporting the most recently finished run {run}")
 
     from ..export import EXIT_INCOMPLETE, export_run
 
@@ -60,15 +59,15 @@ def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, m
         result = export_run(run, out=out, onnx=to_onnx, openvino=to_openvino, fp16=fp16, int8=int8, opset=opset,
                             exporter=exporter, calib=calib, max_drop=max_drop, bake_normalisation=bake_normalisation,
                             parity_images=parity_images, min_agreement=min_agreement, overflow_fix=overflow_fix,
-                            data_dir=data_dir, progress=lambda m: status.update(escape(m)))
+                            data_dir=data_dir, progress=lambda m: status.update(plain(m)))
     if result.manifest is not None:
         console.print(_artifact_table(result))
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}")
+        say(note, "note:", "yellow")
     for failure in result.failures:
         error_line(failure.line())
     if result.manifest_path is not None:
-        console.print(f"manifest: {escape(str(result.manifest_path))}")
+        say(f"manifest: {result.manifest_path}")
     if result.failures:
         published = len(result.manifest["artifacts"]) if result.manifest else 0
         error_line(f"{len(result.failures)} artifact(s) failed their check; {published} published"

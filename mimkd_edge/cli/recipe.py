@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from . import main
 
@@ -21,13 +20,13 @@ def recipe():
 @click.option("--show", is_flag=True, help="Print the resolved recipe (every default filled in).")
 def check(files, overrides, show):
     """Validate recipe FILES; exit 2 at the first bad one, with one line saying what and where."""
-    from ..console import console
+    from ..console import console, say
     from ..recipe import dump_recipe, load_recipe
 
     for f in files:
         r = load_recipe(f, overrides)
-        console.print(f"[green]ok[/] {escape(str(f))}: {r.student.model} ← {r.teacher.model if r.teacher else '-'} "
-                      f"({r.method.name}, {r.train.epochs} epochs)", highlight=False)
+        say(f"{f}: {r.student.model} ← {r.teacher.model if r.teacher else '-'} "
+            f"({r.method.name}, {r.train.epochs} epochs)", "ok", "green")
         if show:
             console.print(dump_recipe(r), highlight=False, markup=False)
             unset = [k for k, v in (("data.num_classes", r.data.num_classes), ("data.channels", r.data.channels),

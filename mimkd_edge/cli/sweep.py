@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from . import main
 
@@ -22,7 +21,7 @@ from . import main
               "write OUT/results.md (accuracy over seeds, latency) and OUT/tradeoff.png/.svg/.md.")
 def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench):
     """Train every run of SWEEP_FILE in order (teachers first); finished runs are skipped, started ones resumed."""
-    from ..console import TrainingProgress, console, table
+    from ..console import TrainingProgress, console, plain, say, table
     from ..engine.sweep import expand, load_sweep, run_sweep
     from ..engine.trainer import fit
 
@@ -35,12 +34,12 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench):
         return
 
     def train(job, resume):
-        console.rule(escape(job.name))
+        console.rule(plain(job.name))
         with TrainingProgress() as progress:
             fit(job.recipe, job.out, resume=resume, data_dir=data_dir, on_event=progress)
 
     if not no_train:
-        ran = run_sweep(jobs, train, on_skip=lambda j: console.print(f"[dim]skip {escape(j.name)} (finished)[/]"))
+        ran = run_sweep(jobs, train, on_skip=lambda j: say(f"skip {j.name} (finished)", style="dim"))
         console.print(f"sweep done: {len(ran)} trained, {len(jobs) - len(ran)} already finished")
     jobs = [j for j in jobs if j.finished]
     failed = _export_all(jobs, data_dir) if do_export else 0
@@ -57,27 +56,27 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench):
 def _export_all(jobs, data_dir) -> int:
     """Export every finished run not yet exported; a failed artifact is reported and the sweep goes
     on with what passed. Returns the number of failed artifacts."""
-    from ..console import console, error_line
+    from ..console import console, error_line, plain, say
     from ..export import export_run
 
     failed = 0
     for job in jobs:
         if (job.out / "export" / "manifest.json").is_file():
-            console.print(f"[dim]skip export of {escape(job.name)} (exported)[/]")
+            say(f"skip export of {job.name} (exported)", style="dim")
             continue
-        with console.status(f"exporting {escape(job.name)}") as status:
+        with console.status(plain(f"exporting {job.name}")) as status:
             result = export_run(job.out, onnx=True, openvino=True, int8=True, data_dir=data_dir,
-                                progress=lambda message: status.update(escape(f"{job.name}: {message}")))
+                                progress=lambda message: status.update(plain(f"{job.name}: {message}")))
         for failure in result.failures:
             error_line(f"{job.name}: {failure.line()}")
         failed += len(result.failures)
         published = len(result.manifest["artifacts"]) if result.manifest else 0
-        console.print(escape(f"exported {job.name}: {published} artifact(s) published"))
+        say(f"exported {job.name}: {published} artifact(s) published")
     return failed
 
 
 def _bench_and_report(jobs, out: Path, data_dir) -> None:
-    from ..console import console
+    from ..console import console, plain, say
     from ..report.plot import plot_tradeoff
     from ..report.protocol import protocol_markdown, protocol_rows
     from ..engine.checkpoint import write_text
@@ -88,12 +87,12 @@ def _bench_and_report(jobs, out: Path, data_dir) -> None:
     if todo:
         config = BenchConfig(precisions=("fp32", "int8"), threads=(1,), shapes=("static",), seconds=1.0)
         with console.status("benchmarking") as status:
-            bench_runs(todo, config, results=results, data_dir=data_dir, progress=lambda m: status.update(escape(m)))
+            bench_runs(todo, config, results=results, data_dir=data_dir, progress=lambda m: status.update(plain(m)))
     benched = [j.out for j in jobs if (j.out / "bench.json").is_file()]
     finished = [j.out for j in jobs if j.finished]
     write_text(out / "results.md", protocol_markdown(protocol_rows(finished)))
     if benched:
         paths = plot_tradeoff(load_results(benched, results if results.is_file() else None), out / "tradeoff.png", paper=True)
-        console.print(escape(f"wrote {out / 'results.md'}, {paths['png']}, {paths['svg']}"))
+        say(f"wrote {out / 'results.md'}, {paths['png']}, {paths['svg']}")
     else:
-        console.print(escape(f"wrote {out / 'results.md'} (no benchmarked run to plot)"))
+        say(f"wrote {out / 'results.md'} (no benchmarked run to plot)")

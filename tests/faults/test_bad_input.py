@@ -2,7 +2,6 @@
 is expected; never a traceback, never a half-written or misplaced file."""
 
 import gzip
-import json
 import os
 import shutil
 import tarfile

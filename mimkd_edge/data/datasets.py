@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..recipe import DataConfig, Recipe
 from .cache import cache_root, source_key
 from .cifar import download_cifar, find_cifar, read_cifar
-from .folder import decode_images, read_image_folder
+from .folder import FolderData, decode_images, read_image_folder
 from .synthetic import make_synthetic
 
 
@@ -100,7 +100,9 @@ def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str |
         (train, test), source = ((xtr, ytr), (xte, yte)), "synthetic"
     else:
         root = resolve_root(cfg, data_dir, recorded)
-        (train, test, classes, channels, size, notes), source = _load_from_disk(cfg, root)
+        found, source = _load_from_disk(cfg, root)
+        train, test, classes, channels, size, notes = (found.train, found.test, found.classes, found.channels,
+                                                       found.size, found.notes)
     train_set, test_set = _image_set(*train, size, channels), _image_set(*test, size, channels)
     data_mean, data_std = cfg.default_normalisation
     if data_mean is None:
@@ -203,9 +205,8 @@ def _load_from_disk(cfg: DataConfig, root: Path):
     if cfg.dataset == "imagefolder" or (is_folder_source and cfg.dataset in ("cifar10", "cifar100")):
         if not root.exists():
             raise UserError(f"data.root: no such folder or archive: {root}")
-        f = read_image_folder(root, cfg.image_size, resident_bytes=int(cfg.resident_max_gb * 2**30),
-                              channels=cfg.channels)
-        return (f.train, f.test, f.classes, f.channels, f.size, f.notes), str(root.resolve())
+        return (read_image_folder(root, cfg.image_size, resident_bytes=int(cfg.resident_max_gb * 2**30),
+                                  channels=cfg.channels), str(root.resolve()))
     folder = find_cifar(root, cfg.dataset) if root.is_dir() else None
     if folder is None and cfg.download:
         download_cifar(root, cfg.dataset)
@@ -219,7 +220,7 @@ def _load_from_disk(cfg: DataConfig, root: Path):
     if cfg.image_size not in (None, 32) or cfg.channels not in (None, 3):
         raise UserError(f"data.image_size / data.channels: CIFAR's python batches are 32×32 RGB, got "
                         f"{cfg.image_size} / {cfg.channels} (an image folder of CIFAR can be read at another geometry)")
-    return ((xtr, ytr), (xte, yte), classes, 3, 32, []), str(folder.resolve())
+    return FolderData((xtr, ytr), (xte, yte), classes, 3, 32, []), str(folder.resolve())
 
 
 def _has_split_dirs(root: Path) -> bool:

@@ -194,6 +194,8 @@ def read_image_folder(source: Path, size: int | None = None, resident_bytes: int
 
 @dataclass
 class FolderData:
+    """Splits read from disk (an image folder, or CIFAR's python batches) and the geometry read at."""
+
     train: Split
     test: Split
     classes: list[str]

@@ -18,7 +18,7 @@ import json
 import shutil
 from pathlib import Path
 
-from mimkd_edge.engine.checkpoint import write_text
+from mimkd_edge.atomic import write_text
 from mimkd_edge.report.plot import plot_tradeoff
 from mimkd_edge.report.protocol import mi_trace_markdown, paired_seed_markdown, protocol_markdown, protocol_rows
 

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from mimkd_edge.data import BatchLoader, StreamingLoader, load_splits
-from mimkd_edge.engine.checkpoint import write_json
+from mimkd_edge.atomic import write_json
 from mimkd_edge.methods import MethodContext, create_method, method_class
 from mimkd_edge.models import create_model, map_shapes
 from mimkd_edge.recipe import DataConfig

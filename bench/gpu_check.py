@@ -406,10 +406,10 @@ def stage_real(cfg: dict, rec: Recorder, deadline: float) -> None:
 
     t0 = time.perf_counter()
     result = export_run(student_dir, onnx=True, openvino=False, data_dir=data, progress=print)
-    art = result.manifest["artifacts"][0]
-    rec.save(export={"exporter": result.manifest["exporter"], "opset": result.manifest["opset"],
-                     "parity": art["parity"], "onnxruntime_test_acc": art["test_accuracy"],
-                     "pytorch_test_acc": result.manifest["pytorch"]["test_accuracy"],
+    art = result.manifest.artifacts[0]
+    rec.save(export={"exporter": result.manifest.exporter, "opset": result.manifest.opset,
+                     "parity": art.parity, "onnxruntime_test_acc": art.test_accuracy,
+                     "pytorch_test_acc": result.manifest.pytorch["test_accuracy"],
                      "seconds": round(time.perf_counter() - t0, 1)},
              openvino_or_nncf_imported=sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
 

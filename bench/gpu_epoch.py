@@ -31,7 +31,8 @@ from typing import Iterable, Iterator
 
 import torch
 
-from mimkd_edge.engine.checkpoint import save_weights, write_json
+from mimkd_edge.atomic import write_json
+from mimkd_edge.rundir.checkpoint import save_weights
 from mimkd_edge.engine.trainer import fit
 from mimkd_edge.models import create_model
 from mimkd_edge.recipe import load_recipe
@@ -80,7 +81,7 @@ def run_variant(recipe_path: str, overrides: list[str], data_dir: str | None, wo
             "batch": recipe.train.batch_size, "steady_images_per_s": rate,
             "steady_ms_per_step": 1000 * recipe.train.batch_size / rate if images else None,
             "steady_images_timed": images,
-            "epoch_wall_s_with_eval": summary["wall_seconds"] if summary else None,
+            "epoch_wall_s_with_eval": summary.wall_seconds if summary else None,
             "projected_240_epochs_min": 240 * train_size / rate / 60, "train_size": train_size,
             "steps_per_epoch": started["steps"], "warnings": events}
 

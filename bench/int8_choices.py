@@ -27,9 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mimkd_edge.data import load_splits  # noqa: E402
-from mimkd_edge.engine import rundir  # noqa: E402
+from mimkd_edge.rundir import load_run  # noqa: E402
 from mimkd_edge.export.onnx_export import export_onnx  # noqa: E402
-from mimkd_edge.export.parity import prepare_inputs  # noqa: E402
+from mimkd_edge.runtime.accuracy import model_inputs  # noqa: E402
 from mimkd_edge.export.quantize import sample_indices  # noqa: E402
 from mimkd_edge.export.quiet import quiet  # noqa: E402
 from mimkd_edge.runtime.hardware import parse_cpuinfo  # noqa: E402
@@ -104,13 +104,13 @@ def nncf_variants(fp32: Path, calib_sets, x_test):
 
 
 def study(run: Path, data_dir: str | None, work: Path) -> list[dict]:
-    loaded = rundir.load_run(run)
+    loaded = load_run(run)
     splits = load_splits(loaded.recipe.data, data_dir, recorded=loaded.data_source)
     mean, std = tuple(splits.mean), tuple(splits.std)
     fp32 = work / "fp32.onnx"
     export_onnx(loaded.model, fp32, input_size=splits.image_size)
-    x_test, y = prepare_inputs(splits.test.images, mean, std, baked=False), splits.test.labels.numpy()
-    calib_sets = {n: prepare_inputs(splits.train.take(torch.from_numpy(sample_indices(len(splits.train), n))),
+    x_test, y = model_inputs(splits.test.images, mean, std, baked=False), splits.test.labels.numpy()
+    calib_sets = {n: model_inputs(splits.train.take(torch.from_numpy(sample_indices(len(splits.train), n))),
                                     mean, std, baked=False) for n in (300, 1000)}
     ref = _ort_logits(fp32, x_test)
     ref_acc = 100 * float((ref.argmax(1) == y).mean())

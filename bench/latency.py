@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mimkd_edge.engine.checkpoint import write_json, write_text
+from mimkd_edge.atomic import write_json, write_text
 from mimkd_edge.export.onnx_export import export_onnx
 from mimkd_edge.export.openvino_export import convert_onnx, onnx_to_ir, save_ir
 from mimkd_edge.export.quantize import quantize_onnx, quantize_openvino
@@ -105,7 +105,8 @@ def candidates(model: torch.nn.Module, paths: dict[str, Path], x: np.ndarray, de
     out[f"PyTorch eager ({default_threads} thr, default)"] = (
         eager, lambda: torch.set_num_threads(default_threads),
         {"kind": "plain", "threads": default_threads, "threads_n": default_threads})
-    out["PyTorch eager (1 thr)"] = (eager, lambda: torch.set_num_threads(1), {"kind": "plain", "threads": 1, "threads_n": 1})
+    out["PyTorch eager (1 thr)"] = (eager, lambda: torch.set_num_threads(1),
+                                    {"kind": "plain", "threads": 1, "threads_n": 1})
 
     sess = ort.InferenceSession(str(paths["onnx_fp32"]), providers=["CPUExecutionProvider"])
     feed = {sess.get_inputs()[0].name: x}
@@ -116,17 +117,19 @@ def candidates(model: torch.nn.Module, paths: dict[str, Path], x: np.ndarray, de
     compiled = ov_core().compile_model(str(paths["onnx_fp32"]), "CPU")
     props = {k: str(compiled.get_property(k)) for k in ("INFERENCE_NUM_THREADS", "PERFORMANCE_HINT", "NUM_STREAMS")}
     props["INFERENCE_PRECISION_HINT"] = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-    out["OpenVINO (defaults)"] = (lambda: compiled(x), None, {"kind": "plain", "threads": props["INFERENCE_NUM_THREADS"],
-                                                              "threads_n": int(props["INFERENCE_NUM_THREADS"]) or cores,
-                                                              "properties": props,
-                                                              "inference_precision": ov_executed_precision(compiled)})
+    out["OpenVINO (defaults)"] = (lambda: compiled(x), None,
+                                  {"kind": "plain", "threads": props["INFERENCE_NUM_THREADS"],
+                                   "threads_n": int(props["INFERENCE_NUM_THREADS"]) or cores,
+                                   "properties": props,
+                                   "inference_precision": ov_executed_precision(compiled)})
 
     variants = [("onnx_fp32", "onnxruntime", "ORT FP32", "f32", 1), ("ir_fp32", "openvino", "OpenVINO FP32", "f32", 1),
                 ("onnx_int8", "onnxruntime", "ORT INT8", "f32", 1), ("ir_int8", "openvino", "OpenVINO INT8", "f32", 1)]
     if bf16:  # the CPU computes bf16 natively: OpenVINO's own default there; shown apart from FP32
         variants.append(("ir_fp32", "openvino", "OpenVINO FP32 IR, bf16 compute", "bf16", 1))
     if cores >= 2:  # the same artifacts on two cores, to compare with the plain defaults at equal threads
-        variants += [("onnx_fp32", "onnxruntime", "ORT FP32", "f32", 2), ("ir_fp32", "openvino", "OpenVINO FP32", "f32", 2)]
+        variants += [("onnx_fp32", "onnxruntime", "ORT FP32", "f32", 2),
+                     ("ir_fp32", "openvino", "OpenVINO FP32", "f32", 2)]
     for key, backend, label, hint, threads in variants:
         if key not in paths:
             continue
@@ -272,7 +275,8 @@ def main() -> None:
             profiles = {k: profile_ort(paths[k], x) for k in ("onnx_fp32", "onnx_int8") if k in paths}
             results[name] = {"macs": macs, "bound_ms_est": hardware.flop_bound_ms(macs, est),
                              "bound_ms_sgemm": hardware.flop_bound_ms(macs, meas),
-                             "bound_ms_int8_est": hardware.flop_bound_ms(macs, machine["peak_estimated"].get("int8_gops_per_core")),
+                             "bound_ms_int8_est": hardware.flop_bound_ms(
+                                 macs, machine["peak_estimated"].get("int8_gops_per_core")),
                              "export_seconds": export_s, "candidates": rows, "ort_profile": profiles}
             best = min((r["median_ms"] for r in rows.values() if r["kind"] == "ours"), default=None)
             print(f"{name}: best mimkd-edge {fmt(best)} ms, bound {fmt(results[name]['bound_ms_est'])} ms", flush=True)
@@ -314,7 +318,8 @@ def render(results: dict, machine: dict, over: dict, args, started: str, load_st
         f"- INT8 peak per core: **{est.get('int8_gops_per_core')} GOP/s estimated** ({est.get('int8_formula')})",
         f"- Load average (1, 5, 15 min): {load_start} at start, {load_end} at end "
         f"(the machine is shared: {os.cpu_count()} CPUs, other jobs running)",
-        f"- torch {v.get('torch')}, onnxruntime {v.get('onnxruntime')}, openvino {v.get('openvino')}, nncf {v.get('nncf')}",
+        f"- torch {v.get('torch')}, onnxruntime {v.get('onnxruntime')}, openvino {v.get('openvino')}, "
+        f"nncf {v.get('nncf')}",
         f"- Protocol: batch 1, float32 1×3×32×32 input, random weights, {args.rounds} interleaved rounds × "
         f"{args.seconds} s per candidate (round-robin, rotating start, 0.1 s pause between blocks), {args.warmup} "
         "warm-up calls; per-call "
@@ -342,8 +347,10 @@ def render(results: dict, machine: dict, over: dict, args, started: str, load_st
         c = r["candidates"]
         eager1 = c["PyTorch eager (1 thr)"]
         eager_d = next(v for k, v in c.items() if k.startswith("PyTorch eager") and "default" in k)
-        fp32 = {k: v for k, v in c.items() if v["kind"] == "ours" and v.get("precision") == "fp32" and v["threads"] == 1}
-        fp32_2 = {k: v for k, v in c.items() if v["kind"] == "ours" and v.get("precision") == "fp32" and v["threads"] == 2}
+        fp32 = {k: v for k, v in c.items()
+                if v["kind"] == "ours" and v.get("precision") == "fp32" and v["threads"] == 1}
+        fp32_2 = {k: v for k, v in c.items()
+                  if v["kind"] == "ours" and v.get("precision") == "fp32" and v["threads"] == 2}
         int8 = {k: v for k, v in c.items() if v["kind"] == "ours" and v.get("precision") == "int8"}
         b_fp32 = min(fp32, key=lambda k: fp32[k]["median_ms"])
         bound, bound8 = r["bound_ms_est"], r.get("bound_ms_int8_est")
@@ -356,8 +363,8 @@ def render(results: dict, machine: dict, over: dict, args, started: str, load_st
         if fp32_2:
             b2 = min(fp32_2, key=lambda k: fp32_2[k]["median_ms"])
             cores2 = min(2, machine["usable_cpus"] or 1)
-            cells.append(f"{fmt(fp32_2[b2]['median_ms'])} ({_short(b2)}, {fp32_2[b2]['median_ms'] / (bound / cores2):.2f}× "
-                         f"the {cores2}-core bound)")
+            cells.append(f"{fmt(fp32_2[b2]['median_ms'])} ({_short(b2)}, "
+                         f"{fp32_2[b2]['median_ms'] / (bound / cores2):.2f}× the {cores2}-core bound)")
         else:
             cells.append("–")
         verdict = (f"- **{name}**: FP32 {fmt(f_ms)} ms = {f_ms / bound:.2f}× the estimated FP32 bound "
@@ -367,7 +374,8 @@ def render(results: dict, machine: dict, over: dict, args, started: str, load_st
         if int8:
             b_int8 = min(int8, key=lambda k: int8[k]["median_ms"])
             i_ms = int8[b_int8]["median_ms"]
-            cells += [f"{fmt(i_ms)} ({_short(b_int8)})", f"{i_ms / bound:.2f}×", f"{i_ms / bound8:.2f}×" if bound8 else "–"]
+            cells += [f"{fmt(i_ms)} ({_short(b_int8)})", f"{i_ms / bound:.2f}×",
+                      f"{i_ms / bound8:.2f}×" if bound8 else "–"]
             verdict += (f"; INT8 {fmt(i_ms)} ms = {i_ms / bound:.2f}× the FP32 bound "
                         f"({'faster' if i_ms < bound else '**not faster**'} than it) and {i_ms / bound8:.2f}× its own "
                         f"INT8 bound; {f_ms / i_ms:.2f}× the speed of the best FP32")
@@ -380,40 +388,48 @@ def render(results: dict, machine: dict, over: dict, args, started: str, load_st
     lines += ["", "## What limits it (measured here)", ""] + limits(results, over)
     for name, r in results.items():
         lines += ["", f"## {name}: {r['macs'] / 1e6:.1f} M MACs; FP32 bound {fmt(r['bound_ms_est'])} ms estimated "
-                      f"({fmt(r['bound_ms_sgemm'])} ms at the sgemm rate), INT8 bound {fmt(r.get('bound_ms_int8_est'))} ms",
+                      f"({fmt(r['bound_ms_sgemm'])} ms at the sgemm rate), "
+                      f"INT8 bound {fmt(r.get('bound_ms_int8_est'))} ms",
                   "", f"Export (once, seconds): {', '.join(f'{k} {v}' for k, v in r['export_seconds'].items())}.", "",
-                  "| candidate | threads | computes in | median ms | p90 ms | min ms | calls | × FP32 bound of its cores | "
-                  "vs PyTorch eager 1 thr |", "|---|---|---|--:|--:|--:|--:|--:|--:|"]
+                  "| candidate | threads | computes in | median ms | p90 ms | min ms | calls | "
+                  "× FP32 bound of its cores | vs PyTorch eager 1 thr |", "|---|---|---|--:|--:|--:|--:|--:|--:|"]
         c = r["candidates"]
         ref = c["PyTorch eager (1 thr)"]["median_ms"]
         for k, row in sorted(c.items(), key=lambda kv: kv[1]["median_ms"]):
             speed = ref / row["median_ms"]
             rel = f"{speed:.2f}× faster" if speed >= 1 else f"{1 / speed:.2f}× slower"
             used = min(int(row.get("threads_n") or 1), machine["usable_cpus"] or 1)
-            lines.append(f"| {k} | {row['threads']} | {row.get('inference_precision', 'fp32')} | {fmt(row['median_ms'])} | "
-                         f"{fmt(row['p90_ms'])} | {fmt(row['min_ms'])} | {row['iters']} | "
+            lines.append(f"| {k} | {row['threads']} | {row.get('inference_precision', 'fp32')} | "
+                         f"{fmt(row['median_ms'])} | {fmt(row['p90_ms'])} | {fmt(row['min_ms'])} | {row['iters']} | "
                          f"{row['median_ms'] / (r['bound_ms_est'] / used):.2f}× | {rel} |")
         props = c["OpenVINO (defaults)"].get("properties")
         if props:
             lines.append(f"\nPlain OpenVINO compiled with: {', '.join(f'{a}={b}' for a, b in props.items())}.")
         prof = r.get("ort_profile") or {}
         if prof:
-            lines += ["", "onnxruntime's per-node profile of the mimkd-edge artifacts (1 thread; shares of kernel "
-                          "time, the profiler's own cost included):", "",
-                      "| node group | " + " | ".join(f"{k.replace('onnx_', '').upper()} nodes | {k.replace('onnx_', '').upper()}"
-                                                     f" time share" for k in prof) + " | share of MACs |",
-                      "|---|" + "--:|--:|" * len(prof) + "--:|"]
-            kinds = list(dict.fromkeys(g for p in prof.values() for g in p))
-            fp = prof.get("onnx_fp32") or next(iter(prof.values()))
-            total_macs = sum(g["macs_per_call"] for g in fp.values()) or 1
-            for kind in kinds:
-                cells = []
-                for p in prof.values():
-                    g = p.get(kind)
-                    cells += ["–", "–"] if g is None else [f"{g['nodes_per_call']:.0f}", f"{100 * g['share']:.0f} %"]
-                share = fp.get(kind, {}).get("macs_per_call", 0) / total_macs
-                lines.append(f"| {kind} | " + " | ".join(cells) + f" | {100 * share:.0f} % |")
+            lines += _profile_table(prof)
     return "\n".join(lines) + "\n"
+
+
+def _profile_table(prof: dict) -> list[str]:
+    """The per-node profile section of one model, apart from `render` to keep that under the complexity limit."""
+    lines = ["", "onnxruntime's per-node profile of the mimkd-edge artifacts (1 thread; shares of kernel "
+                 "time, the profiler's own cost included):", "",
+             "| node group | " + " | ".join(f"{k.replace('onnx_', '').upper()} nodes | "
+                                            f"{k.replace('onnx_', '').upper()} time share" for k in prof)
+             + " | share of MACs |",
+             "|---|" + "--:|--:|" * len(prof) + "--:|"]
+    kinds = list(dict.fromkeys(g for p in prof.values() for g in p))
+    fp = prof.get("onnx_fp32") or next(iter(prof.values()))
+    total_macs = sum(g["macs_per_call"] for g in fp.values()) or 1
+    for kind in kinds:
+        cells = []
+        for p in prof.values():
+            g = p.get(kind)
+            cells += ["–", "–"] if g is None else [f"{g['nodes_per_call']:.0f}", f"{100 * g['share']:.0f} %"]
+        share = fp.get(kind, {}).get("macs_per_call", 0) / total_macs
+        lines.append(f"| {kind} | " + " | ".join(cells) + f" | {100 * share:.0f} % |")
+    return lines
 
 
 def _short(name: str) -> str:
@@ -428,7 +444,8 @@ def limits(results: dict, over: dict) -> list[str]:
     for name, r in results.items():
         c = r["candidates"]
         parts = []
-        for backend, labels in (("onnxruntime", ("ORT FP32", "ORT INT8")), ("OpenVINO", ("OpenVINO FP32", "OpenVINO INT8"))):
+        for backend, labels in (("onnxruntime", ("ORT FP32", "ORT INT8")),
+                                ("OpenVINO", ("OpenVINO FP32", "OpenVINO INT8"))):
             rows = [(label, c.get(f"{OURS_PREFIX} {label} (1 thr, static)")) for label in labels]
             shares = [f"{100 * over[backend]['median_ms'] / row['median_ms']:.0f} % of {label}" for label, row in rows
                       if row and backend in over]

@@ -174,7 +174,8 @@ def main(argv=None) -> int:
         rows += bench_pair(pair.strip(), specs, args)
     result = {
         "command": shlex.join(["python", sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-        "date": started, "machine": shell("lscpu | grep 'Model name'").partition(":")[2].strip() or platform.processor(),
+        "date": started,
+        "machine": shell("lscpu | grep 'Model name'").partition(":")[2].strip() or platform.processor(),
         "threads": args.threads, "batch": args.batch, "channels_last": args.channels_last,
         "torch": torch.__version__, "uptime_before": load_before, "uptime_after": shell("uptime"),
         "rounds": args.rounds, "warmup": args.warmup, "rows": rows,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from rich.console import Console
@@ -57,7 +56,7 @@ class TrainingProgress:
         self.progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
                                  TimeRemainingColumn(), console=console, transient=False,
-                                 disable=not console.is_terminal and not _force_progress())
+                                 disable=not console.is_terminal)
         self.task = None
         self.epochs = 0
 
@@ -95,6 +94,3 @@ class TrainingProgress:
             else:
                 console.print(line)
 
-
-def _force_progress() -> bool:
-    return "--progress" in sys.argv

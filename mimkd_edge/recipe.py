@@ -19,7 +19,6 @@ from .methods.registry import list_methods, method_class
 from .models.registry import is_model, list_models
 from .schema import ConfigError, build, param, to_table
 
-DATASETS = ("cifar10", "cifar100", "imagefolder", "synthetic")
 MAX_IMAGE_SIZE = 4096  # beyond this an input is a mistake, not an image (99999999 asked for 10^18 bytes)
 MAX_SEED = 2**32 - 1  # the loader derives per-epoch seeds from it in 64-bit arithmetic
 MAX_NAME = 128
@@ -47,7 +46,8 @@ class DataConfig:
     augment: bool = True  # random crop with padding 4 + horizontal flip
     resident_max_gb: float = param(4.0, ge=0, help="a split whose decoded uint8 images exceed this many GiB "
                                    "streams from disk through DataLoader workers (image folders only)")
-    workers: int | None = param(None, ge=0, help="DataLoader workers of a streamed split (default: the CPUs, at most 8)")
+    workers: int | None = param(None, ge=0,
+                                help="DataLoader workers of a streamed split (default: the CPUs, at most 8)")
     synthetic_train: int = param(512, gt=0, le=10**7, help="synthetic set: training images")
     synthetic_test: int = param(256, gt=0, le=10**7, help="synthetic set: test images")
 
@@ -76,7 +76,7 @@ class StudentConfig:
 @dataclass(frozen=True)
 class TeacherConfig:
     model: str
-    checkpoint: str  # model.safetensors of a finished `mimkd-edge train` run (or its run directory)
+    checkpoint: str  # the weights file of a finished `mimkd-edge train` run, or its run directory
     recipe: str | None = None  # the recipe that trains it, named in errors when the checkpoint is absent
 
 
@@ -146,6 +146,15 @@ def _parse(raw: dict) -> Recipe:
         raise ConfigError("seed", f"an integer from 0 to {MAX_SEED}", seed)
     data = build(DataConfig, raw.get("data", {}), "data")
     data = dataclasses.replace(data, mean=_per_channel(data.mean, "data.mean"), std=_per_channel(data.std, "data.std"))
+    student, teacher = _parse_models(raw)
+    method = _parse_method(raw.get("method", {"name": "none"}))
+    if method_class(method.name).needs_teacher and teacher is None:
+        raise ConfigError("teacher", f"a [teacher] table (method \"{method.name}\" distils from a teacher)")
+    train = _parse_train(raw.get("train", {}))
+    return Recipe(name=name, seed=seed, data=data, student=student, teacher=teacher, method=method, train=train)
+
+
+def _parse_models(raw: dict) -> tuple[StudentConfig, TeacherConfig | None]:
     if "student" not in raw:
         raise ConfigError("student", "a [student] table with the model to train")
     student = build(StudentConfig, raw["student"], "student")
@@ -154,15 +163,16 @@ def _parse(raw: dict) -> Recipe:
     if raw.get("teacher") is not None:
         teacher = build(TeacherConfig, raw["teacher"], "teacher")
         _check_model(teacher.model, "teacher.model")
-    method = _parse_method(raw.get("method", {"name": "none"}))
-    if method_class(method.name).needs_teacher and teacher is None:
-        raise ConfigError("teacher", f"a [teacher] table (method \"{method.name}\" distils from a teacher)")
-    train = build(TrainConfig, raw.get("train", {}), "train")
+    return student, teacher
+
+
+def _parse_train(table: Any) -> TrainConfig:
+    train = build(TrainConfig, table, "train")
     if list(train.milestones) != sorted(set(train.milestones)):
         raise ConfigError("train.milestones", "strictly increasing epochs", list(train.milestones))
     if train.device != "auto" and train.device != "cpu" and not train.device.startswith("cuda"):
         raise ConfigError("train.device", "\"auto\", \"cpu\", \"cuda\" or \"cuda:N\"", train.device)
-    return Recipe(name=name, seed=seed, data=data, student=student, teacher=teacher, method=method, train=train)
+    return train
 
 
 def _per_channel(value: float | tuple[float, ...] | None, key: str) -> tuple[float, ...] | None:
@@ -180,7 +190,8 @@ def _is_run_name(name: Any) -> bool:
 
 def _check_model(name: Any, path: str) -> None:
     if not isinstance(name, str) or not is_model(name):
-        raise ConfigError(path, "a model name from `mimkd-edge models` (e.g. " + ", ".join(list_models()[:4]) + ", ...)", name)
+        examples = ", ".join(list_models()[:4])
+        raise ConfigError(path, f"a model name from `mimkd-edge models` (e.g. {examples}, ...)", name)
 
 
 def _parse_method(table: Any) -> MethodConfig:
@@ -261,18 +272,19 @@ def dumps_toml(table: dict) -> str:
     lines: list[str] = []
     scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
     for k, v in scalars.items():
-        lines.append(f"{k} = {_toml_value(v)}")
+        lines.append(f"{k} = {toml_value(v)}")
     for k, v in table.items():
         if isinstance(v, dict):
             lines.append(f"\n[{k}]")
             for kk, vv in v.items():
                 if isinstance(vv, dict):
                     raise ValueError("nested tables deeper than one level are not used in recipes")
-                lines.append(f"{kk} = {_toml_value(vv)}")
+                lines.append(f"{kk} = {toml_value(vv)}")
     return "\n".join(lines) + "\n"
 
 
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """A Python value as a TOML literal (strings escaped); recipes and sweep overrides both use it."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
@@ -280,5 +292,5 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import types
 import typing
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Callable, Literal, get_args, get_origin
 
 from .errors import UserError
 
@@ -79,76 +80,89 @@ def coerce(tp: Any, v: Any, path: str) -> Any:
     origin = get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return build(tp, v, path)
-    if origin is Literal:
-        choices = get_args(tp)
-        if v not in choices:
-            raise ConfigError(path, "one of " + ", ".join(_show(c) for c in choices), v)
-        return v
-    if origin in (typing.Union, types.UnionType):
-        args = get_args(tp)
-        if v is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return coerce(a, v, path)
-            except ConfigError as e:
-                errors.append(e.expected)
-        raise ConfigError(path, " or ".join(errors), v)
-    if origin is tuple:
-        if not isinstance(v, (list, tuple)):
-            raise ConfigError(path, "a list", v)
-        args = get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(coerce(args[0], x, f"{path}[{i}]") for i, x in enumerate(v))
-        if len(v) != len(args):
-            raise ConfigError(path, f"a list of {len(args)} items", v)
-        return tuple(coerce(a, x, f"{path}[{i}]") for i, (a, x) in enumerate(zip(args, v)))
-    if origin is dict:
-        if not isinstance(v, dict):
-            raise ConfigError(path, "a table", v)
-        kt, vt = get_args(tp)
-        return {coerce(kt, k, path): coerce(vt, x, _join(path, k)) for k, x in v.items()}
-    if tp is bool:
-        if not isinstance(v, bool):
-            raise ConfigError(path, "true or false", v)
-        return v
-    if tp is int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ConfigError(path, "an integer", v)
-        return v
-    if tp is float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ConfigError(path, "a finite number", v)
-        return float(v)
-    if tp is str:
-        if not isinstance(v, str):
-            raise ConfigError(path, "a string", v)
-        return v
+    if origin in _COMPOUND:
+        return _COMPOUND[origin](get_args(tp), v, path)
     if tp is Any:
         return v
+    if tp in _SCALARS:
+        expected, accepts, convert = _SCALARS[tp]
+        if not accepts(v):
+            raise ConfigError(path, expected, v)
+        return convert(v)
     raise TypeError(f"schema: unsupported annotation {tp!r} at {path}")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)  # TOML's true is not 1
+
+
+# annotation → (what the error says is expected, the check, the conversion)
+_SCALARS: dict[type, tuple[str, Callable[[Any], bool], Callable[[Any], Any]]] = {
+    bool: ("true or false", lambda v: isinstance(v, bool), lambda v: v),
+    int: ("an integer", lambda v: _is_number(v) and isinstance(v, int), lambda v: v),
+    float: ("a finite number", lambda v: _is_number(v) and math.isfinite(v), float),
+    str: ("a string", lambda v: isinstance(v, str), lambda v: v),
+}
+
+
+def _coerce_literal(choices: tuple, v: Any, path: str) -> Any:
+    if v not in choices:
+        raise ConfigError(path, "one of " + ", ".join(_show(c) for c in choices), v)
+    return v
+
+
+def _coerce_dict(args: tuple, v: Any, path: str) -> dict:
+    if not isinstance(v, dict):
+        raise ConfigError(path, "a table", v)
+    kt, vt = args
+    return {coerce(kt, k, path): coerce(vt, x, _join(path, k)) for k, x in v.items()}
+
+
+def _coerce_union(args: tuple, v: Any, path: str) -> Any:
+    if v is None and type(None) in args:
+        return None
+    errors = []
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return coerce(a, v, path)
+        except ConfigError as e:
+            errors.append(e.expected)
+    raise ConfigError(path, " or ".join(errors), v)
+
+
+def _coerce_tuple(args: tuple, v: Any, path: str) -> tuple:
+    if not isinstance(v, (list, tuple)):
+        raise ConfigError(path, "a list", v)
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(coerce(args[0], x, f"{path}[{i}]") for i, x in enumerate(v))
+    if len(v) != len(args):
+        raise ConfigError(path, f"a list of {len(args)} items", v)
+    return tuple(coerce(a, x, f"{path}[{i}]") for i, (a, x) in enumerate(zip(args, v, strict=True)))
+
+
+# annotation origin → its coercion, given the annotation's arguments
+_COMPOUND: dict[Any, Callable[[tuple, Any, str], Any]] = {
+    Literal: _coerce_literal, typing.Union: _coerce_union, types.UnionType: _coerce_union,
+    tuple: _coerce_tuple, dict: _coerce_dict,
+}
+
+_BOUNDS = (("gt", operator.gt), ("ge", operator.ge), ("lt", operator.lt), ("le", operator.le))
 
 
 def _check_range(f: dataclasses.Field, v: Any, path: str) -> None:
     m = f.metadata
     if not m or v is None:
         return
-    items = v if isinstance(v, tuple) else (v,)
-    for x in items:
-        if not isinstance(x, (int, float)) or isinstance(x, bool):
-            continue
-        for op, bound, ok in (("> ", m.get("gt"), lambda a, b: a > b), (">= ", m.get("ge"), lambda a, b: a >= b),
-                              ("< ", m.get("lt"), lambda a, b: a < b), ("<= ", m.get("le"), lambda a, b: a <= b)):
-            if bound is not None and not ok(x, bound):
-                lo = _bounds_text(m)
-                raise ConfigError(path, f"a number {lo}", v)
+    for x in v if isinstance(v, tuple) else (v,):
+        if _is_number(x) and any(m.get(k) is not None and not ok(x, m[k]) for k, ok in _BOUNDS):
+            raise ConfigError(path, f"a number {_bounds_text(m)}", v)
 
 
 def _bounds_text(m: dict) -> str:
-    parts = [f"{sym} {m[k]}" for k, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")) if m.get(k) is not None]
+    symbols = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+    parts = [f"{sym} {m[k]}" for k, sym in symbols if m.get(k) is not None]
     return " and ".join(parts)
 
 

@@ -24,14 +24,17 @@ def _csv(kind: type, option: str):
 
 @main.command()
 @click.argument("runs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--cpu", "cpu", is_flag=True, default=True, help="Benchmark on the CPU (the only device benchmarked).")
+@click.option("--cpu/--no-cpu", "cpu", default=True, show_default=True,
+              help="Benchmark on the CPU: ORT's CPU execution provider, OpenVINO's CPU plugin, torch on CPU. "
+                   "The only device benchmarked for now (a GPU would be ORT's CUDA provider / OpenVINO's GPU plugin).")
 @click.option("--backend", "backends", default="torch,onnxruntime,openvino", callback=_csv(str, "--backend"),
               show_default=True, help="Runtimes: torch (eager student), onnxruntime, openvino.")
 @click.option("--precision", "precisions", default="fp32,fp16,int8", callback=_csv(str, "--precision"),
               show_default=True, help="Storage precisions of the artifacts to run.")
 @click.option("--threads", default="1", callback=_csv(int, "--threads"), show_default=True,
               help="Intra-op thread counts, e.g. 1,2.")
-@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Batch size of the latency measurement.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Batch size of the latency measurement.")
 @click.option("--throughput-batch", default=64, show_default=True, type=click.IntRange(min=0),
               help="Batch size of the throughput measurement (0: none).")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True),
@@ -51,13 +54,24 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
     """Measure exported RUNs on the CPU: batch-1 latency (median, mean, p90, p99, min) on static and
     dynamic compilations, throughput, test accuracy, and the FLOP bound.
 
-    Without RUN, every run under runs/ that has an export (RUN/export/manifest.json). Writes
-    RUN/bench.json and merges the rows into one CSV across runs.
+    Without RUN, every run under runs/ that has an export. Writes each run's bench file and merges
+    the rows into one CSV across runs.
     """
     from ..console import console, plain, say
-    from ..runtime.bench import DEFAULT_RESULTS, BenchConfig, bench_runs
+    from ..errors import UserError
+    from ..rundir import DEFAULT_RESULTS, RunDir
+    from ..runtime.bench import BACKENDS, OV_COMPUTE, PRECISIONS, SHAPES, BenchConfig, bench_runs
     from ..runtime.hardware import machine_info
 
+    if not cpu:
+        raise UserError("--no-cpu: only CPU benchmarking is implemented; drop --no-cpu")
+    for flag, values, allowed in (("--backend", backends, BACKENDS), ("--precision", precisions, PRECISIONS),
+                                  ("--shape", shapes, SHAPES), ("--ov-compute", ov_compute, OV_COMPUTE)):
+        bad = [v for v in values if v not in allowed]
+        if bad or not values:
+            raise UserError(f"{flag}: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
+    if seconds is not None and iters is not None:
+        raise UserError("--seconds and --iters exclude each other: give one")
     config = BenchConfig(backends=backends, precisions=precisions, threads=threads, batch=batch,
                          throughput_batch=throughput_batch, seconds=seconds, iters=iters,
                          warmup=warmup, shapes=shapes, ov_compute=ov_compute, accuracy=not no_accuracy)
@@ -67,33 +81,34 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
     with console.status("benchmarking") as status:
         rows = bench_runs(runs or None, config, results=results, machine=machine, data_dir=data_dir,
                           progress=lambda message: status.update(plain(message)))
-    for run in dict.fromkeys(r["run"] for r in rows):
-        console.print(_run_table(run, [r for r in rows if r["run"] == run], batch, throughput_batch,
+    for run in dict.fromkeys(r.run for r in rows):
+        console.print(_run_table(run, [r for r in rows if r.run == run], batch, throughput_batch,
                                  compact=console.width < 120))
     cpu_info, est, meas = machine["cpu"], machine["peak_estimated"], machine.get("peak_measured") or {}
     console.print(f"CPU: {cpu_info['model']}, {machine['usable_cpus']} usable CPU(s), ISA {' '.join(cpu_info['isa'])}")
     console.print(f"FP32 peak per core: {est.get('gflops_per_core')} GFLOP/s estimated ({est.get('formula')}); "
                   f"{meas.get('gflops_best')} GFLOP/s measured (sgemm n={meas.get('n')}, 1 thread)")
-    console.print(f"load average: {machine.get('load_average_start')} at start, {machine.get('load_average_end')} at end")
-    written = sorted({str(Path(r['run']) / 'bench.json') for r in rows})
+    console.print(f"load average: {machine.get('load_average_start')} at start, "
+                  f"{machine.get('load_average_end')} at end")
+    written = sorted({str(RunDir(r.run).bench) for r in rows})
     say(f"wrote {', '.join(written)} and {results}")
 
 
 _RUNTIME = {"torch": "torch", "onnxruntime": "ORT", "openvino": "OpenVINO"}
 
 
-def _run_table(run: str, rows: list[dict], batch: int, throughput_batch: int, *, compact: bool):
+def _run_table(run: str, rows: list, batch: int, throughput_batch: int, *, compact: bool):
     """One run's rows; `compact` (narrow terminals) leaves out runtime (the artifact's name says it),
     mean and min (they are in the CSV), and the thread count when there is only one."""
     from rich import box
     from rich.table import Table
 
     first = rows[0]
-    acc = first.get("run_final_test_acc")
-    t = Table(title=f"{run}: {first['student']}, method {first['method']}, {first['dataset']}"
+    acc = first.run_final_test_acc
+    t = Table(title=f"{run}: {first.student}, method {first.method}, {first.dataset}"
                     + (f" (run's final test acc {acc:.2f}%)" if acc is not None else ""),
               caption=f"batch-{batch} latency in ms per call"
-                      + (f", {rows[0]['threads']} thread(s)" if len({r["threads"] for r in rows}) == 1 else "")
+                      + (f", {first.threads} thread(s)" if len({r.threads for r in rows}) == 1 else "")
                       + f"; img/s at batch {throughput_batch}; "
                       "% bound = estimated FP32 FLOP bound / median",
               title_justify="left", caption_justify="left",
@@ -102,18 +117,18 @@ def _run_table(run: str, rows: list[dict], batch: int, throughput_batch: int, *,
                ("shape", "left"), ("median", "right"), ("mean", "right"), ("p90", "right"), ("p99", "right"),
                ("min", "right"), ("img/s", "right"), ("top-1 %", "right"), ("% bound", "right")]
     if compact:
-        drop = {"mean", "min", "runtime"} | ({"thr"} if len({r["threads"] for r in rows}) == 1 else set())
+        drop = {"mean", "min", "runtime"} | ({"thr"} if len({r.threads for r in rows}) == 1 else set())
         columns = [c for c in columns if c[0] not in drop]
     short = {"top-1 %": "top-1", "% bound": "%bnd"} if compact else {}
     body = []
     for r in rows:
-        cells = {"artifact": r["artifact"], "runtime": _RUNTIME.get(r["backend"], r["backend"]),
-                 "precision": _precision(r), "thr": str(r["threads"]), "shape": r["shape"],
-                 "median": f"{r['median_ms']:.3f}", "mean": f"{r['mean_ms']:.3f}", "p90": f"{r['p90_ms']:.3f}",
-                 "p99": f"{r['p99_ms']:.3f}", "min": f"{r['min_ms']:.3f}",
-                 "img/s": "" if not r.get("throughput_ips") else f"{r['throughput_ips']:,.0f}",
-                 "top-1 %": "" if r.get("accuracy") is None else f"{r['accuracy']:.2f}",
-                 "% bound": "" if r.get("pct_bound_est") is None else f"{r['pct_bound_est']:.0f}"}
+        cells = {"artifact": r.artifact, "runtime": _RUNTIME.get(r.backend, r.backend),
+                 "precision": _precision(r), "thr": str(r.threads), "shape": r.shape,
+                 "median": f"{r.median_ms:.3f}", "mean": f"{r.mean_ms:.3f}", "p90": f"{r.p90_ms:.3f}",
+                 "p99": f"{r.p99_ms:.3f}", "min": f"{r.min_ms:.3f}",
+                 "img/s": "" if not r.throughput_ips else f"{r.throughput_ips:,.0f}",
+                 "top-1 %": "" if r.accuracy is None else f"{r.accuracy:.2f}",
+                 "% bound": "" if r.pct_bound_est is None else f"{r.pct_bound_est:.0f}"}
         body.append([cells[name] for name, _ in columns])
     for i, (name, justify) in enumerate(columns):
         header = short.get(name, name)
@@ -124,15 +139,15 @@ def _run_table(run: str, rows: list[dict], batch: int, throughput_batch: int, *,
     return t
 
 
-def _precision(r: dict) -> str:
-    store, infer = r.get("storage_precision"), r.get("inference_precision")
+def _precision(r) -> str:
+    store, infer = r.storage_precision, r.inference_precision
     return store if store == infer else f"{store}→{infer}"
 
 
 @main.command()
 @click.argument("runs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
-              help="Benchmark CSV [default: runs/bench.csv; else each RUN's bench.json].")
+              help="Benchmark CSV [default: runs/bench.csv; else each RUN's own bench file].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("runs/tradeoff.png"),
               show_default=True, help="Figure path; the .svg and .md are written beside it.")
 @click.option("--paper", is_flag=True, help="Add the paper's CIFAR-100 accuracies (at our latency of each student).")
@@ -143,16 +158,10 @@ def plot(runs, results, out, paper, threads, batch, title):
     """Accuracy vs batch-1 CPU latency of benchmarked RUNs (default: all rows of the results CSV),
     with the Pareto front: PNG + SVG + a Markdown table."""
     from ..console import say
-    from ..engine.rundir import read_json
     from ..report.plot import plot_tradeoff
-    from ..runtime.bench import BENCH_JSON, load_results
+    from ..rundir.bench_results import load_results, read_bench_machine
 
     rows = load_results(runs or None, results)
-    machine = None
-    for run in dict.fromkeys(r.get("run") for r in rows):
-        bench_json = Path(str(run)) / BENCH_JSON
-        if bench_json.is_file():
-            machine = read_json(bench_json).get("machine")
-            break
+    machine = next((m for m in map(read_bench_machine, dict.fromkeys(r.run for r in rows)) if m), None)
     paths = plot_tradeoff(rows, out, paper=paper, threads=threads, batch=batch, title=title, machine=machine)
     say(f"wrote {paths['png']}, {paths['svg']} and {paths['md']}")

@@ -40,26 +40,21 @@ def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, m
 
     RUN defaults to the most recently finished run under runs/. Every artifact is checked on real
     test images (FP32: max |Δ logits| ≤ 1e-4) and evaluated on the whole test split; the figures go
-    to manifest.json beside the artifacts. An artifact that fails its check is not published: the
+    to a manifest beside the artifacts. An artifact that fails its check is not published: the
     others are, each failure is one line (figure, remedy), and the exit code is 4.
     """
     from ..console import console, error_line, plain, say
-    from ..engine import rundir
-    from ..errors import UserError
+    from ..export import EXIT_INCOMPLETE, ExportPlan, export_run
+    from ..rundir import latest_run
 
-    if not (to_onnx or to_openvino):
-        raise UserError("nothing to export: choose --onnx and/or --openvino")
+    plan = ExportPlan(onnx=to_onnx, openvino=to_openvino, fp16=fp16, int8=int8, opset=opset, exporter=exporter,
+                      calib=calib, max_drop=max_drop, bake_normalisation=bake_normalisation,
+                      parity_images=parity_images, min_agreement=min_agreement, overflow_fix=overflow_fix)
     if run is None:
-        run = rundir.latest_run()
+        run = latest_run()
         say(f"no RUN given: exporting the most recently finished run {run}")
-
-    from ..export import EXIT_INCOMPLETE, export_run
-
     with console.status("exporting") as status:
-        result = export_run(run, out=out, onnx=to_onnx, openvino=to_openvino, fp16=fp16, int8=int8, opset=opset,
-                            exporter=exporter, calib=calib, max_drop=max_drop, bake_normalisation=bake_normalisation,
-                            parity_images=parity_images, min_agreement=min_agreement, overflow_fix=overflow_fix,
-                            data_dir=data_dir, progress=lambda m: status.update(plain(m)))
+        result = export_run(run, plan, out=out, data_dir=data_dir, progress=lambda m: status.update(plain(m)))
     if result.manifest is not None:
         console.print(_artifact_table(result))
     for note in result.notes:
@@ -69,7 +64,7 @@ def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, m
     if result.manifest_path is not None:
         say(f"manifest: {result.manifest_path}")
     if result.failures:
-        published = len(result.manifest["artifacts"]) if result.manifest else 0
+        published = len(result.manifest.artifacts) if result.manifest else 0
         error_line(f"{len(result.failures)} artifact(s) failed their check; {published} published"
                    + ("" if published else " (the previous export, if any, is untouched)"))
         click.get_current_context().exit(EXIT_INCOMPLETE)
@@ -80,14 +75,14 @@ def _artifact_table(result):
 
     m = result.manifest
     rows = []
-    for a in m["artifacts"]:
-        p = a["parity"]
-        parity = (f"max|Δ| {p['max_abs_diff']:.1e}" if a["storage_precision"] == "fp32"
+    for a in m.artifacts:
+        p = a.parity
+        parity = (f"max|Δ| {p['max_abs_diff']:.1e}" if a.storage_precision == "fp32"
                   else f"top-1 {p['top1_agreement']:.1f}%, max|Δ| {p['max_abs_diff']:.2g}")
-        rows.append([a["path"], f"{a['storage_precision']} / {a['inference_precision']}",
-                     _size(a["total_size"]), parity, f"{a['test_accuracy']:.2f}% ({a['accuracy_delta']:+.2f})"])
-    t = table(f"{m['model']} from {m['run']} → {result.out_dir}/ ({m['exporter']} exporter, opset {m['opset']}; "
-              f"PyTorch test accuracy {m['pytorch']['test_accuracy']:.2f}%)",
+        rows.append([a.path, f"{a.storage_precision} / {a.inference_precision}",
+                     _size(a.total_size), parity, f"{a.test_accuracy:.2f}% ({a.accuracy_delta:+.2f})"])
+    t = table(f"{m.model} from {m.run} → {result.out_dir}/ ({m.exporter} exporter, opset {m.opset}; "
+              f"PyTorch test accuracy {m.pytorch['test_accuracy']:.2f}%)",
               ["path", "stored / computed", "size", "parity vs PyTorch", "test accuracy (Δ)"], rows)
     t.columns[0].justify = "left"
     t.columns[0].no_wrap = True

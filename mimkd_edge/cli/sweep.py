@@ -57,42 +57,48 @@ def _export_all(jobs, data_dir) -> int:
     """Export every finished run not yet exported; a failed artifact is reported and the sweep goes
     on with what passed. Returns the number of failed artifacts."""
     from ..console import console, error_line, plain, say
-    from ..export import export_run
+    from ..export import ExportPlan, export_run
+    from ..rundir import RunDir
 
     failed = 0
     for job in jobs:
-        if (job.out / "export" / "manifest.json").is_file():
+        if RunDir(job.out).exported:
             say(f"skip export of {job.name} (exported)", style="dim")
             continue
         with console.status(plain(f"exporting {job.name}")) as status:
-            result = export_run(job.out, onnx=True, openvino=True, int8=True, data_dir=data_dir,
-                                progress=lambda message: status.update(plain(f"{job.name}: {message}")))
+            result = export_run(job.out, ExportPlan(onnx=True, openvino=True, int8=True), data_dir=data_dir,
+                                progress=lambda message, name=job.name: status.update(plain(f"{name}: {message}")))
         for failure in result.failures:
             error_line(f"{job.name}: {failure.line()}")
         failed += len(result.failures)
-        published = len(result.manifest["artifacts"]) if result.manifest else 0
+        published = len(result.manifest.artifacts) if result.manifest else 0
         say(f"exported {job.name}: {published} artifact(s) published")
     return failed
 
 
 def _bench_and_report(jobs, out: Path, data_dir) -> None:
+    from ..atomic import write_text
     from ..console import console, plain, say
     from ..report.plot import plot_tradeoff
     from ..report.protocol import protocol_markdown, protocol_rows
-    from ..engine.checkpoint import write_text
-    from ..runtime.bench import BenchConfig, bench_runs, load_results
+    from ..rundir import DEFAULT_RESULTS, RunDir
+    from ..rundir.bench_results import load_results
+    from ..rundir.layout import RESULTS_MARKDOWN, TRADEOFF_FIGURE
+    from ..runtime.bench import BenchConfig, bench_runs
 
-    results = out / "bench.csv"
-    todo = [j.out for j in jobs if (j.out / "export" / "manifest.json").is_file() and not (j.out / "bench.json").is_file()]
+    results = out / DEFAULT_RESULTS.name
+    todo = [j.out for j in jobs if RunDir(j.out).exported and not RunDir(j.out).benched]
     if todo:
         config = BenchConfig(precisions=("fp32", "int8"), threads=(1,), shapes=("static",), seconds=1.0)
         with console.status("benchmarking") as status:
             bench_runs(todo, config, results=results, data_dir=data_dir, progress=lambda m: status.update(plain(m)))
-    benched = [j.out for j in jobs if (j.out / "bench.json").is_file()]
+    benched = [j.out for j in jobs if RunDir(j.out).benched]
     finished = [j.out for j in jobs if j.finished]
-    write_text(out / "results.md", protocol_markdown(protocol_rows(finished)))
+    table = out / RESULTS_MARKDOWN
+    write_text(table, protocol_markdown(protocol_rows(finished)))
     if benched:
-        paths = plot_tradeoff(load_results(benched, results if results.is_file() else None), out / "tradeoff.png", paper=True)
-        say(f"wrote {out / 'results.md'}, {paths['png']}, {paths['svg']}")
+        rows = load_results(benched, results if results.is_file() else None)
+        paths = plot_tradeoff(rows, out / TRADEOFF_FIGURE, paper=True)
+        say(f"wrote {table}, {paths['png']}, {paths['svg']}")
     else:
-        say(f"wrote {out / 'results.md'} (no benchmarked run to plot)")
+        say(f"wrote {table} (no benchmarked run to plot)")

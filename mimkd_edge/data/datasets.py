@@ -24,7 +24,8 @@ from ..errors import UserError
 from ..recipe import DataConfig, Recipe
 from .cache import cache_root, source_key
 from .cifar import download_cifar, find_cifar, read_cifar
-from .folder import FolderData, decode_images, read_image_folder
+from ..imaging import decode_images
+from .folder import FolderData, read_image_folder, split_root
 from .synthetic import make_synthetic
 
 
@@ -89,7 +90,7 @@ def resolve_root(cfg: DataConfig, override: str | None = None, recorded: str | N
 
 def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str | None = None) -> Splits:
     """The train and test splits `cfg` names, at the data's own geometry unless the recipe sets
-    data.channels / data.image_size. `recorded`: the data location a finished run used (summary.json
+    data.channels / data.image_size. `recorded`: the data location a finished run used (its summary's
     data.source), so that export and bench find it without --data-dir."""
     notes: list[str] = []
     if cfg.dataset == "synthetic":
@@ -201,7 +202,7 @@ def _image_set(images, labels, size: int, channels: int) -> ImageSet:
 
 
 def _load_from_disk(cfg: DataConfig, root: Path):
-    is_folder_source = root.is_file() or (root.is_dir() and _has_split_dirs(root))
+    is_folder_source = root.is_file() or split_root(root) is not None
     if cfg.dataset == "imagefolder" or (is_folder_source and cfg.dataset in ("cifar10", "cifar100")):
         if not root.exists():
             raise UserError(f"data.root: no such folder or archive: {root}")
@@ -221,10 +222,3 @@ def _load_from_disk(cfg: DataConfig, root: Path):
         raise UserError(f"data.image_size / data.channels: CIFAR's python batches are 32×32 RGB, got "
                         f"{cfg.image_size} / {cfg.channels} (an image folder of CIFAR can be read at another geometry)")
     return FolderData((xtr, ytr), (xte, yte), classes, 3, 32, []), str(folder.resolve())
-
-
-def _has_split_dirs(root: Path) -> bool:
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        return True
-    subs = [p for p in root.iterdir() if p.is_dir()]
-    return len(subs) == 1 and (subs[0] / "train").is_dir() and (subs[0] / "test").is_dir()

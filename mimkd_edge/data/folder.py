@@ -11,20 +11,17 @@ import os
 import shutil
 import tarfile
 import tempfile
-import warnings
 import zipfile
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from ..imaging import GRAY_MODES, IMAGE_EXTENSIONS, decode_images, pil
 from .cache import cache_root, source_key
 
-_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-MAX_PIXELS = 89_478_485  # PIL's own default limit, used when it is switched off
 
 
 def unpack(archive: Path) -> Path:
@@ -59,12 +56,26 @@ def unpack(archive: Path) -> Path:
     return dest
 
 
+def split_root(root: Path) -> Path | None:
+    """The folder holding train/ and test/: ROOT itself, or the one sub-folder that does (an archive
+    usually unpacks into one); None when there is none. Two such sub-folders are ambiguous: an error."""
+    if not root.is_dir():
+        return None
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return root
+    found = [p for p in sorted(root.iterdir()) if p.is_dir() and (p / "train").is_dir() and (p / "test").is_dir()]
+    if len(found) > 1:
+        raise UserError(f"{root}: several image folders with train/ and test/ inside "
+                        f"({', '.join(p.name for p in found)}); point data.root at one")
+    return found[0] if found else None
+
+
 def find_split_root(root: Path) -> Path:
-    """The folder holding train/ and test/: ROOT itself or its single sub-folder."""
-    for cand in [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []:
-        if (cand / "train").is_dir() and (cand / "test").is_dir():
-            return cand
-    raise UserError(f"{root}: expected an image folder with train/<class>/ and test/<class>/ inside")
+    """`split_root`, or one line saying what was expected."""
+    found = split_root(root)
+    if found is None:
+        raise UserError(f"{root}: expected an image folder with train/<class>/ and test/<class>/ inside")
+    return found
 
 
 def _list_split(split_dir: Path, classes: list[str]) -> tuple[list[Path], np.ndarray]:
@@ -72,59 +83,16 @@ def _list_split(split_dir: Path, classes: list[str]) -> tuple[list[Path], np.nda
     for i, c in enumerate(classes):
         if not (split_dir / c).is_dir():
             raise UserError(f"{split_dir / c}: missing class folder (train/ has {c})")
-        files = sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in _EXTENSIONS)
+        files = sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
-            raise UserError(f"{split_dir / c}: class folder holds no images ({', '.join(sorted(_EXTENSIONS))}); "
+            raise UserError(f"{split_dir / c}: class folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
                             "remove it or add images")
         paths += files
         labels += [i] * len(files)
     return paths, np.asarray(labels, dtype=np.int64)
 
 
-GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}  # PIL modes read as one channel
 GEOMETRY_SAMPLE = 1000  # image headers read to find a folder's native channels and size
-
-
-def _pil():
-    """PIL's Image module, with its decompression-bomb *warning* silenced: decode_image refuses such
-    images itself, in one line; the warning would only add a second, unformatted one."""
-    from PIL import Image
-
-    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-    return Image
-
-
-def decode_image(path: Path, size: int, channels: int = 3) -> np.ndarray:
-    """One image file → uint8 (channels, size, size): gray ("L") for 1 channel, RGB for 3, resized
-    bilinearly when it is not size × size."""
-    Image = _pil()
-    try:
-        with Image.open(path) as im:  # reads the header only
-            if im.width * im.height > (Image.MAX_IMAGE_PIXELS or MAX_PIXELS):
-                raise UserError(f"{path}: {im.width}×{im.height} pixels, more than an image of this tool may have "
-                                f"({Image.MAX_IMAGE_PIXELS or MAX_PIXELS:,}): a decompression bomb or not a photo")
-            im = im.convert("L" if channels == 1 else "RGB")
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
-            return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise UserError(f"{path}: cannot decode image ({e})") from None
-
-
-def decode_images(paths: list[Path], size: int, channels: int = 3, threads: int | None = None) -> np.ndarray:
-    """Image files → uint8 (N, channels, size, size), decoded by a thread pool (PIL releases the GIL);
-    `threads=1` decodes in the calling thread (a DataLoader worker is already one of many)."""
-    out = np.empty((len(paths), channels, size, size), dtype=np.uint8)
-    threads = threads or os.cpu_count() or 1
-    if threads == 1 or len(paths) < 64:
-        for i, p in enumerate(paths):
-            out[i] = decode_image(p, size, channels)
-        return out
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for i, arr in enumerate(pool.map(lambda p: decode_image(p, size, channels), paths, chunksize=256)):
-            out[i] = arr
-    return out
 
 
 def native_geometry(paths: list[Path], channels: int | None, size: int | None) -> tuple[int, int, list[str]]:
@@ -132,7 +100,7 @@ def native_geometry(paths: list[Path], channels: int | None, size: int | None) -
     unset, read from the headers of up to GEOMETRY_SAMPLE images spread over the split, and one note
     per conversion that decoding will make. Gray images give 1 channel, any other mode 3 (RGB). Sizes:
     one square size is used as it is; several sizes, or non-square images, need data.image_size."""
-    Image = _pil()
+    Image = pil()
 
     step = max(1, len(paths) // GEOMETRY_SAMPLE)
     modes, sizes = Counter(), Counter()
@@ -184,7 +152,7 @@ def read_image_folder(source: Path, size: int | None = None, resident_bytes: int
     listed = {split: _list_split(root / split, classes) for split in ("train", "test")}
     for split, (paths, _) in listed.items():
         if not paths:
-            raise UserError(f"{root / split}: holds no images ({', '.join(sorted(_EXTENSIONS))})")
+            raise UserError(f"{root / split}: holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     channels, size, notes = native_geometry(listed["train"][0] + listed["test"][0], channels, size)
     key = f"{source.name}-{source_key(source)}-{channels}x{size}"
     train, test = (_read_split(*listed[split], f"{key}-{split}", channels, size, resident_bytes)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .datasets import ImageSet
-from .folder import decode_images
+from ..imaging import decode_images
 
 Augmentation = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (dy, dx, flip), one entry per image
 
@@ -114,7 +114,7 @@ class StreamingLoader(Loader):
             self.source, sampler=[idx for idx, _ in plan], batch_size=None, num_workers=self.workers,
             pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None)
         with _sigchld_restored():
-            for (idx, aug), (x, y) in zip(plan, batches):
+            for (idx, aug), (x, y) in zip(plan, batches, strict=True):
                 idx, aug = self._to_device(idx, aug)
                 x = x.to(self.device, non_blocking=True)
                 yield self._prepare(x, aug), y.to(self.device, non_blocking=True), idx

@@ -4,7 +4,7 @@ A run is resumed from its checkpoint with the recipe given now. Keys that only s
 the schedule may differ from the checkpoint's recipe — the remedy for a run that diverged is to
 resume it with a lower `train.lr` — and such a change is *applied* (the optimiser's learning rate,
 momentum and weight decay, the scheduler's milestones and gamma are set from the new recipe at the
-epoch resumed) and *recorded* (summary.json `recipe_changes`, the epoch it took effect, old and new
+epoch resumed) and *recorded* (the run summary's `recipe_changes`, the epoch it took effect, old and new
 value; recipe.toml then holds the new recipe). Any other difference — model, method, data, seed,
 batch size, precision — would make the checkpoint's state mean something else, so it is refused.
 """

@@ -14,8 +14,9 @@
     "method.name" = ["none", "kd", "crd", "mimkd"]
 
 A run is named `<recipe name>-<grid values>`, plus `-s<seed>` when the stage lists seeds (without
-`seeds`, a run keeps its recipe's seed and name, so a teacher lands where students look for it). A run whose summary.json exists is skipped;
-one with a checkpoint is resumed; so re-running a sweep only does what is left.
+`seeds`, a run keeps its recipe's seed and name, so a teacher lands where students look for it).
+A finished run (weights and summary written) is skipped; one with a checkpoint is resumed; so
+re-running a sweep only does what is left.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..recipe import Recipe, load_recipe, read_toml
+from ..recipe import Recipe, load_recipe, read_toml, toml_value
 from ..schema import ConfigError, build, param
-from . import rundir
+from ..rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,11 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return (self.out / rundir.SUMMARY).is_file() and (self.out / rundir.WEIGHTS).is_file()
+        return RunDir(self.out).finished
 
     @property
     def started(self) -> bool:
-        return (self.out / rundir.CHECKPOINT).is_file()
+        return RunDir(self.out).checkpoint.is_file()
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -88,12 +89,12 @@ def expand(cfg: SweepConfig, base: Path = Path(".")) -> list[Job]:
         for recipe_file in stage.recipes:
             # seed-major: a sweep stopped half-way has every grid point for its first seeds
             for seed, values in itertools.product(stage.seeds or (None,), itertools.product(*(grid[k] for k in keys))):
-                overrides = [*stage.set, *(f"{k}={_toml(v)}" for k, v in zip(keys, values))]
+                overrides = [*stage.set, *(f"{k}={toml_value(v)}" for k, v in zip(keys, values, strict=True))]
                 overrides += [f"seed={seed}"] if seed is not None else []
                 recipe = load_recipe(base / recipe_file, overrides)
                 suffix = [f"s{seed}"] if seed is not None else []
-                name = "-".join([recipe.name, *(_slug(k, v) for k, v in zip(keys, values)), *suffix])
-                recipe = load_recipe(base / recipe_file, [*overrides, f"name={_toml(name)}"])
+                name = "-".join([recipe.name, *(_slug(k, v) for k, v in zip(keys, values, strict=True)), *suffix])
+                recipe = load_recipe(base / recipe_file, [*overrides, f"name={toml_value(name)}"])
                 jobs.append(Job(i, name, recipe, out_root / name))
     names = [j.name for j in jobs]
     dupes = {n for n in names if names.count(n) > 1}
@@ -102,15 +103,8 @@ def expand(cfg: SweepConfig, base: Path = Path(".")) -> list[Job]:
     return jobs
 
 
-def _toml(v: Any) -> str:
-    if isinstance(v, str):
-        return '"' + v.replace('"', '\\"') + '"'
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return repr(v)
-
-
-def run_sweep(jobs: list[Job], train: Callable[[Job, bool], None], on_skip: Callable[[Job], None] | None = None) -> list[Job]:
+def run_sweep(jobs: list[Job], train: Callable[[Job, bool], None],
+              on_skip: Callable[[Job], None] | None = None) -> list[Job]:
     """Run every unfinished job with `train(job, resume)`; returns the jobs that ran."""
     ran = []
     for job in jobs:

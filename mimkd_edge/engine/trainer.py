@@ -9,7 +9,6 @@ module never prints; the CLI renders it.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import random
@@ -24,6 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..atomic import remove_stale_temporaries, write_text
 from ..data import Loader, Splits, load_splits, make_loader, resolve_recipe
 from ..errors import DivergedError, UserError, one_line
 from ..methods.registry import DistillMethod, MethodContext, create_method, method_class
@@ -32,9 +32,9 @@ from ..models.features import FeatureModel, Features, map_shapes
 from ..models.registry import create_model
 from ..provenance import git_commit, sha256_file, versions
 from ..recipe import Recipe, dump_recipe, load_recipe, parse_recipe
-from . import rundir
-from .checkpoint import (load_checkpoint, remove_stale_temporaries, save_checkpoint, save_weights, write_json,
-                         write_text)
+from ..rundir import RunDir, RunSummary, owned, read_summary, weights_path
+from ..rundir.checkpoint import load_checkpoint, load_model_weights, save_checkpoint, save_weights
+from ..rundir.summary import DataInfo, StudentInfo, write_metrics, write_summary
 from .resume import apply_schedule, check_changes, recipe_changes
 
 Event = Callable[[str, dict[str, Any]], None]
@@ -44,7 +44,8 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"train.device: \"{name}\" asked for, but no CUDA device is available (use \"auto\" or \"cpu\")")
+        raise UserError(f"train.device: \"{name}\" asked for, but no CUDA device is available "
+                        "(use \"auto\" or \"cpu\")")
     if name == "cuda" and dist.is_initialized():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device(name)
@@ -81,7 +82,7 @@ def seed_everything(seed: int) -> None:
 
 
 @dataclass
-class Session:
+class Training:
     """Everything one run is made of, built from a recipe."""
 
     recipe: Recipe
@@ -121,7 +122,7 @@ class _StudentFeatures(nn.Module):
         return f.logits, f.maps, f.vector
 
 
-def build_session(recipe: Recipe, data_dir: str | None = None) -> Session:
+def build_training(recipe: Recipe, data_dir: str | None = None) -> Training:
     ddp = init_distributed(recipe.train.device)
     seed_everything(recipe.seed)
     device = resolve_device(recipe.train.device)
@@ -169,7 +170,7 @@ def build_session(recipe: Recipe, data_dir: str | None = None) -> Session:
             method.gather_fn = all_gather_cat
     if t.compile:
         step = torch.compile(step)
-    return Session(recipe, device, splits, student, teacher, method, optimizer, scheduler, train_loader, test_loader,
+    return Training(recipe, device, splits, student, teacher, method, optimizer, scheduler, train_loader, test_loader,
                    teacher_info, ddp, step)
 
 
@@ -189,17 +190,17 @@ def load_teacher(recipe: Recipe) -> tuple[FeatureModel, dict]:
     """The frozen teacher from a finished run's weights; a missing file names the command that makes it."""
     cfg = recipe.teacher
     assert cfg is not None
-    path = rundir.weights_path(cfg.checkpoint)
+    path = weights_path(cfg.checkpoint)
     if not path.is_file():
         maker = cfg.recipe or f"recipes/teachers/{cfg.model}.toml"
         raise UserError(f"teacher.checkpoint: no such file: {path}; train the teacher first: "
                         f"mimkd-edge train {maker} --out {path.parent}")
     teacher = create_model(cfg.model, num_classes=recipe.data.classes, in_chans=recipe.data.channels)
-    rundir.load_model_weights(teacher, path, f"teacher model {cfg.model} with {recipe.data.classes} classes")
-    info: dict[str, Any] = {"model": cfg.model, "checkpoint": str(path), "sha256": sha256_file(path), "recipe": cfg.recipe}
-    summary = path.parent / rundir.SUMMARY
-    if summary.is_file():
-        info["test_acc"] = rundir.read_json(summary).get("final_test_acc")
+    load_model_weights(teacher, path, f"teacher model {cfg.model} with {recipe.data.classes} classes")
+    info: dict[str, Any] = {"model": cfg.model, "checkpoint": str(path), "sha256": sha256_file(path),
+                            "recipe": cfg.recipe}
+    if RunDir(path.parent).summary.is_file():  # a teacher trained by this tool: say how good it is
+        info["test_acc"] = read_summary(path.parent).final_test_acc
     return teacher, info
 
 
@@ -219,16 +220,16 @@ def evaluate(model: FeatureModel, loader: Loader) -> tuple[float, float]:
 
 
 def fit(recipe: Recipe, out_dir: str | Path, *, resume: bool = False, data_dir: str | None = None,
-        on_event: Event | None = None) -> dict:
+        on_event: Event | None = None) -> RunSummary:
     """Train `recipe` into `out_dir`; returns the run summary. Resumable; never overwrites a run unasked;
     one process per run directory (rundir.owned)."""
     out = Path(out_dir)
-    ckpt_path = out / rundir.CHECKPOINT
+    ckpt_path = RunDir(out).checkpoint
     if ckpt_path.exists() and not resume:
         raise UserError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
     if not _is_main_process():
         return _fit(recipe, out, resume, data_dir, on_event)
-    with rundir.owned(out):
+    with owned(out):
         remove_stale_temporaries(out)  # a killed run's half-written checkpoint; the real one is untouched
         return _fit(recipe, out, resume, data_dir, on_event)
 
@@ -237,9 +238,10 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event: Event | None) -> dict:
-    ckpt_path = out / rundir.CHECKPOINT
-    s = build_session(recipe, data_dir)
+def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event: Event | None) -> RunSummary:
+    run = RunDir(out)
+    ckpt_path = run.checkpoint
+    s = build_training(recipe, data_dir)
     recipe = s.recipe  # resolved: what the data says (an image folder's classes, statistics) filled in
     main = s.ddp.is_main
     emit = (on_event or (lambda kind, info: None)) if main else (lambda kind, info: None)
@@ -247,19 +249,10 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
     changes: list[dict] = []
     start_epoch, wall_before = 0, 0.0
     if resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        start_epoch, history, wall_before = _restore(s, ckpt, ckpt_path)
-        changes = list(ckpt.get("recipe_changes", []))
-        new = recipe_changes(resolve_recipe(_checkpoint_recipe(ckpt, out), s.splits), recipe, start_epoch)
-        check_changes(new, out)
-        if new:
-            apply_schedule(s.optimizer, s.scheduler, recipe)
-            changes += new
-            emit("warning", {"message": "resumed with " + ", ".join(f"{c['key']} {c['from']} → {c['to']}"
-                                                                   for c in new) + f" from epoch {start_epoch + 1}"})
+        start_epoch, history, wall_before, changes = _resume(s, out, emit)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        write_text(out / rundir.RECIPE, dump_recipe(recipe))
+        write_text(run.recipe, dump_recipe(recipe))
 
     t = recipe.train
     steps = len(s.train_loader)
@@ -281,28 +274,44 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
         history.append(record)
         if main:
             _save(s, ckpt_path, epoch, history, wall_before + time.perf_counter() - started, recipe, changes)
-            write_text(out / rundir.METRICS, "".join(_json_line(r) for r in history))
+            write_metrics(out, history)
         saved = epoch + 1
         emit("epoch", record)
 
     wall = wall_before + time.perf_counter() - started
-    summary = _summary(s, history, wall)
-    summary["recipe_changes"] = changes
+    summary = _summary(s, history, wall, changes)
     if main:
-        save_weights(out / rundir.WEIGHTS, s.student.state_dict(), metadata={"model": recipe.student.model})
-        write_json(out / rundir.SUMMARY, summary)
+        save_weights(run.weights, s.student.state_dict(), metadata={"model": recipe.student.model})
+        write_summary(out, summary)
     if s.ddp.world_size > 1:
         dist.barrier()
     emit("end", summary)
     return summary
 
 
+def _resume(s: Training, out: Path, emit: Event) -> tuple[int, list[dict], float, list[dict]]:
+    """Restore the checkpoint into `s`; apply and record schedule changes made to the recipe since
+    (engine/resume.py), refuse any other. Returns (first epoch to run, history, wall time, changes)."""
+    path = RunDir(out).checkpoint
+    ckpt = load_checkpoint(path)
+    start_epoch, history, wall_before = _restore(s, ckpt, path)
+    changes = list(ckpt.get("recipe_changes", []))
+    new = recipe_changes(resolve_recipe(_checkpoint_recipe(ckpt, out), s.splits), s.recipe, start_epoch)
+    check_changes(new, out)
+    if new:
+        apply_schedule(s.optimizer, s.scheduler, s.recipe)
+        changes += new
+        emit("warning", {"message": "resumed with " + ", ".join(f"{c['key']} {c['from']} → {c['to']}" for c in new)
+                                    + f" from epoch {start_epoch + 1}"})
+    return start_epoch, history, wall_before, changes
+
+
 def _checkpoint_recipe(ckpt: dict, out: Path) -> Recipe:
     """The recipe the checkpoint was trained with: stored in it (since recipe changes are recorded),
     else the run's recipe.toml as it was before this resume rewrites it."""
     if isinstance(ckpt.get("recipe"), str):
-        return parse_recipe(tomllib.loads(ckpt["recipe"]), f"{out / rundir.CHECKPOINT} (its recipe)")
-    return load_recipe(out / rundir.RECIPE)
+        return parse_recipe(tomllib.loads(ckpt["recipe"]), f"{RunDir(out).checkpoint} (its recipe)")
+    return load_recipe(RunDir(out).recipe)
 
 
 def _last_good(ckpt_path: Path, saved: int | None) -> str:
@@ -311,7 +320,7 @@ def _last_good(ckpt_path: Path, saved: int | None) -> str:
     return f"The last good checkpoint {ckpt_path} (end of epoch {saved}, every tensor finite) is intact"
 
 
-def _require_finite_state(s: Session, epoch: int) -> None:
+def _require_finite_state(s: Training, epoch: int) -> None:
     """A finite loss does not prove finite weights: the step after the last checked loss can overflow
     them, and BN statistics can overflow with finite losses. Nothing non-finite is ever checkpointed."""
     named = [(f"{owner}.{k}", v) for owner, module in (("model", s.student), ("method", s.method))
@@ -319,14 +328,14 @@ def _require_finite_state(s: Session, epoch: int) -> None:
     named += [(f"optimizer momentum {i}", st.get("momentum_buffer")) for i, st in enumerate(s.optimizer.state.values())]
     named = [(k, v) for k, v in named if v is not None and v.is_floating_point()]
     finite = torch.stack([torch.isfinite(v).all() for _, v in named]).tolist() if named else []  # one device read
-    bad = [k for (k, _), ok in zip(named, finite) if not ok]
+    bad = [k for (k, _), ok in zip(named, finite, strict=True) if not ok]
     if bad:
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
         raise DivergedError(f"after epoch {epoch + 1} the weights hold non-finite values ({', '.join(bad[:3])}{more}) "
                             "although every loss was finite")
 
 
-def _train_epoch(s: Session, epoch: int, emit: Event) -> dict:
+def _train_epoch(s: Training, epoch: int, emit: Event) -> dict:
     s.student.train()
     s.method.train()
     check_every = 1 if s.device.type == "cpu" else s.recipe.train.log_every
@@ -370,7 +379,7 @@ def _train_epoch(s: Session, epoch: int, emit: Event) -> dict:
     return record
 
 
-def _student_forward(s: Session, x: torch.Tensor, emit: Event) -> Features:
+def _student_forward(s: Training, x: torch.Tensor, emit: Event) -> Features:
     try:
         return Features(*s.student_step(x))
     except Exception as e:  # torch.compile fails in many ways on its first call; fall back to eager
@@ -382,14 +391,14 @@ def _student_forward(s: Session, x: torch.Tensor, emit: Event) -> Features:
         return Features(*s.student_step(x))
 
 
-def _reduce(s: Session, sums: dict[str, torch.Tensor], seen: int, correct: torch.Tensor) -> tuple[dict, int, float]:
+def _reduce(s: Training, sums: dict[str, torch.Tensor], seen: int, correct: torch.Tensor) -> tuple[dict, int, float]:
     """Sums over every rank (one all-reduce): (term sums, images, correct)."""
     keys = sorted(sums)
     flat = torch.stack([sums[k] for k in keys] + [torch.tensor(float(seen), device=s.device), correct.float()])
     if s.ddp.world_size > 1:
         dist.all_reduce(flat)
     values = flat.tolist()
-    return dict(zip(keys, values[:-2])), int(values[-2]), values[-1]
+    return dict(zip(keys, values[:-2], strict=True)), int(values[-2]), values[-1]
 
 
 def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
@@ -403,7 +412,7 @@ def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
     padded[: t.shape[0]] = t
     parts = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(parts, padded.contiguous())
-    return torch.cat([p[: int(k.item())] for p, k in zip(parts, sizes)])
+    return torch.cat([p[: int(k.item())] for p, k in zip(parts, sizes, strict=True)])
 
 
 def _average_gradients(module: nn.Module) -> None:
@@ -420,7 +429,7 @@ def _average_gradients(module: nn.Module) -> None:
         offset += g.numel()
 
 
-def _check_finite(loss: torch.Tensor, s: Session, epoch: int, step: int) -> None:
+def _check_finite(loss: torch.Tensor, s: Training, epoch: int, step: int) -> None:
     value = loss.item()
     if not math.isfinite(value):
         raise DivergedError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}")
@@ -433,7 +442,7 @@ def _rng_state() -> dict:
     return state
 
 
-def _save(s: Session, path: Path, epoch: int, history: list[dict], wall: float, recipe: Recipe,
+def _save(s: Training, path: Path, epoch: int, history: list[dict], wall: float, recipe: Recipe,
           changes: list[dict]) -> None:
     save_checkpoint(path, {
         "epoch": epoch, "model": s.student.state_dict(), "method": s.method.state_dict(),
@@ -446,7 +455,7 @@ def _save(s: Session, path: Path, epoch: int, history: list[dict], wall: float, 
 CHECKPOINT_KEYS = ("epoch", "model", "method", "optimizer", "scheduler", "rng", "history")
 
 
-def _restore(s: Session, ckpt: dict, path: Path) -> tuple[int, list[dict], float]:
+def _restore(s: Training, ckpt: dict, path: Path) -> tuple[int, list[dict], float]:
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(CHECKPOINT_KEYS)
     if missing or not isinstance(ckpt["epoch"], int) or not isinstance(ckpt["history"], list):
         raise UserError(f"{path}: not a checkpoint of this tool (expected a table with {', '.join(CHECKPOINT_KEYS)}; "
@@ -471,32 +480,27 @@ def _as_python_state(state):
     return (version, tuple(internal), gauss)
 
 
-def _json_line(record: dict) -> str:
-    return json.dumps(record) + "\n"
-
-
-def _summary(s: Session, history: list[dict], wall: float) -> dict:
-    r = s.recipe
+def _summary(s: Training, history: list[dict], wall: float, changes: list[dict]) -> RunSummary:
+    r, splits = s.recipe, s.splits
     evaluated = [h for h in history if "test_acc" in h]
     best = max(evaluated, key=lambda h: h["test_acc"]) if evaluated else None
     size = r.data.image_size
-    student = {"model": r.student.model, "params": count_params(s.student), "macs": count_macs(s.student, size)}
-    return {
-        "name": r.name, "method": r.method.name, "seed": r.seed,
-        "student": student, "teacher": s.teacher_info or None,
-        "data": {"dataset": r.data.dataset, "source": s.splits.source, "classes": s.splits.classes,
-                 "train_size": len(s.splits.train), "test_size": len(s.splits.test),
-                 "image_size": size, "mean": list(s.splits.mean), "std": list(s.splits.std),
-                 "path": {split: "resident" if data.resident else "streamed"
-                          for split, data in (("train", s.splits.train), ("test", s.splits.test))}},
-        "epochs": r.train.epochs,
-        "final_test_acc": history[-1].get("test_acc"),
-        "best_test_acc": best["test_acc"] if best else None,  # selected on the test set: for reference only
-        "best_epoch": best["epoch"] if best else None,
-        "final_train_acc": history[-1]["train_acc"],
-        "wall_seconds": wall,
-        "images_per_s": sum(h["images_per_s"] for h in history) / len(history),
-        "device": rundir.describe_device(s.device),
-        "versions": versions(), "git_commit": git_commit(),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    return RunSummary(
+        name=r.name, method=r.method.name, seed=r.seed,
+        student=StudentInfo(r.student.model, count_params(s.student), count_macs(s.student, size)),
+        teacher=s.teacher_info or None,
+        data=DataInfo(dataset=r.data.dataset, source=splits.source, classes=list(splits.classes),
+                      train_size=len(splits.train), test_size=len(splits.test), image_size=size,
+                      mean=list(splits.mean), std=list(splits.std),
+                      path={split: "resident" if data.resident else "streamed"
+                            for split, data in (("train", splits.train), ("test", splits.test))}),
+        epochs=r.train.epochs,
+        final_test_acc=history[-1].get("test_acc"),
+        best_test_acc=best["test_acc"] if best else None,
+        best_epoch=best["epoch"] if best else None,
+        final_train_acc=history[-1]["train_acc"],
+        wall_seconds=wall,
+        images_per_s=sum(h["images_per_s"] for h in history) / len(history),
+        device=torch.cuda.get_device_name(s.device) if s.device.type == "cuda" else "cpu",
+        versions=versions(), git_commit=git_commit(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        recipe_changes=changes)

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..engine.checkpoint import atomic_write
+from ..atomic import atomic_write
 from ..errors import UserError, one_line
 from .quiet import quiet
 
@@ -157,9 +157,3 @@ def set_metadata(proto, props: dict[str, str]) -> None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
 
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in proto.metadata_props}

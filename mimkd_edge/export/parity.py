@@ -18,16 +18,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 
-from ..data import BatchLoader, ImageSet
 from ..errors import UserError
+from ..runtime.accuracy import EVAL_BATCH
 from ..runtime.session import Session
 
 FP32_MAX_ABS_DIFF = 1e-4
 MIN_TOP1_AGREEMENT = 90.0
 PARITY_IMAGES = 256
-EVAL_BATCH = 256
 
 
 def parity_indices(n_total: int, n: int = PARITY_IMAGES) -> np.ndarray:
@@ -36,31 +34,8 @@ def parity_indices(n_total: int, n: int = PARITY_IMAGES) -> np.ndarray:
     return (np.arange(n, dtype=np.int64) * n_total) // max(1, n)
 
 
-def prepare_inputs(images: torch.Tensor, mean, std, *, baked: bool) -> np.ndarray:
-    """uint8 (N, 3, H, W) images → the float32 input an artifact expects.
-
-    Not baked: exactly the training code's test-time transform (BatchLoader, no augmentation).
-    Baked: raw pixels scaled to [0, 1].
-    """
-    if baked:
-        return (images.float() / 255.0).numpy()
-    loader = BatchLoader(ImageSet(images, torch.zeros(len(images), dtype=torch.long)), max(1, len(images)),
-                         mean, std, train=False)
-    x, _, _ = next(iter(loader.epoch(0)))
-    return x.contiguous().numpy()
-
-
 def logits(session: Session, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
     return np.concatenate([session.run(x[i: i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
-def accuracy(session: Session, data: ImageSet, mean, std, *, baked: bool, batch_size: int = EVAL_BATCH) -> float:
-    """Top-1 accuracy (%) of `session` on a whole split (in memory or on disk), prepared and run in batches."""
-    correct = 0
-    for images, labels in data.chunks(batch_size):
-        x = prepare_inputs(images, mean, std, baked=baked)
-        correct += int((session.run(x).argmax(1) == labels.numpy()).sum())
-    return 100.0 * correct / max(1, len(data))
 
 
 @dataclass

@@ -1,12 +1,15 @@
-"""export_run: a finished run → proven ONNX / OpenVINO artifacts (FP32, FP16, INT8) + manifest.json.
+"""export_run: a finished run → proven ONNX / OpenVINO artifacts (FP32, FP16, INT8) + their manifest.
 
-Every artifact is built in a staging folder inside the output folder, reopened from disk through
-runtime.session, checked against the PyTorch model on real test images (export/parity.py) and
-evaluated on the whole test split. The artifacts that pass are renamed into the output folder,
-manifest.json last; one that fails its check (or cannot be built) is not published: the manifest's
-`failed` list and ExportResult.failures name it, with the figure it missed and what to try. A user
-who asked for five artifacts and lost one to INT8 keeps the four that are proven. When none passes,
-the previous export is left untouched. The CLI exits with EXIT_INCOMPLETE whenever one failed.
+Three steps over typed artifacts:
+- build: every artifact is written into a staging folder inside the output folder (OpenVINO IRs and
+  INT8 graphs are made from the FP32 .onnx file);
+- prove: each is reopened from disk through runtime.session, checked against the PyTorch model on
+  real test images (export/parity.py) and evaluated on the whole test split (runtime.accuracy);
+- publish: those that pass are renamed into the output folder, the manifest last.
+An artifact that fails its check (or cannot be built) is not published: the manifest's `failed` list
+and ExportResult.failures name it, with the figure it missed and what to try. A user who asked for
+five artifacts and lost one to INT8 keeps the four that are proven. When none passes, the previous
+export is left untouched. The CLI exits with EXIT_INCOMPLETE whenever one failed.
 """
 
 from __future__ import annotations
@@ -24,17 +27,20 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data import load_splits
-from ..engine import rundir
+from ..atomic import default_file_mode
+from ..data import Splits, load_splits
 from ..errors import UserError
+from ..imaging import RESIZE_RULE
 from ..provenance import git_commit, versions
-from ..runtime import manifest as mf
+from ..rundir import LoadedRun, Manifest, ManifestArtifact, RunDir, load_run
+from ..rundir.manifest import artifact_record, previous_files, write_manifest
+from ..runtime.accuracy import EVAL_BATCH, evaluate, model_inputs
 from ..runtime.session import open_session
 from .onnx_export import (BATCH_DIM, INPUT_NAME, SCALE_NORMALISED, SCALE_RAW, NormalisedInput, export_onnx,
                           resolve_opset)
 from .openvino_export import convert_onnx, save_ir
-from .parity import (MIN_TOP1_AGREEMENT, PARITY_IMAGES, accuracy, failure_reason, logits, measure_parity,
-                     parity_indices, prepare_inputs)
+from .parity import (FP32_MAX_ABS_DIFF, MIN_TOP1_AGREEMENT, PARITY_IMAGES, failure_reason, logits, measure_parity,
+                     parity_indices)
 from .quantize import OVERFLOW_FIXES, quantize_onnx, quantize_openvino, sample_indices
 
 DEFAULT_CALIBRATION = 300
@@ -55,6 +61,42 @@ REMEDIES = {
 
 
 @dataclass(frozen=True)
+class ExportPlan:
+    """What to export and how; checked once, here, for the CLI and for library callers alike.
+
+    onnx → model_fp32.onnx (+ model_int8.onnx with int8); openvino → model_fp32.xml/.bin
+    (+ model_fp16.xml with fp16, model_int8.xml with int8). OpenVINO IRs are converted from the
+    FP32 .onnx file, which is built either way (kept only with `onnx`).
+    """
+
+    onnx: bool = True
+    openvino: bool = False
+    fp16: bool = False
+    int8: bool = False
+    opset: int | None = None  # None: the exporter's default (export/onnx_export.resolve_opset), set here
+    exporter: str = "dynamo"
+    calib: int = DEFAULT_CALIBRATION
+    max_drop: float | None = None  # INT8 accuracy control (NNCF, OpenVINO only)
+    bake_normalisation: bool = False
+    parity_images: int = PARITY_IMAGES
+    min_agreement: float = MIN_TOP1_AGREEMENT
+    overflow_fix: str = "all"
+
+    def __post_init__(self) -> None:
+        if not (self.onnx or self.openvino):
+            raise UserError("nothing to export: choose --onnx and/or --openvino")
+        if self.fp16 and not self.openvino:
+            raise UserError("--fp16 makes an FP16-compressed OpenVINO IR: add --openvino")
+        if self.max_drop is not None and not self.int8:
+            raise UserError("--max-drop controls INT8 quantisation: add --int8")
+        if self.calib < 1 or self.parity_images < 1:
+            raise UserError("--calib and the parity set need at least one image")
+        if self.overflow_fix not in OVERFLOW_FIXES:
+            raise UserError(f"--overflow-fix: choose one of {', '.join(OVERFLOW_FIXES)}")
+        object.__setattr__(self, "opset", resolve_opset(self.exporter, self.opset))  # checked before any work
+
+
+@dataclass(frozen=True)
 class ArtifactFailure:
     """An artifact that was asked for and not published: why (the figure it missed) and what to try."""
 
@@ -68,15 +110,12 @@ class ArtifactFailure:
     def line(self) -> str:
         return f"{self.path} ({self.backend}) not published: {self.reason}; {self.remedy}"
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
 class ExportResult:
     out_dir: Path
     manifest_path: Path | None  # None when no artifact passed (the previous export, if any, is untouched)
-    manifest: dict | None
+    manifest: Manifest | None
     notes: list[str] = field(default_factory=list)  # things the user should know (printed by the CLI)
     failures: list[ArtifactFailure] = field(default_factory=list)
 
@@ -85,219 +124,246 @@ class ExportResult:
         return not self.failures
 
 
-def export_run(run: str | Path, *, out: str | Path | None = None, onnx: bool = True, openvino: bool = False,
-               fp16: bool = False, int8: bool = False, opset: int | None = None, exporter: str = "dynamo",
-               calib: int = DEFAULT_CALIBRATION, max_drop: float | None = None, bake_normalisation: bool = False,
-               parity_images: int = PARITY_IMAGES, min_agreement: float = MIN_TOP1_AGREEMENT,
-               overflow_fix: str = "all", data_dir: str | None = None, threads: int | None = None,
-               progress: Progress | None = None) -> ExportResult:
-    """Export the student of run directory `run`; artifacts go to `out` (default RUN/export).
+@dataclass(frozen=True)
+class Reference:
+    """The PyTorch side of every check, computed once: the parity set's inputs and logits, the
+    test split and the reference accuracy on it, and the metadata every artifact carries."""
 
-    onnx → model_fp32.onnx (+ model_int8.onnx with int8); openvino → model_fp32.xml/.bin
-    (+ model_fp16.xml with fp16, model_int8.xml with int8). OpenVINO IRs are converted from the
-    FP32 .onnx file, which is built either way (kept only with `onnx`).
-    """
-    say = progress or (lambda message: None)
-    if not (onnx or openvino):
-        raise UserError("nothing to export: choose --onnx and/or --openvino")
-    if fp16 and not openvino:
-        raise UserError("--fp16 makes an FP16-compressed OpenVINO IR: add --openvino")
-    if max_drop is not None and not int8:
-        raise UserError("--max-drop controls INT8 quantisation: add --int8")
-    if calib < 1 or parity_images < 1:
-        raise UserError("--calib and the parity set need at least one image")
-    if overflow_fix not in OVERFLOW_FIXES:
-        raise UserError(f"--overflow-fix: choose one of {', '.join(OVERFLOW_FIXES)}")
-    opset = resolve_opset(exporter, opset)
-    threads = threads or torch.get_num_threads()
-    notes: list[str] = []
+    run: LoadedRun
+    splits: Splits
+    baked: bool
+    module: torch.nn.Module  # the student, with the normalisation in front when baked
+    parity_idx: np.ndarray
+    x_parity: np.ndarray
+    logits: np.ndarray  # float64, PyTorch's logits on x_parity
+    test_accuracy: float
+    metadata: dict[str, str]
 
-    loaded = rundir.load_run(run)
-    recipe, name = loaded.recipe, loaded.recipe.student.model
-    out_dir = Path(out) if out is not None else loaded.path / "export"
-    say(f"loading the {recipe.data.dataset} data set")
-    splits = load_splits(recipe.data, data_dir, recorded=loaded.data_source)
-    mean, std, baked = tuple(splits.mean), tuple(splits.std), bake_normalisation
-    size, chans = splits.image_size, splits.channels  # the run's geometry (its recipe is resolved)
-    test, train = splits.test, splits.train
-    reference = (NormalisedInput(loaded.model, mean, std) if baked else loaded.model).eval()
+    def inputs(self, images: torch.Tensor) -> np.ndarray:
+        return model_inputs(images, self.splits.mean, self.splits.std, baked=self.baked)
 
-    par_idx = parity_indices(len(test), parity_images)
-    n_par = len(par_idx)
-    x_par = prepare_inputs(test.take(torch.from_numpy(par_idx)), mean, std, baked=baked)
-    say(f"PyTorch reference: logits on {n_par} test images, accuracy on {len(test):,}")
-    torch_session = open_session(reference, "torch", threads=threads)
-    ref = logits(torch_session, x_par).astype(np.float64)
-    torch_acc = accuracy(torch_session, test, mean, std, baked=baked)
 
-    recipe_file = loaded.path / rundir.RECIPE
-    recipe_text = recipe_file.read_text(encoding="utf-8")
-    recipe_sha = hashlib.sha256(recipe_text.encode("utf-8")).hexdigest()
-    run_acc = loaded.summary.get("final_test_acc")
+def prepare_reference(run: LoadedRun, splits: Splits, plan: ExportPlan, threads: int, say: Progress) -> Reference:
+    mean, std, baked = tuple(splits.mean), tuple(splits.std), plan.bake_normalisation
+    module = (NormalisedInput(run.model, mean, std) if baked else run.model).eval()
+    idx = parity_indices(len(splits.test), plan.parity_images)
+    x_par = model_inputs(splits.test.take(torch.from_numpy(idx)), mean, std, baked=baked)
+    say(f"PyTorch reference: logits on {len(idx)} test images, accuracy on {len(splits.test):,}")
+    session = open_session(module, "torch", threads=threads)
+    ref = logits(session, x_par).astype(np.float64)
+    acc = evaluate(session, splits.test, mean, std, baked=baked).accuracy
+    recipe_text = RunDir(run.path).recipe.read_text(encoding="utf-8")
+    run_acc = run.summary.final_test_acc if run.summary else None
     metadata = {
-        "classes": json.dumps(list(splits.classes)), "input_size": json.dumps([chans, size, size]),
+        "classes": json.dumps(list(splits.classes)),
+        "input_size": json.dumps([splits.channels, splits.image_size, splits.image_size]),
         "mean": json.dumps(list(mean)), "std": json.dumps(list(std)),
         "normalisation_baked": "true" if baked else "false", "input_scale": SCALE_RAW if baked else SCALE_NORMALISED,
-        "recipe_name": recipe.name, "recipe_sha256": recipe_sha, "recipe": recipe_text,
-        "run_test_accuracy": "" if run_acc is None else f"{run_acc:.4f}", "pytorch_test_accuracy": f"{torch_acc:.4f}",
+        "colour_mode": "L" if splits.channels == 1 else "RGB", "resize": RESIZE_RULE,
+        "recipe_name": run.recipe.name, "recipe_sha256": hashlib.sha256(recipe_text.encode("utf-8")).hexdigest(),
+        "recipe": recipe_text,
+        "run_test_accuracy": "" if run_acc is None else f"{run_acc:.4f}", "pytorch_test_accuracy": f"{acc:.4f}",
     }
+    return Reference(run, splits, baked, module, idx, x_par, ref, acc, metadata)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
-    artifacts: list[dict] = []
-    failures: list[ArtifactFailure] = []
 
-    def prove(label: str, files: list[Path], backend: str, fmt: str, quantisation: dict | None = None) -> None:
-        final = out_dir / files[0].name
-        say(f"checking {files[0].name} on {backend}: parity on {n_par} test images, accuracy on {len(test):,}")
-        session = open_session(files[0], backend, threads=threads)
-        parity = measure_parity(ref, session, x_par, session.precision, min_agreement=min_agreement)
+class Exporter:
+    """Builds artifacts into `stage` and proves each against `ref`; keeps the passed and the failed."""
+
+    def __init__(self, ref: Reference, plan: ExportPlan, stage: Path, out_dir: Path, threads: int, say: Progress):
+        self.ref, self.plan, self.stage, self.out_dir, self.threads, self.say = ref, plan, stage, out_dir, threads, say
+        self.opset = plan.opset
+        self.artifacts: list[ManifestArtifact] = []
+        self.failures: list[ArtifactFailure] = []
+        self.notes: list[str] = []
+        self.exported = None  # the FP32 ONNX export (exporter, opset, seconds)
+        self.calibration: dict | None = None
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.stage / "model_fp32.onnx"
+
+    def prove(self, label: str, files: list[Path], backend: str, quantisation: dict | None = None) -> None:
+        ref, n_par = self.ref, len(self.ref.parity_idx)
+        self.say(f"checking {files[0].name} on {backend}: parity on {n_par} test images, "
+                 f"accuracy on {len(ref.splits.test):,}")
+        session = open_session(files[0], backend, threads=self.threads)
+        parity = measure_parity(ref.logits, session, ref.x_parity, session.precision,
+                                min_agreement=self.plan.min_agreement)
         reason = failure_reason(parity, session.precision)
         if reason is not None:
-            failures.append(ArtifactFailure(label, str(final), backend, reason, REMEDIES[label], parity.as_dict()))
+            self.failures.append(ArtifactFailure(label, str(self.out_dir / files[0].name), backend, reason,
+                                                 REMEDIES[label], parity.as_dict()))
             return
-        acc = accuracy(session, test, mean, std, baked=baked)
-        artifacts.append(mf.artifact_record(
-            label, files, stage, format=fmt, backend=backend, storage_precision=session.precision,
-            inference_precision=session.inference_precision, opset=opset, parity=parity.as_dict(),
-            test_accuracy=acc, accuracy_delta=acc - torch_acc, quantisation=quantisation))
+        acc = evaluate(session, ref.splits.test, ref.splits.mean, ref.splits.std, baked=ref.baked).accuracy
+        self.artifacts.append(artifact_record(
+            label, files, self.stage, format="openvino-ir" if backend == "openvino" else "onnx", backend=backend,
+            storage_precision=session.precision, inference_precision=session.inference_precision, opset=self.opset,
+            parity=parity.as_dict(), test_accuracy=acc, accuracy_delta=acc - ref.test_accuracy,
+            quantisation=quantisation))
 
-    def build_and_prove(label: str, file_name: str, backend: str, build: Callable[[], tuple[list[Path], dict | None]]):
+    def build_and_prove(self, label: str, file_name: str, backend: str,
+                        build: Callable[[], tuple[list[Path], dict | None]]) -> None:
         """Build one optional artifact and prove it; a build the tool refuses is that artifact's failure."""
-        fmt = "openvino-ir" if backend == "openvino" else "onnx"
         try:
             files, quantisation = build()
         except UserError as e:
-            failures.append(ArtifactFailure(label, str(out_dir / file_name), backend, f"could not be built ({e})",
-                                            REMEDIES[label]))
+            self.failures.append(ArtifactFailure(label, str(self.out_dir / file_name), backend,
+                                                 f"could not be built ({e})", REMEDIES[label]))
             return
-        prove(label, files, backend, fmt, quantisation)
+        self.prove(label, files, backend, quantisation)
 
+    def onnx_fp32(self) -> None:
+        """The FP32 graph every other artifact is made from; published only when ONNX was asked for."""
+        self.say(f"exporting ONNX ({self.plan.exporter} exporter, opset {self.opset})")
+        self.exported = export_onnx(self.ref.module, self.onnx_path, input_size=self.ref.splits.image_size,
+                                    opset=self.opset, exporter=self.plan.exporter, metadata=self.ref.metadata,
+                                    name=self.ref.run.recipe.student.model)
+        if self.plan.onnx:
+            self.prove("onnx-fp32", [self.onnx_path], "onnxruntime")
+
+    def openvino_irs(self) -> None:
+        for label, compress in (("openvino-fp32", False), ("openvino-fp16", True)):
+            if compress and not self.plan.fp16:
+                continue
+            precision = "fp16" if compress else "fp32"
+            self.say(f"converting to OpenVINO IR ({'FP16-compressed weights' if compress else 'FP32'})")
+            xml = self.stage / f"model_{precision}.xml"
+            self.build_and_prove(label, xml.name, "openvino", lambda xml=xml, compress=compress, p=precision: (save_ir(
+                convert_onnx(self.onnx_path), xml, compress_to_fp16=compress,
+                metadata={**self.ref.metadata, "precision": p}), None))
+
+    def int8(self) -> None:
+        plan, train = self.plan, self.ref.splits.train
+        idx = sample_indices(len(train), min(plan.calib, len(train)))
+        if len(idx) < plan.calib:
+            self.notes.append(f"--calib {plan.calib}: the training split has only {len(train)} images; "
+                              "calibrated on all of them")
+        x_cal = self.ref.inputs(train.take(torch.from_numpy(idx)))
+        self.calibration = {"images": int(len(idx)), "split": "train", "transform": "test-time (no augmentation)",
+                            "selection": "first N of numpy default_rng(0).permutation(len(train)), sorted",
+                            "indices_sha256": hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest()}
+        if plan.openvino:
+            self._openvino_int8(x_cal, len(idx))
+        if plan.onnx:
+            self._onnx_int8(x_cal, len(idx))
+
+    def _openvino_int8(self, x_cal: np.ndarray, n_cal: int) -> None:
+        plan, train = self.plan, self.ref.splits.train
+        validation = None
+        if plan.max_drop is not None:
+            n_val = min(VALIDATION_IMAGES, len(train) - n_cal)
+            if n_val < 1:
+                raise UserError("--max-drop needs training images beyond the calibration set; lower --calib")
+            vidx = torch.from_numpy(sample_indices(len(train), n_val, skip=n_cal))
+            validation = (self.ref.inputs(train.take(vidx)), train.labels[vidx].numpy())
+        self.say(f"quantising the OpenVINO IR to INT8 with NNCF ({n_cal} calibration images"
+                 + (f", accuracy control: max drop {plan.max_drop:g} points" if plan.max_drop is not None else "")
+                 + ")")
+
+        def build():
+            quantised, settings = quantize_openvino(convert_onnx(self.onnx_path), x_cal,
+                                                    overflow_fix=plan.overflow_fix, max_drop=plan.max_drop,
+                                                    validation=validation, validate=_validate_compiled)
+            return save_ir(quantised, self.stage / "model_int8.xml", compress_to_fp16=False,
+                           metadata={**self.ref.metadata, "precision": "int8"}), settings
+
+        self.build_and_prove("openvino-int8", "model_int8.xml", "openvino", build)
+
+    def _onnx_int8(self, x_cal: np.ndarray, n_cal: int) -> None:
+        self.say(f"quantising the ONNX model to INT8 with onnxruntime ({n_cal} calibration images)")
+        target = self.stage / "model_int8.onnx"
+
+        def build():
+            settings = quantize_onnx(self.onnx_path, target, x_cal, overflow_fix=self.plan.overflow_fix)
+            if self.plan.max_drop is not None:
+                settings["accuracy_control"] = {
+                    "supported": False,
+                    "note": "onnxruntime has no accuracy-controlled quantisation; --max-drop was not applied"}
+                self.notes.append("--max-drop applies to the OpenVINO INT8 IR only "
+                                  "(nncf.quantize_with_accuracy_control); onnxruntime has no "
+                                  "accuracy-controlled quantisation, so model_int8.onnx is plain PTQ")
+            return [target], settings
+
+        self.build_and_prove("onnx-int8", target.name, "onnxruntime", build)
+
+    def manifest(self) -> Manifest:
+        ref, splits, run = self.ref, self.ref.splits, self.ref.run
+        size, chans = splits.image_size, splits.channels
+        recipe_file = RunDir(run.path).recipe
+        return Manifest(
+            model=run.recipe.student.model, run=str(run.path),
+            recipe={"name": run.recipe.name, "path": str(recipe_file), "sha256": ref.metadata["recipe_sha256"]},
+            input={"name": INPUT_NAME, "shape": [BATCH_DIM, chans, size, size], "dtype": "float32",
+                   "normalisation_baked": ref.baked, "scale": SCALE_RAW if ref.baked else SCALE_NORMALISED,
+                   "mean": list(splits.mean), "std": list(splits.std)},
+            classes=list(splits.classes), output="logits",
+            exporter=self.exported.exporter, opset=self.exported.opset,
+            export_seconds=round(self.exported.seconds, 2),
+            data={"dataset": run.recipe.data.dataset, "source": splits.source, "test_images": len(splits.test)},
+            parity_set={"images": len(ref.parity_idx), "split": "test",
+                        "selection": "evenly spaced: i * len(test) // N",
+                        "indices_sha256": hashlib.sha256(ref.parity_idx.tobytes()).hexdigest()},
+            thresholds={"fp32_max_abs_diff": FP32_MAX_ABS_DIFF, "min_top1_agreement": self.plan.min_agreement},
+            calibration_set=self.calibration,
+            pytorch={"test_accuracy": ref.test_accuracy,
+                     "run_summary_test_accuracy": run.summary.final_test_acc if run.summary else None},
+            artifacts=self.artifacts, failed=[asdict(f) for f in self.failures],
+            versions=versions(), git_commit=git_commit(), created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+def export_run(run: str | Path, plan: ExportPlan | None = None, *, out: str | Path | None = None,
+               data_dir: str | None = None, threads: int | None = None, progress: Progress | None = None,
+               **options) -> ExportResult:
+    """Export the student of run directory `run`; artifacts go to `out` (default RUN/export).
+    `plan` says what to build; without it, `options` are ExportPlan's fields (onnx=, openvino=, ...)."""
+    plan = plan or ExportPlan(**options)
+    say = progress or (lambda message: None)
+    threads = threads or torch.get_num_threads()
+    loaded = load_run(run)
+    out_dir = Path(out) if out is not None else RunDir(loaded.path).export
+    say(f"loading the {loaded.recipe.data.dataset} data set")
+    splits = load_splits(loaded.recipe.data, data_dir, recorded=loaded.data_source)
+    ref = prepare_reference(loaded, splits, plan, threads, say)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
     try:
-        onnx_path = stage / "model_fp32.onnx"
-        say(f"exporting ONNX ({exporter} exporter, opset {opset})")
-        exported = export_onnx(reference, onnx_path, input_size=size, opset=opset, exporter=exporter,
-                               metadata=metadata, name=name)
-        if onnx:
-            prove("onnx-fp32", [onnx_path], "onnxruntime", "onnx")
-        if openvino:
-            say("converting to OpenVINO IR (FP32)")
-            build_and_prove("openvino-fp32", "model_fp32.xml", "openvino", lambda: (save_ir(
-                convert_onnx(onnx_path), stage / "model_fp32.xml", compress_to_fp16=False,
-                metadata={**metadata, "precision": "fp32"}), None))
-            if fp16:
-                say("converting to OpenVINO IR (FP16-compressed weights)")
-                build_and_prove("openvino-fp16", "model_fp16.xml", "openvino", lambda: (save_ir(
-                    convert_onnx(onnx_path), stage / "model_fp16.xml", compress_to_fp16=True,
-                    metadata={**metadata, "precision": "fp16"}), None))
-        calibration = None
-        if int8:
-            idx = sample_indices(len(train), min(calib, len(train)))
-            if len(idx) < calib:
-                notes.append(f"--calib {calib}: the training split has only {len(train)} images; "
-                             "calibrated on all of them")
-            x_cal = prepare_inputs(train.take(torch.from_numpy(idx)), mean, std, baked=baked)
-            calibration = {"images": int(len(idx)), "split": "train", "transform": "test-time (no augmentation)",
-                           "selection": "first N of numpy default_rng(0).permutation(len(train)), sorted",
-                           "indices_sha256": hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest()}
-            if openvino:
-                validation = None
-                if max_drop is not None:
-                    n_val = min(VALIDATION_IMAGES, len(train) - len(idx))
-                    if n_val < 1:
-                        raise UserError("--max-drop needs training images beyond the calibration set; lower --calib")
-                    vidx = torch.from_numpy(sample_indices(len(train), n_val, skip=len(idx)))
-                    validation = (prepare_inputs(train.take(vidx), mean, std, baked=baked),
-                                  train.labels[vidx].numpy())
-                say(f"quantising the OpenVINO IR to INT8 with NNCF ({len(idx)} calibration images"
-                    + (f", accuracy control: max drop {max_drop:g} points" if max_drop is not None else "") + ")")
-
-                def build_ov_int8():
-                    quantised, settings = quantize_openvino(
-                        convert_onnx(onnx_path), x_cal, overflow_fix=overflow_fix, max_drop=max_drop,
-                        validation=validation, validate=_validate_compiled)
-                    return save_ir(quantised, stage / "model_int8.xml", compress_to_fp16=False,
-                                   metadata={**metadata, "precision": "int8"}), settings
-
-                build_and_prove("openvino-int8", "model_int8.xml", "openvino", build_ov_int8)
-            if onnx:
-                say(f"quantising the ONNX model to INT8 with onnxruntime ({len(idx)} calibration images)")
-
-                def build_ort_int8():
-                    settings = quantize_onnx(onnx_path, stage / "model_int8.onnx", x_cal, overflow_fix=overflow_fix)
-                    if max_drop is not None:
-                        settings["accuracy_control"] = {
-                            "supported": False,
-                            "note": "onnxruntime has no accuracy-controlled quantisation; --max-drop was not applied"}
-                        notes.append("--max-drop applies to the OpenVINO INT8 IR only "
-                                     "(nncf.quantize_with_accuracy_control); onnxruntime has no "
-                                     "accuracy-controlled quantisation, so model_int8.onnx is plain PTQ")
-                    return [stage / "model_int8.onnx"], settings
-
-                build_and_prove("onnx-int8", "model_int8.onnx", "onnxruntime", build_ort_int8)
-
-        if not artifacts:
-            return ExportResult(out_dir, None, None, notes, failures)
-        manifest = {
-            "schema": mf.SCHEMA, "run": str(loaded.path), "model": name,
-            "recipe": {"name": recipe.name, "path": str(recipe_file), "sha256": recipe_sha},
-            "input": {"name": INPUT_NAME, "shape": [BATCH_DIM, chans, size, size], "dtype": "float32",
-                      "normalisation_baked": baked, "scale": SCALE_RAW if baked else SCALE_NORMALISED,
-                      "mean": list(mean), "std": list(std)},
-            "classes": list(splits.classes), "output": "logits",
-            "exporter": exported.exporter, "opset": exported.opset, "export_seconds": round(exported.seconds, 2),
-            "data": {"dataset": recipe.data.dataset, "source": splits.source, "test_images": len(test)},
-            "parity_set": {"images": n_par, "split": "test", "selection": "evenly spaced: i * len(test) // N",
-                           "indices_sha256": hashlib.sha256(par_idx.tobytes()).hexdigest()},
-            "thresholds": {"fp32_max_abs_diff": 1e-4, "min_top1_agreement": min_agreement},
-            "calibration_set": calibration,
-            "pytorch": {"test_accuracy": torch_acc, "run_summary_test_accuracy": run_acc},
-            "artifacts": artifacts,
-            "failed": [f.as_dict() for f in failures],
-            "versions": versions(), "git_commit": git_commit(),
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        manifest_path = _publish(stage, out_dir, manifest)
+        ex = Exporter(ref, plan, stage, out_dir, threads, say)
+        ex.onnx_fp32()
+        if plan.openvino:
+            ex.openvino_irs()
+        if plan.int8:
+            ex.int8()
+        if not ex.artifacts:
+            return ExportResult(out_dir, None, None, ex.notes, ex.failures)
+        manifest = ex.manifest()
+        return ExportResult(out_dir, publish(stage, out_dir, manifest), manifest, ex.notes, ex.failures)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return ExportResult(out_dir, manifest_path, manifest, notes, failures)
 
 
 def _validate_compiled(compiled, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 % of an OpenVINO compiled model (what NNCF hands to the validation function)."""
     correct = 0
-    for i in range(0, len(x), 256):
-        out = compiled(x[i: i + 256])[0]
-        correct += int((np.asarray(out).argmax(1) == y[i: i + 256]).sum())
+    for i in range(0, len(x), EVAL_BATCH):
+        out = compiled(x[i: i + EVAL_BATCH])[0]
+        correct += int((np.asarray(out).argmax(1) == y[i: i + EVAL_BATCH]).sum())
     return 100.0 * correct / max(1, len(y))
 
 
-def _default_file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _publish(stage: Path, out_dir: Path, manifest: dict) -> Path:
-    """Rename the staged files into `out_dir` (an IR's .bin before its .xml), manifest.json last;
+def publish(stage: Path, out_dir: Path, manifest: Manifest) -> Path:
+    """Rename the staged files into `out_dir` (an IR's .bin before its .xml), the manifest last;
     then remove files that only the previous manifest listed."""
-    previous: set[str] = set()
-    old = out_dir / mf.MANIFEST
-    if old.is_file():
-        try:
-            previous = {f["path"] for a in json.loads(old.read_text(encoding="utf-8")).get("artifacts", [])
-                        for f in a.get("files", [])}
-        except (OSError, ValueError, KeyError, TypeError):
-            previous = set()
+    previous = previous_files(out_dir)
     current: list[str] = []
-    mode = _default_file_mode()
-    for artifact in manifest["artifacts"]:
-        for f in reversed(artifact["files"]):  # .bin before .xml
-            os.chmod(stage / f["path"], mode)  # temp files are created 0600; artifacts are meant to be copied
-            os.replace(stage / f["path"], out_dir / f["path"])
-            current.append(f["path"])
-    path = mf.write_manifest(out_dir, manifest)
-    os.chmod(path, mode)
+    mode = default_file_mode()
+    for artifact in manifest.artifacts:
+        for f in reversed(artifact.files):  # .bin before .xml
+            os.chmod(stage / f.path, mode)  # temp files are created 0600; artifacts are meant to be copied
+            os.replace(stage / f.path, out_dir / f.path)
+            current.append(f.path)
+    path = write_manifest(out_dir, manifest)
     for stale in previous - set(current):
         target = out_dir / stale
         if target.is_file() and target.resolve().parent == out_dir.resolve():

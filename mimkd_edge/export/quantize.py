@@ -49,7 +49,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..engine.checkpoint import atomic_write
+from ..atomic import atomic_write
 from ..errors import UserError, one_line
 from .quiet import quiet
 

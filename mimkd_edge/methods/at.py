@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..schema import param
 from .kd import ce_kd_terms
-from .pairing import frozen, inner_pairs, require_pairs, resolve_pairs
+from .pairing import inner_pairs, require_pairs, resolve_pairs
 from .registry import DistillMethod, MethodOutput, register_method
 
 
@@ -51,7 +51,7 @@ class AttentionTransfer(DistillMethod):
 
     def forward(self, student, teacher, labels, index=None) -> MethodOutput:
         o = self.opts
-        teacher = frozen(teacher)
+        teacher = teacher.detach()
         terms = ce_kd_terms(student, teacher, labels, o.alpha, o.temperature)
         terms["at"] = o.beta * sum(at_loss(student.maps[si], teacher.maps[ti].detach(), o.p) for ti, si in self.pairs)
         return MethodOutput(terms)

@@ -28,7 +28,6 @@ from torch import nn
 from ..schema import param
 from .kd import ce_kd_terms
 from .memory import MemoryBank
-from .pairing import frozen
 from .registry import DistillMethod, MethodOutput, register_method
 
 TEACHER, STUDENT = 0, 1  # memory views
@@ -64,7 +63,7 @@ class CRD(DistillMethod):
         o = self.opts
         if index is None:
             raise ValueError("crd: needs sample indices (index=None): the memory bank has a row per sample")
-        teacher = frozen(teacher)
+        teacher = teacher.detach()
         terms = ce_kd_terms(student, teacher, labels, o.alpha, o.temperature)
         v_s = F.normalize(self.embed_s(student.vector).float(), dim=1)
         v_t = F.normalize(self.embed_t(teacher.vector.detach()).float(), dim=1)

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..schema import param
 from .kd import ce_kd_terms
-from .pairing import frozen, require_pairs, resolve_pairs
+from .pairing import require_pairs, resolve_pairs
 from .registry import DistillMethod, MethodOutput, register_method
 
 
@@ -52,7 +52,7 @@ class FitNet(DistillMethod):
 
     def forward(self, student, teacher, labels, index=None) -> MethodOutput:
         o = self.opts
-        teacher = frozen(teacher)
+        teacher = teacher.detach()
         terms = ce_kd_terms(student, teacher, labels, o.alpha, o.temperature)
         ti, si = self.hint
         pred = self.regressor(student.maps[si])

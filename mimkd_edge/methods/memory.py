@@ -11,9 +11,10 @@ Two ways to draw K negatives from a bank:
   and far cheaper than gathering N·K rows.
 
 Both memories below (`MemoryBank`, `TeacherMemory`) are plain `nn.Module`s whose rows live in
-registered buffers, so they are saved in `state_dict` and checkpoints and move with `.to(device)`. Nothing here knows about distributed
-training: a DDP trainer gathers embeddings and indices from every rank and calls `update` with the
-result (the methods expose a hook for that), so every replica's memory stays the same.
+registered buffers, so they are saved in `state_dict` and checkpoints and move with `.to(device)`.
+Nothing here knows about distributed training: a DDP trainer gathers embeddings and indices from
+every rank and calls `update` with the result (the methods expose a hook for that), so every
+replica's memory stays the same.
 
 `TeacherMemory` is MIMKD's: raw pre-classifier vectors of the *frozen* teacher, stored as they
 came (never blended, never normalised) and projected through the current critic each time they

@@ -55,7 +55,7 @@ from .bounds import infonce_lower_bound, jsd_lower_bound
 from .critics import ConvolveCritic, ProjectDotCritic, make_critic
 from .kd import ce_kd_terms
 from .memory import TeacherMemory
-from .pairing import frozen, require_pairs, resolve_pairs
+from .pairing import require_pairs, resolve_pairs
 from .registry import DistillMethod, MethodContext, MethodOutput, register_method
 from .standardize import RunningStandardizer
 
@@ -143,7 +143,7 @@ class MIMKD(DistillMethod):
         if teacher is None:
             raise ValueError("mimkd: needs the teacher's features")
         self._require_index(index)  # before anything is written to the memory or the statistics
-        teacher = frozen(teacher)
+        teacher = teacher.detach()
         terms = ce_kd_terms(student, teacher, labels, o.alpha, o.temperature)
         estimates = {}
         t_vec = teacher.vector
@@ -159,8 +159,10 @@ class MIMKD(DistillMethod):
             terms["local"] = -o.lambda_local * bound
             estimates["mi_local"] = bound.detach()
         if o.lambda_feature > 0:
-            bounds = [jsd_lower_bound(*critic.pair_scores(self._map(k, teacher.maps[ti]), student.maps[si], o.negatives))
-                      for k, (critic, (ti, si)) in enumerate(zip(self.feature_critics, self.pairs, strict=True))]
+            pairs = enumerate(zip(self.feature_critics, self.pairs, strict=True))
+            bounds = [jsd_lower_bound(*critic.pair_scores(self._map(k, teacher.maps[ti]), student.maps[si],
+                                                          o.negatives))
+                      for k, (critic, (ti, si)) in pairs]
             bound = torch.stack(bounds).mean()
             terms["feature"] = -o.lambda_feature * bound
             estimates["mi_feature"] = bound.detach()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..models.features import Features
 
 Shape = tuple[int, int, int]  # (C, H, W)
 Pair = tuple[int, int]  # (teacher map index, student map index)
@@ -97,10 +96,3 @@ def require_pairs(pairs: Sequence[Pair], teacher_maps: Sequence[Shape], student_
                            f"student map {_show(student_maps)}, but {needed_by} needs at least one pair; "
                            "set that weight to 0 or list pairs of equal-size maps explicitly")
 
-
-def frozen(teacher: Features | None) -> Features | None:
-    """The teacher's features as constants (detached): no loss may send gradients into the teacher,
-    even when a caller hands in tensors that require grad. Costs nothing (views)."""
-    if teacher is None:
-        return None
-    return Features(teacher.logits.detach(), [m.detach() for m in teacher.maps], teacher.vector.detach())

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..schema import param
 from .kd import ce_kd_terms
-from .pairing import frozen, inner_pairs, require_pairs, resolve_pairs
+from .pairing import inner_pairs, require_pairs, resolve_pairs
 from .registry import DistillMethod, MethodOutput, register_method
 
 
@@ -72,8 +72,8 @@ class VID(DistillMethod):
 
     def forward(self, student, teacher, labels, index=None) -> MethodOutput:
         o = self.opts
-        teacher = frozen(teacher)
+        teacher = teacher.detach()
         terms = ce_kd_terms(student, teacher, labels, o.alpha, o.temperature)
         terms["vid"] = o.beta * sum(reg.nll(student.maps[si], teacher.maps[ti].detach())
-                                    for reg, (ti, si) in zip(self.regressors, self.pairs))
+                                    for reg, (ti, si) in zip(self.regressors, self.pairs, strict=True))
         return MethodOutput(terms)

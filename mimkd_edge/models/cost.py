@@ -39,7 +39,8 @@ def _linear_macs(module: nn.Linear, out: torch.Tensor) -> int:
 
 
 @torch.no_grad()
-def count_macs(model: nn.Module, input_size: int | tuple[int, int] | None = None, in_channels: int | None = None) -> int:
+def count_macs(model: nn.Module, input_size: int | tuple[int, int] | None = None,
+               in_channels: int | None = None) -> int:
     """Multiply-accumulates of one image (batch 1) at `input_size` (side, or (H, W)).
 
     Defaults to the model's `input_size` attribute (32 for the CIFAR zoo). The model is run in

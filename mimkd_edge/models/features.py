@@ -28,19 +28,23 @@ class Features:
     maps: list[torch.Tensor]  # (N, C, H, W) each, shallow → deep; the final vector is not here
     vector: torch.Tensor  # (N, D) pre-classifier, after global pooling
 
+    def detach(self) -> Features:
+        """The same features as constants: a teacher's, so that no loss can send gradients into it,
+        even when a caller hands in tensors that require grad. Costs nothing (views)."""
+        return Features(self.logits.detach(), [m.detach() for m in self.maps], self.vector.detach())
+
 
 class FeatureModel(nn.Module):
     """Base class: subclasses set `feature_info`, `num_features`, and implement `forward_features`.
 
-    `input_size` is the side the model was designed for; `fixed_input` is True for models whose
-    graph only works at that size (none of ours hard-wire it: pooling is global).
+    `input_size` is the side the model was designed for; none of ours hard-wire it (pooling is
+    global), so any size its downsampling survives works.
     """
 
     feature_info: tuple[FeatureInfo, ...] = ()
     num_features: int = 0
     num_classes: int = 0
     input_size: int = 32
-    fixed_input: bool = False
 
     def forward_features(self, x: torch.Tensor) -> Features:  # pragma: no cover - abstract
         raise NotImplementedError

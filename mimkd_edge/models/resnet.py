@@ -83,7 +83,7 @@ class CifarResNet(StagedModel):
         self.stem = nn.Sequential(*_conv_bn(3, stem_width, 3), nn.ReLU(inplace=True))
         info = [FeatureInfo(stem_width, 1, "stem")]
         c_in, stride_total = stem_width, 1
-        for i, (n, width) in enumerate(zip(blocks, widths)):
+        for i, (n, width) in enumerate(zip(blocks, widths, strict=True)):
             stride = 1 if i == 0 else 2
             stride_total *= stride
             layers = []

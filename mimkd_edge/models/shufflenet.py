@@ -60,10 +60,8 @@ class ShuffleV1Block(nn.Module):
             out = channel_shuffle(out, self.g1)
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        if self.stride == 2:  # fixed at construction
-            out = torch.cat([out, self.shortcut(x)], 1)
-        else:
-            out = out + x
+        # stride fixed at construction: downsampling units concatenate, the others add
+        out = torch.cat([out, self.shortcut(x)], 1) if self.stride == 2 else out + x
         return self.relu(out)
 
 
@@ -76,7 +74,7 @@ class ShuffleNetV1(StagedModel):
         self.stem = nn.Sequential(*_conv_bn(3, 24, 1), nn.ReLU(inplace=True))
         info = [FeatureInfo(24, 1, "stem")]
         c_in = 24
-        for i, (c_out, n) in enumerate(zip(widths, blocks)):
+        for i, (c_out, n) in enumerate(zip(widths, blocks, strict=True)):
             layer = [ShuffleV1Block(c_in if j == 0 else c_out, c_out, 2 if j == 0 else 1, groups) for j in range(n)]
             setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
             c_in = c_out
@@ -145,7 +143,7 @@ class ShuffleNetV2(StagedModel):
         self.stem = nn.Sequential(*_conv_bn(3, 24, 1), nn.ReLU(inplace=True))
         info = [FeatureInfo(24, 1, "stem")]
         c_in = 24
-        for i, (c_out, n) in enumerate(zip(widths[:3], blocks)):
+        for i, (c_out, n) in enumerate(zip(widths[:3], blocks, strict=True)):
             layer = [ShuffleV2Down(c_in, c_out)] + [ShuffleV2Block(c_out) for _ in range(n)]
             setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
             c_in = c_out

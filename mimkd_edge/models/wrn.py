@@ -57,7 +57,8 @@ class WideResNet(StagedModel):
         for i in range(3):
             stride = 1 if i == 0 else 2
             total *= stride
-            blocks = [PreActBlock(c_in if j == 0 else widths[i + 1], widths[i + 1], stride if j == 0 else 1) for j in range(n)]
+            blocks = [PreActBlock(c_in if j == 0 else widths[i + 1], widths[i + 1], stride if j == 0 else 1)
+                      for j in range(n)]
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
             c_in = widths[i + 1]
             info.append(FeatureInfo(c_in, total, f"layer{i + 1}"))

@@ -36,7 +36,7 @@ PAPER_METHODS = ("none", "kd", "crd", "mimkd")
 def paper_rows(student: str) -> list[dict]:
     """Every row of the paper's tables with `student` as the student."""
     keys = ("teacher", "student") + PAPER_METHODS
-    return [dict(zip(keys, row)) for row in PAPER_CIFAR100 if row[1] == student]
+    return [dict(zip(keys, row, strict=True)) for row in PAPER_CIFAR100 if row[1] == student]
 
 
 def paper_best(student: str) -> dict[str, tuple[float, str | None]]:

@@ -23,8 +23,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from ..engine.checkpoint import atomic_write, write_text
+from ..atomic import atomic_write, write_text
 from ..errors import UserError
+from ..rundir import RunDir
+from ..rundir.bench_results import BenchRow
 from .paper import paper_best
 from .tables import (RUNTIME_NAMES, dataset_name, method_name, paper_table, points_table, student_name)
 
@@ -43,27 +45,28 @@ ARTIFACT_MARKERS = {
 }
 
 
-def select_points(rows: list[dict], *, threads: int = 1, batch: int = 1) -> list[dict]:
-    """One point per (run, artifact): its fastest row at `threads` and `batch` (over runtime and shape)."""
-    usable = [r for r in rows if r.get("median_ms") and r.get("threads") == threads and r.get("batch") == batch]
+def select_points(rows: list[BenchRow], *, threads: int = 1, batch: int = 1) -> list[dict]:
+    """One point per (run, artifact): its fastest row at `threads` and `batch` (over runtime and shape).
+    Points are the rows' fields as a dict, to which the figure adds its own marks (`pareto`)."""
+    usable = [r for r in rows if r.median_ms and r.threads == threads and r.batch == batch]
     if not usable:
-        have = sorted({(r.get("threads"), r.get("batch")) for r in rows if r.get("median_ms")})
+        have = sorted({(r.threads, r.batch) for r in rows if r.median_ms})
         raise UserError(f"no benchmark rows at {threads} thread(s), batch {batch}; results hold "
                         + (", ".join(f"{t} thread(s)/batch {b}" for t, b in have) or "no rows"))
-    best: dict[tuple, dict] = {}
-    throughput: dict[tuple, dict] = {}
+    best: dict[tuple, BenchRow] = {}
+    throughput: dict[tuple, BenchRow] = {}
     for r in usable:
-        key = (r.get("run"), r.get("artifact"), r.get("backend"))
-        if key not in best or r["median_ms"] < best[key]["median_ms"]:
+        key = (r.run, r.artifact, r.backend)
+        if key not in best or r.median_ms < best[key].median_ms:
             best[key] = r
-        if r.get("throughput_ips") and (key not in throughput or r["throughput_ips"] > throughput[key]["throughput_ips"]):
+        if r.throughput_ips and (key not in throughput or r.throughput_ips > throughput[key].throughput_ips):
             throughput[key] = r
     points = []
     for key, r in best.items():
-        p = dict(r)
-        if not p.get("throughput_ips") and key in throughput:  # a static batch-1 session has no throughput row
-            p["throughput_ips"] = throughput[key]["throughput_ips"]
-            p["throughput_batch"] = throughput[key].get("throughput_batch")
+        p = r.as_dict()
+        if not r.throughput_ips and key in throughput:  # a static batch-1 session has no throughput row
+            p["throughput_ips"] = throughput[key].throughput_ips
+            p["throughput_batch"] = throughput[key].throughput_batch
         points.append(p)
     return points
 
@@ -169,11 +172,10 @@ def _pad_limits(ax, xs: list[float], ys: list[float]) -> None:
     ax.set_ylim(ylo - pad, yhi + 1.6 * pad)
 
 
-def plot_tradeoff(rows: list[dict], out: str | Path, *, paper: bool = False, threads: int = 1, batch: int = 1,
+def plot_tradeoff(rows: list[BenchRow], out: str | Path, *, paper: bool = False, threads: int = 1, batch: int = 1,
                   title: str | None = None, machine: dict | None = None) -> dict[str, Path]:
     """Draw the figure from benchmark rows; returns {"png", "svg", "md"} paths (all written)."""
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
 
     points = select_points(rows, threads=threads, batch=batch)
     plotted = [p for p in points if p.get("accuracy") is not None]
@@ -191,7 +193,7 @@ def plot_tradeoff(rows: list[dict], out: str | Path, *, paper: bool = False, thr
     extra_colours: dict[str, str] = {}
     xs = [p["median_ms"] for p in plotted] + [p["x"] for p in paper_pts]
 
-    for ax, panel in zip(axes, panels):
+    for ax, panel in zip(axes, panels, strict=True):
         _style_latency_axis(ax)
         ax.set_xlabel(f"Batch-{batch} latency, median, {threads} thread{'s' if threads > 1 else ''} (ms, log scale)")
         if panel == "paper":
@@ -200,27 +202,51 @@ def plot_tradeoff(rows: list[dict], out: str | Path, *, paper: bool = False, thr
             ax.set_title("Paper (CIFAR-100), at our measured latency", fontsize=10, loc="left")
             _pad_limits(ax, xs, [p["y"] for p in paper_pts])
             continue
-        mine = [p for p in plotted if (p.get("dataset") or "?") == panel]
-        for p in mine:
-            marker, _ = _marker(p)
-            ax.scatter([p["median_ms"]], [p["accuracy"]], marker=marker, s=60, color=_colour(p.get("method"), extra_colours),
-                       edgecolors="black" if p.get("pareto") else "white", linewidths=0.8, zorder=4)
-        if paper_pts and not separate_paper:
-            _draw_paper(ax, paper_pts, extra_colours)
-        _label_students(ax, mine)
-        ax.set_ylabel(f"Top-1 accuracy, {dataset_name(panel)} test set (%)")
-        ax.set_title(f"This work: {dataset_name(panel)}", fontsize=10, loc="left")
-        ys = [p["accuracy"] for p in mine] + ([p["y"] for p in paper_pts] if paper_pts and not separate_paper else [])
-        _pad_limits(ax, xs, ys)
-        panel_front = [p for p in front if (p.get("dataset") or "?") == panel]
-        if panel_front:  # a staircase, held to the right edge: beyond it nothing is more accurate
-            fx, fy = _staircase(panel_front)
-            ax.plot(fx + [ax.get_xlim()[1]], fy + [fy[-1]], linestyle="--", color="black", linewidth=1.0,
-                    alpha=0.75, zorder=3)
+        _draw_ours(ax, panel, plotted, front, paper_pts if not separate_paper else [], xs, extra_colours)
     if paper_pts and separate_paper:
         _label_paper(axes[-1], paper_pts)
 
-    # Legends, outside the axes on the right: method (colour), artifact (marker), other marks.
+    _legend(fig, plotted, paper_pts, extra_colours)
+
+    cpu = (machine or {}).get("cpu", {}).get("model") or next((p.get("cpu") for p in plotted if p.get("cpu")), None)
+    default_title = f"Top-1 accuracy vs CPU latency{f' ({cpu})' if cpu else ''}"
+    fig.suptitle(title or default_title, fontsize=11, x=0.01,
+                 horizontalalignment="left")
+
+    png, svg, md = _outputs(out)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=150))
+    atomic_write(svg, lambda tmp: fig.savefig(tmp, format="svg"))
+    write_text(md, _markdown(points, paper_pts, png, svg, threads, batch, cpu, machine, paper))
+    return {"png": png, "svg": svg, "md": md}
+
+
+def _draw_ours(ax, panel: str, plotted: list[dict], front: list[dict], paper_pts: list[dict], xs: list[float],
+               extra_colours: dict[str, str]) -> None:
+    """One data set's panel: our points, the paper's when they share it, labels and the Pareto staircase."""
+    mine = [p for p in plotted if (p.get("dataset") or "?") == panel]
+    for p in mine:
+        marker, _ = _marker(p)
+        ax.scatter([p["median_ms"]], [p["accuracy"]], marker=marker, s=60,
+                   color=_colour(p.get("method"), extra_colours), edgecolors="black" if p.get("pareto") else "white",
+                   linewidths=0.8, zorder=4)
+    if paper_pts:
+        _draw_paper(ax, paper_pts, extra_colours)
+    _label_students(ax, mine)
+    ax.set_ylabel(f"Top-1 accuracy, {dataset_name(panel)} test set (%)")
+    ax.set_title(f"This work: {dataset_name(panel)}", fontsize=10, loc="left")
+    _pad_limits(ax, xs, [p["accuracy"] for p in mine] + [p["y"] for p in paper_pts])
+    panel_front = [p for p in front if (p.get("dataset") or "?") == panel]
+    if panel_front:  # a staircase, held to the right edge: beyond it nothing is more accurate
+        fx, fy = _staircase(panel_front)
+        ax.plot(fx + [ax.get_xlim()[1]], fy + [fy[-1]], linestyle="--", color="black", linewidth=1.0,
+                alpha=0.75, zorder=3)
+
+
+def _legend(fig, plotted: list[dict], paper_pts: list[dict], extra_colours: dict[str, str]) -> None:
+    """Legends outside the axes on the right: method (colour), artifact (marker), other marks."""
+    from matplotlib.lines import Line2D
+
     methods = sorted({p.get("method") for p in plotted} | {p["method"] for p in paper_pts},
                      key=lambda m: list(METHOD_COLOURS).index(m) if m in METHOD_COLOURS else 99)
     h_method = [Line2D([], [], marker="o", linestyle="", color=_colour(m, extra_colours), markersize=7,
@@ -240,22 +266,10 @@ def plot_tradeoff(rows: list[dict], out: str | Path, *, paper: bool = False, thr
                header(" "), *h_other]
     legend = fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False,
                         handletextpad=0.4, borderaxespad=0.2)
-    for text, handle in zip(legend.get_texts(), handles):
+    for text, handle in zip(legend.get_texts(), handles, strict=True):
         if handle.get_label() in ("method (colour)", "artifact (marker)"):
             text.set_fontweight("bold")
             text.set_x(-18)  # headers start where the markers do
-
-    cpu = (machine or {}).get("cpu", {}).get("model") or next((p.get("cpu") for p in plotted if p.get("cpu")), None)
-    default_title = f"Top-1 accuracy vs CPU latency{f' ({cpu})' if cpu else ''}"
-    fig.suptitle(title or default_title, fontsize=11, x=0.01,
-                 horizontalalignment="left")
-
-    png, svg, md = _outputs(out)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=150))
-    atomic_write(svg, lambda tmp: fig.savefig(tmp, format="svg"))
-    write_text(md, _markdown(points, paper_pts, png, svg, threads, batch, cpu, machine, paper))
-    return {"png": png, "svg": svg, "md": md}
 
 
 def _staircase(front: list[dict]) -> tuple[list[float], list[float]]:
@@ -311,7 +325,8 @@ def _markdown(points: list[dict], paper_pts: list[dict], png: Path, svg: Path, t
              "compilation at this thread count. Accuracy: top-1 of that artifact on that runtime, on the run's "
              "test split.",
              "- FLOP bound = 2·MACs / peak FP32 FLOP/s at one core per thread; the peak is *estimated* from the ISA "
-             "and the clock (see bench.json); `% of bound` = bound / median latency (above 100 % is possible for "
+             f"and the clock (see {RunDir('.').bench.name}); `% of bound` = bound / median latency "
+             "(above 100 % is possible for "
              "INT8 and bf16, which the FP32 peak does not limit). Throughput: the artifact's dynamic session.",
              "- Pareto: no other point is both faster and at least as accurate; two latencies closer than the "
              "larger of their p90 − median spreads count as equal.",
@@ -320,11 +335,12 @@ def _markdown(points: list[dict], paper_pts: list[dict], png: Path, svg: Path, t
         est = machine.get("peak_estimated") or {}
         meas = machine.get("peak_measured") or {}
         if est.get("gflops_per_core"):
-            lines.insert(-2, f"- Peak FP32 per core: {est['gflops_per_core']} GFLOP/s estimated ({est.get('formula')}); "
-                             + (f"{meas.get('gflops_best')} GFLOP/s measured (sgemm n={meas.get('n')}, 1 thread)."
-                                if meas else "sgemm not measured.")
-                             + (" Load average during the benchmark: " + str(machine.get("load_average_start")) + " → "
-                                + str(machine.get("load_average_end")) + "." if machine.get("load_average_start") else ""))
+            measured = (f"{meas.get('gflops_best')} GFLOP/s measured (sgemm n={meas.get('n')}, 1 thread)."
+                        if meas else "sgemm not measured.")
+            load = (f" Load average during the benchmark: {machine.get('load_average_start')} → "
+                    f"{machine.get('load_average_end')}." if machine.get("load_average_start") else "")
+            lines.insert(-2, f"- Peak FP32 per core: {est['gflops_per_core']} GFLOP/s estimated "
+                             f"({est.get('formula')}); {measured}{load}")
     lines += ["## Points", "", points_table(points)]
     if paper:
         lines += ["## The paper's CIFAR-100 top-1 (accuracy only)", "",

@@ -1,35 +1,35 @@
 """The results table of a sweep: per student × method, test accuracy over seeds and CPU latency.
 
-Everything is read back from the run directories (summary.json for accuracy and cost, bench.json
-for latency), so the table can be regenerated at any time and checked against a committed copy.
+Everything is read back from the run directories (the summary for accuracy and cost, the bench file
+for latency, the metrics for MI traces), so the table can be regenerated at any time and checked
+against a committed copy.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
+from itertools import pairwise
 from pathlib import Path
 from typing import Iterable
 
-from ..engine import rundir
+from ..rundir import read_metrics, read_summary
+from ..rundir.bench_results import read_bench_rows
 from .tables import _fixed, markdown, method_name, student_name
 
 # (backend, storage precision) columns, in the order the table shows them
-LATENCY_COLUMNS = (("torch", "fp32", "PyTorch"), ("onnxruntime", "fp32", "ORT FP32"), ("openvino", "fp32", "OpenVINO FP32"),
-                   ("onnxruntime", "int8", "ORT INT8"), ("openvino", "int8", "OpenVINO INT8"))
+LATENCY_COLUMNS = (("torch", "fp32", "PyTorch"), ("onnxruntime", "fp32", "ORT FP32"),
+                   ("openvino", "fp32", "OpenVINO FP32"), ("onnxruntime", "int8", "ORT INT8"),
+                   ("openvino", "int8", "OpenVINO INT8"))
 METHOD_ORDER = ("none", "kd", "fitnet", "at", "vid", "crd", "mimkd")
 
 
 def _latency(run: Path, backend: str, precision: str) -> float | None:
     """Median batch-1 latency of the run's artifact on one thread, static compilation (eager for torch)."""
-    path = run / "bench.json"
-    if not path.is_file():
-        return None
-    for row in rundir.read_json(path).get("rows", []):
-        if (row.get("backend") == backend and row.get("storage_precision") == precision and row.get("threads") == 1
-                and row.get("batch") == 1 and row.get("shape") in ("static", "eager")
-                and row.get("inference_precision") in (precision, "fp32", "int8")):
-            return row.get("median_ms")
+    for row in read_bench_rows(run):
+        if (row.backend == backend and row.storage_precision == precision and row.threads == 1
+                and row.batch == 1 and row.shape in ("static", "eager")
+                and row.inference_precision in (precision, "fp32", "int8")):
+            return row.median_ms
     return None
 
 
@@ -37,16 +37,17 @@ def protocol_rows(runs: Iterable[Path]) -> list[dict]:
     """One row per (student, method): accuracy mean ± std over seeds, median latency over seeds."""
     groups: dict[tuple[str, str], list[Path]] = {}
     for run in runs:
-        s = rundir.read_json(run / rundir.SUMMARY)
-        groups.setdefault((s["student"]["model"], s["method"]), []).append(run)
+        s = read_summary(run)
+        groups.setdefault((s.student.model, s.method), []).append(run)
     rows = []
     for (student, method), members in groups.items():
-        summaries = [rundir.read_json(r / rundir.SUMMARY) for r in sorted(members)]
-        accs = [s["final_test_acc"] for s in summaries]
-        row = {"student": student, "method": method, "seeds": sorted(s["seed"] for s in summaries),
+        summaries = [read_summary(r) for r in sorted(members)]
+        accs = [s.final_test_acc for s in summaries]
+        first = summaries[0]
+        row = {"student": student, "method": method, "seeds": sorted(s.seed for s in summaries),
                "acc_mean": statistics.fmean(accs), "acc_std": statistics.stdev(accs) if len(accs) > 1 else None,
-               "params": summaries[0]["student"]["params"], "macs": summaries[0]["student"]["macs"],
-               "epochs": summaries[0]["epochs"], "teacher": (summaries[0].get("teacher") or {}).get("model")}
+               "params": first.student.params, "macs": first.student.macs,
+               "epochs": first.epochs, "teacher": (first.teacher or {}).get("model")}
         for backend, precision, label in LATENCY_COLUMNS:
             values = [v for v in (_latency(r, backend, precision) for r in members) if v is not None]
             row[label] = statistics.median(values) if values else None
@@ -71,8 +72,8 @@ def _seed_accuracies(runs: Iterable[Path]) -> dict[str, dict[str, dict[int, floa
     """student → method → seed → last-epoch test accuracy."""
     out: dict[str, dict[str, dict[int, float]]] = {}
     for run in runs:
-        s = rundir.read_json(run / rundir.SUMMARY)
-        out.setdefault(s["student"]["model"], {}).setdefault(s["method"], {})[s["seed"]] = s["final_test_acc"]
+        s = read_summary(run)
+        out.setdefault(s.student.model, {}).setdefault(s.method, {})[s.seed] = s.final_test_acc
     return out
 
 
@@ -87,19 +88,19 @@ def paired_seed_markdown(runs: Iterable[Path], chain: tuple[str, ...] = ("mimkd"
         seeds = sorted(set.intersection(*(set(methods[m]) for m in chain)))
         for seed in seeds:
             accs = [methods[m][seed] for m in chain]
-            gaps = [a - b for a, b in zip(accs, accs[1:], strict=False)]
+            gaps = [a - b for a, b in pairwise(accs)]
             rows.append([student_name(student), seed, *(f"{a:.2f}" for a in accs), *(f"{g:+.2f}" for g in gaps),
                          "yes" if all(g > 0 for g in gaps) else "no"])
         if len(seeds) > 1:
-            gaps_by_seed = [[methods[a][s] - methods[b][s] for s in seeds] for a, b in zip(chain, chain[1:], strict=False)]
+            gaps_by_seed = [[methods[a][s] - methods[b][s] for s in seeds] for a, b in pairwise(chain)]
             rows.append([student_name(student), "mean ± std",
                          *(f"{statistics.fmean(methods[m][s] for s in seeds):.2f}" for m in chain),
                          *(f"{statistics.fmean(g):+.2f} ± {statistics.stdev(g):.2f}" for g in gaps_by_seed),
-                         f"{sum(all(methods[a][s] > methods[b][s] for a, b in zip(chain, chain[1:], strict=False)) for s in seeds)}"
+                         f"{sum(all(methods[a][s] > methods[b][s] for a, b in pairwise(chain)) for s in seeds)}"
                          f" of {len(seeds)} seeds"])
     names = [method_name(m) for m in chain]
     columns = ["student", "seed", *(f"{n} %" for n in names),
-               *(f"{a} − {b}" for a, b in zip(names, names[1:], strict=False)), " > ".join(names) + " held"]
+               *(f"{a} − {b}" for a, b in pairwise(names)), " > ".join(names) + " held"]
     return markdown(columns, rows, align=["l", "l"] + ["r"] * (len(columns) - 2))
 
 
@@ -110,8 +111,7 @@ def mi_trace_markdown(run: Path) -> str:
     """The MI estimates of one MIMKD run per epoch (training-set means), beside its accuracy. Global:
     infoNCE in nats (≤ ln(K+1)); local and feature: the JSD bound (−ln 4 = −1.386 at independence, ≤ 0)."""
     rows = []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        m = json.loads(line)
+    for m in read_metrics(run):
         rows.append([m["epoch"], *(_fixed(m.get(k), 3) for k in MI_KEYS), _fixed(m.get("train_acc"), 2),
                      _fixed(m.get("test_acc"), 2)])
     return markdown(["epoch", "I_global (infoNCE, nats)", "I_local (JSD)", "I_feature (JSD)", "train acc %",

@@ -285,3 +285,22 @@ def percent_of_bound(bound_ms: float | None, latency_ms: float | None) -> float 
     if not bound_ms or not latency_ms:
         return None
     return 100.0 * bound_ms / latency_ms
+
+
+def bounds(machine: dict, macs: int | None, batch: int, threads: int, median_ms: float | None,
+           storage_precision: str | None) -> dict[str, float | None]:
+    """The FLOP bounds of one measurement for `threads` cores (peak per core × min(threads, cores)),
+    from the ISA-estimated and the sgemm-measured peaks, and the share of each the latency reached;
+    INT8 rows also get the estimated INT8 bound. Keys are BenchRow's bound columns."""
+    used = min(threads, machine.get("usable_cpus") or 1)
+    est = (machine.get("peak_estimated") or {}).get("gflops_per_core")
+    meas = (machine.get("peak_measured") or {}).get("gflops_best")
+    int8 = (machine.get("peak_estimated") or {}).get("int8_gops_per_core")
+    b_est = flop_bound_ms(macs, est * used if est else None, batch)
+    b_meas = flop_bound_ms(macs, meas * used if meas else None, batch)
+    out = {"bound_ms_est": b_est, "pct_bound_est": percent_of_bound(b_est, median_ms),
+           "bound_ms_sgemm": b_meas, "pct_bound_sgemm": percent_of_bound(b_meas, median_ms)}
+    if storage_precision == "int8" and int8:
+        b_int8 = flop_bound_ms(macs, int8 * used, batch)
+        out.update(bound_ms_int8_est=b_int8, pct_bound_int8_est=percent_of_bound(b_int8, median_ms))
+    return out

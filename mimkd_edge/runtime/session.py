@@ -84,12 +84,6 @@ class Session(ABC):
     @abstractmethod
     def _run(self, x: np.ndarray) -> np.ndarray: ...
 
-    def describe(self) -> dict[str, Any]:
-        """The session's settings as a plain dict (for reports and manifests)."""
-        return {"backend": self.backend, "source": self.source, "precision": self.precision,
-                "inference_precision": self.inference_precision, "threads": self.threads,
-                "static_batch": self.static_batch, "input_shape": list(self.input_shape)}
-
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.source!r}, precision={self.precision}, "
                 f"inference_precision={self.inference_precision}, threads={self.threads}, "
@@ -131,7 +125,7 @@ class TorchSession(Session):
         import torch
 
         if isinstance(model, (str, Path)):
-            from ..engine.rundir import load_run
+            from ..rundir import load_run
 
             loaded = load_run(model)
             source, model = str(loaded.path), loaded.model
@@ -332,7 +326,7 @@ def ov_storage_precision(model) -> str:
 def _ov_metadata(model) -> dict[str, str]:
     try:
         rt = model.get_rt_info()
-        if "mimkd" not in rt.keys():
+        if "mimkd" not in rt:
             return {}
         return {k: v.astype(str) for k, v in rt["mimkd"].items()}
     except Exception:  # metadata is informative only; an IR without it is still usable

@@ -45,7 +45,8 @@ def test_distill_from_the_teacher(teacher_run):
     table = tiny_table(name="student", model="conv4_mp", method="kd",
                        teacher={"model": "conv4", "checkpoint": str(teacher_run / "T" / "model.safetensors")})
     recipe = _write(teacher_run / "student.toml", table)
-    result = CliRunner().invoke(main, ["distill", str(recipe), "--set", "train.epochs=1", "--out", str(teacher_run / "S")])
+    result = CliRunner().invoke(main, ["distill", str(recipe), "--set", "train.epochs=1",
+                                       "--out", str(teacher_run / "S")])
     assert result.exit_code == 0, result.output
     summary = json.loads((teacher_run / "S" / "summary.json").read_text())
     assert summary["teacher"]["model"] == "conv4" and len(summary["teacher"]["sha256"]) == 64
@@ -64,7 +65,8 @@ def _one_line_error(result, *fragments):
 
 
 def test_missing_teacher_checkpoint_names_the_command(tmp_path):
-    table = tiny_table(name="s", method="kd", teacher={"model": "conv4", "checkpoint": str(tmp_path / "none" / "model.safetensors")})
+    table = tiny_table(name="s", method="kd",
+                       teacher={"model": "conv4", "checkpoint": str(tmp_path / "none" / "model.safetensors")})
     recipe = _write(tmp_path / "s.toml", table)
     result = CliRunner().invoke(main, ["distill", str(recipe), "--out", str(tmp_path / "S")])
     _one_line_error(result, "teacher.checkpoint", "mimkd-edge train recipes/teachers/conv4.toml")

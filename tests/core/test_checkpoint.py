@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from mimkd_edge.engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from mimkd_edge.atomic import atomic_write
+from mimkd_edge.rundir.checkpoint import load_checkpoint, save_checkpoint
 from mimkd_edge.errors import UserError
 
 

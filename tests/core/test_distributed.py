@@ -45,7 +45,7 @@ def test_torchrun_keeps_the_memory_bank_whole(tmp_path):
     """Under DDP each rank sees half the batch; rank 0's memory must still get every sample's row."""
     import torch
 
-    from mimkd_edge.engine.checkpoint import load_checkpoint
+    from mimkd_edge.rundir.checkpoint import load_checkpoint
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     teacher = tmp_path / "t.toml"

@@ -40,7 +40,7 @@ def test_augmentation_is_a_shift_within_padding_and_flips_half():
     data = _marked_set(n=2000, size=8)
     loader = BatchLoader(data, 500, (0, 0, 0), (1 / 255, 1 / 255, 1 / 255), train=True, seed=0, padding=4)
     padded_rows = 0
-    for x, y, idx in loader.epoch(1):
+    for x, _, idx in loader.epoch(1):
         value = (idx % 250 + 1).float().view(-1, 1, 1, 1)
         assert torch.all((x == 0) | (x == value)), "a pixel came from outside the padded image"
         padded_rows += (x[:, 0].amax(dim=2) == 0).any(1).sum().item()
@@ -61,7 +61,7 @@ def test_same_seed_and_epoch_give_same_batches():
     data = _marked_set(n=64)
     a = BatchLoader(data, 16, (0, 0, 0), (1, 1, 1), train=True, seed=5)
     b = BatchLoader(data, 16, (0, 0, 0), (1, 1, 1), train=True, seed=5)
-    for (xa, _, ia), (xb, _, ib) in zip(a.epoch(2), b.epoch(2)):
+    for (xa, _, ia), (xb, _, ib) in zip(a.epoch(2), b.epoch(2), strict=True):
         assert torch.equal(ia, ib) and torch.equal(xa, xb)
     assert not torch.equal(next(iter(a.epoch(2)))[2], next(iter(a.epoch(3)))[2])
 

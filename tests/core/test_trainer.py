@@ -7,15 +7,15 @@ import pytest
 import torch
 from helpers import fit_until_interrupted, tiny_recipe
 
-from mimkd_edge.engine import rundir
-from mimkd_edge.engine.checkpoint import load_checkpoint, load_weights
+from mimkd_edge.rundir import RunDir, load_run
+from mimkd_edge.rundir.checkpoint import load_checkpoint, load_weights
 from mimkd_edge.engine.trainer import fit
 from mimkd_edge.errors import DivergedError, UserError
 from mimkd_edge.methods import kd as kd_module
 
 
 def _metrics(path):
-    lines = [json.loads(line) for line in (path / rundir.METRICS).read_text().splitlines()]
+    lines = [json.loads(line) for line in (RunDir(path).metrics).read_text().splitlines()]
     for line in lines:  # timings differ between runs; everything else must not
         line.pop("seconds"), line.pop("images_per_s")
     return lines
@@ -25,12 +25,12 @@ def test_resume_gives_the_same_weights_and_metrics(tmp_path):
     recipe = tiny_recipe(epochs=3)
     fit(recipe, tmp_path / "straight")
     fit_until_interrupted(recipe, tmp_path / "resumed")
-    assert load_checkpoint(tmp_path / "resumed" / rundir.CHECKPOINT)["epoch"] == 0
-    assert not (tmp_path / "resumed" / rundir.WEIGHTS).exists()
+    assert load_checkpoint(RunDir(tmp_path / "resumed").checkpoint)["epoch"] == 0
+    assert not (RunDir(tmp_path / "resumed").weights).exists()
     fit(recipe, tmp_path / "resumed", resume=True)
 
-    a = load_weights(tmp_path / "straight" / rundir.WEIGHTS)
-    b = load_weights(tmp_path / "resumed" / rundir.WEIGHTS)
+    a = load_weights(RunDir(tmp_path / "straight").weights)
+    b = load_weights(RunDir(tmp_path / "resumed").weights)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert _metrics(tmp_path / "straight") == _metrics(tmp_path / "resumed")
 
@@ -57,26 +57,28 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(kd_module.CrossEntropy, "forward", poisoned)
     with pytest.raises(DivergedError, match="loss became nan at epoch 2, step 2"):
         fit(recipe, tmp_path / "run")
-    ckpt = load_checkpoint(tmp_path / "run" / rundir.CHECKPOINT)
+    ckpt = load_checkpoint(RunDir(tmp_path / "run").checkpoint)
     assert ckpt["epoch"] == 0 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
-    assert not (tmp_path / "run" / rundir.WEIGHTS).exists()
+    assert not (RunDir(tmp_path / "run").weights).exists()
 
 
 def test_same_seed_same_run(tmp_path):
     recipe = tiny_recipe()
     fit(recipe, tmp_path / "a")
     fit(recipe, tmp_path / "b")
-    a, b = load_weights(tmp_path / "a" / rundir.WEIGHTS), load_weights(tmp_path / "b" / rundir.WEIGHTS)
+    a, b = load_weights(RunDir(tmp_path / "a").weights), load_weights(RunDir(tmp_path / "b").weights)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_run_directory_contents(tmp_path):
     summary = fit(tiny_recipe(), tmp_path / "run")
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert names == sorted([rundir.RECIPE, rundir.CHECKPOINT, rundir.WEIGHTS, rundir.METRICS, rundir.SUMMARY, rundir.LOCK])
-    assert summary["student"]["params"] > 0 and summary["student"]["macs"] > 0
-    assert 0 <= summary["final_test_acc"] <= 100 and summary["versions"]["torch"]
-    loaded = rundir.load_run(tmp_path / "run")
+    run = RunDir(tmp_path / "run")
+    assert names == sorted(p.name for p in (run.recipe, run.checkpoint, run.weights, run.metrics, run.summary,
+                                            run.lock))
+    assert summary.student.params > 0 and summary.student.macs > 0
+    assert 0 <= summary.final_test_acc <= 100 and summary.versions["torch"]
+    loaded = load_run(tmp_path / "run")
     data = dataclasses.replace(tiny_recipe().data, mean=(0.5,) * 3, std=(0.25,) * 3, image_size=32, channels=3)
     assert loaded.recipe == dataclasses.replace(tiny_recipe(), data=data) and not loaded.model.training
 
@@ -97,7 +99,7 @@ def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch):
 
     recipe = dataclasses.replace(table, train=dataclasses.replace(table.train, compile=True))
     summary = fit(recipe, tmp_path / "run", on_event=lambda kind, info: events.append((kind, info)))
-    assert summary["final_test_acc"] is not None
+    assert summary.final_test_acc is not None
     assert any(kind == "warning" and "torch.compile failed" in info["message"] for kind, info in events)
 
 
@@ -112,9 +114,9 @@ def test_streamed_image_folder_trains_exactly_like_the_resident_one(tmp_path):
     for path, budget in (("resident", 4.0), ("streamed", 0.0)):
         recipe = parse_recipe(tiny_table(epochs=2, data={**data, "resident_max_gb": budget}), "test")
         fit(recipe, tmp_path / path)
-        summary = json.loads((tmp_path / path / rundir.SUMMARY).read_text())
+        summary = json.loads((RunDir(tmp_path / path).summary).read_text())
         assert summary["data"]["path"] == {"train": path, "test": path}
-        runs[path] = (_metrics(tmp_path / path), load_weights(tmp_path / path / rundir.WEIGHTS))
+        runs[path] = (_metrics(tmp_path / path), load_weights(RunDir(tmp_path / path).weights))
     assert runs["resident"][0] == runs["streamed"][0]
     for name, w in runs["resident"][1].items():
         assert torch.equal(w, runs["streamed"][1][name]), name

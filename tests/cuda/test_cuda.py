@@ -11,9 +11,9 @@ import torch
 from helpers import fit_until_interrupted, tiny_table
 
 from mimkd_edge.data import BatchLoader, load_splits, make_loader
-from mimkd_edge.engine import rundir
-from mimkd_edge.engine.checkpoint import load_checkpoint, load_weights, save_weights
-from mimkd_edge.engine.trainer import build_session, fit
+from mimkd_edge.rundir import RunDir
+from mimkd_edge.rundir.checkpoint import load_checkpoint, load_weights, save_weights
+from mimkd_edge.engine.trainer import build_training, fit
 from mimkd_edge.methods import list_methods, method_class
 from mimkd_edge.models import create_model
 from mimkd_edge.models.features import Features
@@ -54,7 +54,7 @@ def _recipe(method: str, teacher_file, *, student: str = STUDENT, epochs: int = 
 def _one_step(recipe):
     """The trainer's step (teacher under no_grad, student through its step module, method) on the first
     batch of a fresh session: the weighted loss terms and the student's flattened gradient."""
-    s = build_session(recipe)
+    s = build_training(recipe)
     x, y, idx = next(iter(s.train_loader.epoch(0)))
     torch.manual_seed(1)  # the same negatives for both precisions
     with s.autocast:
@@ -104,7 +104,7 @@ def test_compile_trains_on_cuda_without_falling_back(tmp_path, teacher_file):
     events = []
     recipe = _recipe("kd", teacher_file, student="conv4", train={"compile": True})
     summary = fit(recipe, tmp_path / "run", on_event=lambda kind, info: events.append((kind, info)))
-    assert summary["final_test_acc"] is not None and summary["device"] == torch.cuda.get_device_name()
+    assert summary.final_test_acc is not None and summary.device == torch.cuda.get_device_name()
     assert not [info for kind, info in events if kind == "warning"], "torch.compile fell back to eager"
 
 
@@ -119,7 +119,7 @@ def test_compile_failure_on_cuda_falls_back_to_eager(tmp_path, monkeypatch, teac
     events = []
     recipe = _recipe("kd", teacher_file, student="conv4", train={"compile": True})
     summary = fit(recipe, tmp_path / "run", on_event=lambda kind, info: events.append((kind, info)))
-    assert summary["final_test_acc"] is not None
+    assert summary.final_test_acc is not None
     assert any(kind == "warning" and "torch.compile failed" in info["message"] for kind, info in events)
 
 
@@ -133,23 +133,23 @@ def test_checkpoint_and_resume_on_cuda(tmp_path, teacher_file, monkeypatch):
                      options={"critic_hidden": 32, "embed_dim": 16, "nce_k": 64})
     fit(recipe, tmp_path / "straight")
     fit_until_interrupted(recipe, tmp_path / "resumed")
-    ckpt = load_checkpoint(tmp_path / "resumed" / rundir.CHECKPOINT)  # weights_only, mapped to the CPU
+    ckpt = load_checkpoint(RunDir(tmp_path / "resumed").checkpoint)  # weights_only, mapped to the CPU
     assert ckpt["epoch"] == 0 and "cuda" in ckpt["rng"]
     assert all(not v.is_cuda for v in ckpt["model"].values())
     summary = fit(recipe, tmp_path / "resumed", resume=True)
-    assert summary["data"]["path"] == {"train": "resident", "test": "resident"}
+    assert summary.data.path == {"train": "resident", "test": "resident"}
 
-    a = load_weights(tmp_path / "straight" / rundir.WEIGHTS)
-    b = load_weights(tmp_path / "resumed" / rundir.WEIGHTS)
+    a = load_weights(RunDir(tmp_path / "straight").weights)
+    b = load_weights(RunDir(tmp_path / "resumed").weights)
     assert a.keys() == b.keys()
     for name in a:
-        torch.testing.assert_close(b[name], a[name], rtol=1e-3, atol=1e-4, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(b[name], a[name], rtol=1e-3, atol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_session_lives_on_the_device(teacher_file):
     """train.device = "cuda": student, teacher, the method's critics and memory bank all live on the card."""
     recipe = _recipe("mimkd", teacher_file, options={"critic_hidden": 32, "embed_dim": 16, "nce_k": 64})
-    s = build_session(recipe)
+    s = build_training(recipe)
     assert s.device.type == "cuda"
     assert all(p.is_cuda for p in [*s.student.parameters(), *s.method.parameters(), *s.teacher.parameters()])
     assert all(b.is_cuda for b in s.method.buffers())

@@ -112,9 +112,9 @@ def test_default_run_is_the_latest_under_runs(exported, tmp_path, monkeypatch):
 def test_bake_normalisation(tiny_run, tmp_path):
     result = export_run(tiny_run, out=tmp_path, onnx=True, exporter="torchscript", bake_normalisation=True)
     m = result.manifest
-    assert m["input"]["normalisation_baked"] is True and "[0, 1]" in m["input"]["scale"]
-    a = m["artifacts"][0]
-    assert a["parity"]["max_abs_diff"] <= 1e-4 and a["test_accuracy"] == pytest.approx(m["pytorch"]["test_accuracy"])
+    assert m.input["normalisation_baked"] is True and "[0, 1]" in m.input["scale"]
+    a = m.artifacts[0]
+    assert a.parity["max_abs_diff"] <= 1e-4 and a.test_accuracy == pytest.approx(m.pytorch["test_accuracy"])
     s = open_session(tmp_path / "model_fp32.onnx", "onnxruntime")
     assert s.metadata["normalisation_baked"] == "true"
     assert s.run(np.full((2, 3, 32, 32), 0.5, np.float32)).shape == (2, 4)

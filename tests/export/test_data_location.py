@@ -19,7 +19,7 @@ def test_export_finds_the_data_the_run_trained_on(tmp_path, monkeypatch):
     assert json.loads((run / "summary.json").read_text())["data"]["source"] == str(root.resolve())
     monkeypatch.chdir(run)  # somewhere else: the relative path no longer leads to the data
     result = export_run(run, onnx=True, exporter="torchscript")
-    assert result.complete and result.manifest["data"]["source"] == str(root.resolve())
+    assert result.complete and result.manifest.data["source"] == str(root.resolve())
 
 
 def test_an_image_folder_says_how_many_classes_it_has(tmp_path):
@@ -28,7 +28,7 @@ def test_an_image_folder_says_how_many_classes_it_has(tmp_path):
     table["data"] = {"dataset": "imagefolder", "root": str(root), "image_size": 8}  # no num_classes
     run = tmp_path / "run"
     summary = fit(parse_recipe(table, "test"), run)
-    assert summary["data"]["classes"] == ["class0", "class1", "class2"]
+    assert summary.data.classes == ["class0", "class1", "class2"]
     assert "num_classes = 3" in (run / "recipe.toml").read_text()  # the run's recipe is the resolved one
     result = export_run(run, onnx=True, exporter="torchscript")
-    assert result.manifest["classes"] == ["class0", "class1", "class2"]
+    assert result.manifest.classes == ["class0", "class1", "class2"]

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from helpers import tiny_table, write_image_folder
 
 from mimkd_edge.cli import main
-from mimkd_edge.engine import rundir
-from mimkd_edge.engine.checkpoint import atomic_write
+from mimkd_edge.rundir import RunDir
+from mimkd_edge.atomic import atomic_write
 from mimkd_edge.errors import UserError
 from mimkd_edge.recipe import dumps_toml
 
@@ -85,13 +85,14 @@ def test_teacher_weights_of_another_shape(teacher, tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(dumps_toml(table))
     result = CliRunner().invoke(main, ["distill", str(path), "--out", str(tmp_path / "S")])
-    one_line(result, "model.safetensors", "weights do not fit", "fc.weight is (4, 64) in the file, (5, 64) in the model")
+    one_line(result, "model.safetensors", "weights do not fit",
+             "fc.weight is (4, 64) in the file, (5, 64) in the model")
 
 
 def test_export_when_recipe_and_weights_disagree(teacher, tmp_path):
     run = shutil.copytree(teacher, tmp_path / "T")
-    recipe = (run / rundir.RECIPE).read_text().replace("num_classes = 4", "num_classes = 6")
-    (run / rundir.RECIPE).write_text(recipe)
+    recipe = (RunDir(run).recipe).read_text().replace("num_classes = 4", "num_classes = 6")
+    (RunDir(run).recipe).write_text(recipe)
     one_line(CliRunner().invoke(main, ["export", str(run), "--onnx"]), "fc.bias is (4,) in the file, (6,) in the model")
 
 
@@ -102,7 +103,7 @@ def test_export_when_recipe_and_weights_disagree(teacher, tmp_path):
 ])
 def test_broken_checkpoints_on_resume(teacher, tmp_path, content, fragment):
     run = shutil.copytree(teacher, tmp_path / "T")
-    ckpt = run / rundir.CHECKPOINT
+    ckpt = RunDir(run).checkpoint
     if content == "list":
         torch.save([1, 2, 3], ckpt)
     elif content == "no-epoch":
@@ -111,7 +112,7 @@ def test_broken_checkpoints_on_resume(teacher, tmp_path, content, fragment):
         torch.save(state, ckpt)
     else:
         ckpt.write_bytes(content)
-    result = CliRunner().invoke(main, ["train", str(run / rundir.RECIPE), "--out", str(run), "--resume",
+    result = CliRunner().invoke(main, ["train", str(RunDir(run).recipe), "--out", str(run), "--resume",
                                        "--set", "train.epochs=2"])
     one_line(result, str(ckpt), fragment)
 
@@ -203,7 +204,7 @@ def test_leftovers_of_a_killed_write_are_cleaned_and_files_are_readable(tmp_path
     finally:
         os.umask(old)
     assert not list(out.glob(".*.tmp"))
-    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.name != rundir.LOCK}
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.name != RunDir(out).lock.name}
     assert set(modes.values()) == {0o644}, modes
 
 
@@ -220,7 +221,7 @@ class _Payload:
 def test_a_pickle_payload_in_a_checkpoint_never_runs(teacher, tmp_path):
     run = shutil.copytree(teacher, tmp_path / "T")
     marker = tmp_path / "pwned"
-    torch.save({"epoch": 0, "model": _Payload(marker)}, run / rundir.CHECKPOINT)
-    result = CliRunner().invoke(main, ["train", str(run / rundir.RECIPE), "--out", str(run), "--resume"])
+    torch.save({"epoch": 0, "model": _Payload(marker)}, RunDir(run).checkpoint)
+    result = CliRunner().invoke(main, ["train", str(RunDir(run).recipe), "--out", str(run), "--resume"])
     one_line(result, "unreadable checkpoint")
     assert not marker.exists()

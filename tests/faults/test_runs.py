@@ -11,8 +11,8 @@ import pytest
 import torch
 from helpers import fit_until_interrupted, tiny_recipe
 
-from mimkd_edge.engine import rundir
-from mimkd_edge.engine.checkpoint import load_checkpoint
+from mimkd_edge.rundir import RunDir, owned
+from mimkd_edge.rundir.checkpoint import load_checkpoint
 from mimkd_edge.engine.trainer import fit
 from mimkd_edge.errors import DivergedError, UserError
 
@@ -36,7 +36,7 @@ def test_divergence_in_the_first_epoch_says_no_checkpoint_exists(tmp_path):
     with pytest.raises(DivergedError) as e:
         fit(_diverging(1e30), out)
     assert "epoch 1" in str(e.value) and "No checkpoint was written" in str(e.value)
-    assert not (out / rundir.CHECKPOINT).exists() and "\n" not in str(e.value)
+    assert not (RunDir(out).checkpoint).exists() and "\n" not in str(e.value)
 
 
 def test_finite_losses_with_overflowing_weights_are_not_checkpointed(tmp_path):
@@ -45,8 +45,8 @@ def test_finite_losses_with_overflowing_weights_are_not_checkpointed(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(DivergedError) as e:
         fit(_diverging(1e4), out)
-    if (out / rundir.CHECKPOINT).exists():
-        ckpt = load_checkpoint(out / rundir.CHECKPOINT)
+    if (RunDir(out).checkpoint).exists():
+        ckpt = load_checkpoint(RunDir(out).checkpoint)
         assert _all_finite(ckpt["model"]) and _all_finite(ckpt["optimizer"]) and _all_finite(ckpt["method"])
         assert f"end of epoch {ckpt['epoch'] + 1}, every tensor finite" in str(e.value)
     else:
@@ -59,7 +59,7 @@ def test_divergence_after_a_good_epoch_keeps_that_checkpoint_finite(tmp_path):
     with pytest.raises(DivergedError) as e:  # the advised remedy, reversed: resume with a huge lr
         fit(_diverging(1e30), out, resume=True)
     assert "end of epoch 1, every tensor finite" in str(e.value)
-    ckpt = load_checkpoint(out / rundir.CHECKPOINT)
+    ckpt = load_checkpoint(RunDir(out).checkpoint)
     assert ckpt["epoch"] == 0 and _all_finite(ckpt["model"]) and _all_finite(ckpt["optimizer"])
 
 
@@ -68,10 +68,10 @@ def test_resume_with_a_new_lr_applies_and_records_it(tmp_path):
     fit_until_interrupted(tiny_recipe(epochs=2), out, after_epoch=1)
     summary = fit(tiny_recipe(epochs=2, train={"epochs": 2, "batch_size": 32, "lr": 0.01, "milestones": [1]}),
                   out, resume=True)
-    assert summary["recipe_changes"] == [{"epoch": 2, "key": "train.lr", "from": 0.05, "to": 0.01}]
-    ckpt = load_checkpoint(out / rundir.CHECKPOINT)
+    assert summary.recipe_changes == [{"epoch": 2, "key": "train.lr", "from": 0.05, "to": 0.01}]
+    ckpt = load_checkpoint(RunDir(out).checkpoint)
     assert ckpt["history"][1]["lr"] == pytest.approx(0.01 * 0.1)  # milestone 1 passed: decayed once
-    assert 'lr = 0.01' in (out / rundir.RECIPE).read_text()
+    assert 'lr = 0.01' in (RunDir(out).recipe).read_text()
 
 
 def test_resume_with_another_model_is_refused(tmp_path):
@@ -83,29 +83,27 @@ def test_resume_with_another_model_is_refused(tmp_path):
 
 def test_a_second_process_cannot_train_into_an_owned_run(tmp_path):
     out = tmp_path / "run"
-    with rundir.owned(out):
-        with pytest.raises(UserError, match="another process .* is training into this run directory"):
-            fit(tiny_recipe(), out)
-    assert not (out / rundir.RECIPE).exists()  # the refused run wrote nothing
+    with owned(out), pytest.raises(UserError, match="another process .* is training into this run directory"):
+        fit(tiny_recipe(), out)
+    assert not (RunDir(out).recipe).exists()  # the refused run wrote nothing
 
 
 def test_a_killed_owner_does_not_leave_the_run_locked(tmp_path):
     out = tmp_path / "run"
-    code = ("import sys, time; from pathlib import Path; from mimkd_edge.engine import rundir\n"
-            "with rundir.owned(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)\n")
+    code = ("import sys, time; from pathlib import Path; from mimkd_edge.rundir import owned\n"
+            "with owned(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)\n")
     p = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "held"
-        with pytest.raises(UserError, match=f"pid {p.pid}"):
-            with rundir.owned(out):
-                pass
+        with pytest.raises(UserError, match=f"pid {p.pid}"), owned(out):
+            pass
     finally:
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
     deadline = time.time() + 5
     while True:
         try:
-            with rundir.owned(out):
+            with owned(out):
                 break
         except UserError:
             if time.time() > deadline:

@@ -53,7 +53,8 @@ def test_zeroed_hashes_are_refused(exported_run, tmp_path):
     ([], "expected a JSON object"),
     ({"artifacts": [{"name": "x"}]}, "artifacts[0] needs a `path`"),
     ({"artifacts": [{"path": "model_fp32.onnx"}]}, "needs `files`"),
-    ({"artifacts": [{"path": "../../summary.json", "files": [{"path": "../../summary.json", "size": 1, "sha256": "0"}]}]},
+    ({"artifacts": [{"path": "../../summary.json",
+                     "files": [{"path": "../../summary.json", "size": 1, "sha256": "0"}]}]},
      "outside the export folder"),
 ])
 def test_malformed_manifests_are_one_line(exported_run, tmp_path, manifest, expected):

@@ -42,7 +42,8 @@ def test_convolve_matches_concat_reference(t_shape, s_shape):
     pos, neg = critic.pair_scores(t, s, "all")
     assert neg.shape == (3,) + ref.shape
     for r in range(1, 4):
-        torch.testing.assert_close(neg[r - 1], _reference_convolve(critic, torch.roll(t, r, 0), s), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(neg[r - 1], _reference_convolve(critic, torch.roll(t, r, 0), s),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_convolve_parameters_are_those_of_the_paper_critic():

@@ -215,8 +215,10 @@ def test_at_and_vid_leave_out_the_stem_pair():
     # ResNet-32x4 → ResNet-8x4: R is all four maps; RepDistiller distils feat[1:-1], the last three
     for name in ("at", "vid"):
         assert make(name, "resnet32x4", "resnet8x4").pairs == ((1, 1), (2, 2), (3, 3))
-        assert make(name, "resnet32x4", "resnet8x4", {"skip_first_map": False}).pairs == ((0, 0), (1, 1), (2, 2), (3, 3))
-    assert make("at", "resnet56", "conv4_mp").pairs == ((3, 1),)  # 64@8 ↔ 64@8; 32@16 ↔ 64@16 used the first student map
+        assert make(name, "resnet32x4", "resnet8x4",
+                    {"skip_first_map": False}).pairs == ((0, 0), (1, 1), (2, 2), (3, 3))
+    # 64@8 ↔ 64@8; 32@16 ↔ 64@16 used the first student map
+    assert make("at", "resnet56", "conv4_mp").pairs == ((3, 1),)
 
 
 def test_fitnet_regressor_is_conv_bn_relu():

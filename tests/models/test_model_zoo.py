@@ -76,7 +76,6 @@ def test_forward_shapes_and_feature_info(name, cached_model):
     assert isinstance(model, FeatureModel)
     entry = model_entry(name)
     assert model.input_size == entry.input_size == (32 if entry.family == "cifar" else 224)
-    assert not model.fixed_input
     x = _input(name, 2)
     size = x.shape[-1]
 
@@ -86,7 +85,8 @@ def test_forward_shapes_and_feature_info(name, cached_model):
     for i, info in enumerate(model.feature_info):
         module = model.get_submodule(info.name)  # every name is a real module path
         if entry.family == "cifar":  # torchvision graphs call the leaves, not the containers
-            handles.append(module.register_forward_hook(lambda m, a, out, i=i: hooked.__setitem__(i, out.detach().clone())))
+            handles.append(module.register_forward_hook(
+                lambda m, a, out, i=i: hooked.__setitem__(i, out.detach().clone())))
     feats = model.forward_features(x)
     for h in handles:
         h.remove()
@@ -97,7 +97,7 @@ def test_forward_shapes_and_feature_info(name, cached_model):
     assert len(feats.maps) == len(model.feature_info) > 0
     names = [info.name for info in model.feature_info]
     assert len(set(names)) == len(names)
-    for i, (fmap, info) in enumerate(zip(feats.maps, model.feature_info)):
+    for i, (fmap, info) in enumerate(zip(feats.maps, model.feature_info, strict=True)):
         assert fmap.shape == (2, info.channels, size // info.stride, size // info.stride), (name, info)
         if entry.family == "cifar":
             assert torch.equal(hooked[i], fmap), f"{name}: map {i} is not the output of {info.name}"
@@ -116,7 +116,7 @@ def test_other_input_size(name, cached_model):
     with torch.no_grad():
         feats = model.forward_features(torch.randn(1, 3, 64, 64))
     assert feats.logits.shape == (1, 10)
-    for fmap, info in zip(feats.maps, model.feature_info):
+    for fmap, info in zip(feats.maps, model.feature_info, strict=True):
         assert fmap.shape[-2:] == (64 // info.stride, 64 // info.stride)
 
 
@@ -164,5 +164,5 @@ def test_batch_one_matches_batch_three(name, cached_model):
             f1 = model.forward_features(x[i : i + 1])
             close(f1.logits, f3.logits[i : i + 1])
             close(f1.vector, f3.vector[i : i + 1])
-            for m1, m3 in zip(f1.maps, f3.maps):
+            for m1, m3 in zip(f1.maps, f3.maps, strict=True):
                 close(m1, m3[i : i + 1])

@@ -1,18 +1,21 @@
 """The trade-off figure and its tables, from hand-made benchmark rows (no benchmark needed)."""
 
+import dataclasses
+
 import pytest
 
 from mimkd_edge.errors import UserError
 from mimkd_edge.report import pareto_front, plot_tradeoff, points_table, select_points
 from mimkd_edge.report.paper import paper_best
+from mimkd_edge.rundir.bench_results import BenchRow
 
 
 def _row(run, student, method, artifact, backend, precision, ms, acc, *, shape="static", threads=1,
          dataset="cifar10"):
-    return {"run": run, "student": student, "method": method, "artifact": artifact, "backend": backend,
-            "storage_precision": precision, "inference_precision": precision, "shape": shape, "threads": threads,
-            "batch": 1, "median_ms": ms, "p90_ms": ms * 1.1, "p99_ms": ms * 1.5, "accuracy": acc,
-            "dataset": dataset, "cpu": "Test CPU", "bound_ms_est": 0.24, "pct_bound_est": 24 / ms}
+    return BenchRow(run=run, student=student, method=method, artifact=artifact, backend=backend,
+                    storage_precision=precision, inference_precision=precision, shape=shape, threads=threads,
+                    batch=1, median_ms=ms, p90_ms=ms * 1.1, p99_ms=ms * 1.5, accuracy=acc,
+                    dataset=dataset, cpu="Test CPU", bound_ms_est=0.24, pct_bound_est=24 / ms)
 
 
 ROWS = [
@@ -45,8 +48,10 @@ def test_pareto_front():
 
 
 def test_pareto_front_ignores_latency_differences_inside_the_spread():
-    fast = {**_row("runs/x", "conv4_mp", "none", "openvino-int8", "openvino", "int8", 0.062, 70.0), "p90_ms": 0.070}
-    slow = {**_row("runs/y", "conv4_mp", "kd", "openvino-int8", "openvino", "int8", 0.066, 74.5), "p90_ms": 0.072}
+    fast = {**_row("runs/x", "conv4_mp", "none", "openvino-int8", "openvino", "int8", 0.062, 70.0).as_dict(),
+            "p90_ms": 0.070}
+    slow = {**_row("runs/y", "conv4_mp", "kd", "openvino-int8", "openvino", "int8", 0.066, 74.5).as_dict(),
+            "p90_ms": 0.072}
     assert [p["run"] for p in pareto_front([fast, slow])] == ["runs/y"]  # 4 µs apart, spread 6-8 µs: one latency
     tight = [{**fast, "p90_ms": 0.0625}, {**slow, "p90_ms": 0.0665}]  # spread 0.5 µs: 4 µs is a real difference
     assert [p["run"] for p in pareto_front(tight)] == ["runs/x", "runs/y"]
@@ -60,7 +65,7 @@ def test_paper_best():
 
 @pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])  # paper in its own panel / overlaid
 def test_plot_writes_png_svg_md(tmp_path, dataset):
-    rows = [{**r, "dataset": dataset} for r in ROWS]
+    rows = [dataclasses.replace(r, dataset=dataset) for r in ROWS]
     paths = plot_tradeoff(rows, tmp_path / "t.png", paper=True)
     assert {k: v.suffix for k, v in paths.items()} == {"png": ".png", "svg": ".svg", "md": ".md"}
     for p in paths.values():

@@ -1,15 +1,19 @@
 """bench_runs on a tiny exported run: statistics in order, accuracy equal to PyTorch's, files written."""
 
+import dataclasses
 import json
 
 import pytest
 
 from mimkd_edge.data import load_splits
-from mimkd_edge.engine.rundir import load_run
+from mimkd_edge.rundir import load_run
 from mimkd_edge.errors import UserError
-from mimkd_edge.runtime.accuracy import AccuracyCache, evaluate_accuracy
-from mimkd_edge.runtime.bench import (COLUMNS, BenchConfig, bench_runs, list_artifacts, merge_csv, read_csv,
-                                      read_manifest)
+from mimkd_edge.rundir import RunDir, load_verified
+from mimkd_edge.rundir.accuracy_cache import AccuracyCache
+from mimkd_edge.rundir.bench_results import COLUMNS, BenchRow, merge_csv, read_csv
+from mimkd_edge.runtime.accuracy import evaluate
+from mimkd_edge.runtime.artifacts import list_artifacts
+from mimkd_edge.runtime.bench import BenchConfig, bench_runs
 from mimkd_edge.runtime.session import open_session
 
 FAST = dict(iters=30, warmup=3, throughput_batch=8, sgemm=False)
@@ -25,81 +29,80 @@ def bench(exported_run, tmp_path_factory):
 
 def test_statistics_are_ordered(bench):
     rows, _ = bench
-    assert {(r["backend"], r["shape"]) for r in rows} == {("torch", "eager"), ("onnxruntime", "static"),
-                                                         ("onnxruntime", "dynamic")}
+    assert {(r.backend, r.shape) for r in rows} == {("torch", "eager"), ("onnxruntime", "static"),
+                                                   ("onnxruntime", "dynamic")}
     for r in rows:
-        assert r["min_ms"] <= r["median_ms"] <= r["p90_ms"] <= r["p99_ms"]
-        assert r["iters"] == 30 and r["threads"] == 1 and r["batch"] == 1
-        assert r["storage_precision"] == "fp32" and r["inference_precision"] == "fp32"
-        assert r["bound_ms_est"] is None or r["bound_ms_est"] > 0
-    dynamic = [r for r in rows if r["shape"] != "static"]
-    assert all(r["throughput_batch"] == 8 and r["throughput_ips"] > 0 for r in dynamic)
+        assert r.min_ms <= r.median_ms <= r.p90_ms <= r.p99_ms
+        assert r.iters == 30 and r.threads == 1 and r.batch == 1
+        assert r.storage_precision == "fp32" and r.inference_precision == "fp32"
+        assert r.bound_ms_est is None or r.bound_ms_est > 0
+    dynamic = [r for r in rows if r.shape != "static"]
+    assert all(r.throughput_batch == 8 and r.throughput_ips > 0 for r in dynamic)
 
 
 def test_onnx_accuracy_equals_pytorch(bench, exported_run):
     rows, _ = bench
-    by_backend = {r["backend"]: r["accuracy"] for r in rows}
+    by_backend = {r.backend: r.accuracy for r in rows}
     assert by_backend["onnxruntime"] == by_backend["torch"]
     # and directly, on the same data: the PyTorch model vs the FP32 ONNX file, plus a padded static batch
     loaded = load_run(exported_run)
     splits = load_splits(loaded.recipe.data)
     onnx_path = exported_run / "export" / "model_fp32.onnx"
-    torch_acc = evaluate_accuracy(open_session(loaded.model, "torch"), splits)
-    ort_acc = evaluate_accuracy(open_session(onnx_path, "onnxruntime"), splits)
-    static_acc = evaluate_accuracy(open_session(onnx_path, "onnxruntime", static_batch=5), splits)
-    assert torch_acc["images"] == ort_acc["images"] == static_acc["images"] == len(splits.test)
-    assert torch_acc["accuracy"] == ort_acc["accuracy"] == static_acc["accuracy"] == by_backend["torch"]
+    accs = [evaluate(open_session(source, backend, static_batch=static), splits.test, splits.mean, splits.std)
+            for source, backend, static in ((loaded.model, "torch", None), (onnx_path, "onnxruntime", None),
+                                            (onnx_path, "onnxruntime", 5))]
+    assert [a.images for a in accs] == [len(splits.test)] * 3
+    assert [a.accuracy for a in accs] == [by_backend["torch"]] * 3
 
 
 def test_files_written(bench, exported_run):
     rows, results = bench
-    report = json.loads((exported_run / "bench.json").read_text())
+    report = json.loads(RunDir(exported_run).bench.read_text())
     machine = report["machine"]
     assert machine["cpu"]["model"] and machine["usable_cpus"] >= 1 and isinstance(machine["cpu"]["isa"], list)
     assert "load_average_start" in machine and "load_average_end" in machine
     assert machine["peak_estimated"]["peak_source"] == "estimated from ISA"
     assert report["versions"]["onnxruntime"] and len(report["rows"]) == len(rows)
     csv_rows = read_csv(results)
-    assert len(csv_rows) == len(rows) and list(csv_rows[0]) == list(COLUMNS)
-    assert csv_rows[0]["median_ms"] == pytest.approx(rows[0]["median_ms"], rel=1e-5)
-    cache = json.loads((exported_run / "export" / "accuracy_cache.json").read_text())["entries"]
-    manifest = read_manifest(exported_run)
-    assert set(cache[manifest["artifacts"][0]["sha256"]]) == {"onnxruntime"}
+    assert len(csv_rows) == len(rows) and results.read_text().splitlines()[0] == ",".join(COLUMNS)
+    assert csv_rows[0].median_ms == pytest.approx(rows[0].median_ms, rel=1e-5)
+    cache = json.loads(RunDir(exported_run).accuracy_cache.read_text())["entries"]
+    manifest = load_verified(RunDir(exported_run).export)
+    assert set(cache[manifest.artifacts[0].sha256]) == {"onnxruntime"}
 
 
-def test_accuracy_cache_hits(exported_run):
-    cache = AccuracyCache(exported_run / "export" / "accuracy_cache.json")
-    sha = read_manifest(exported_run)["artifacts"][0]["sha256"]
-
-    def never():
-        raise AssertionError("a cached accuracy must not reload data or reopen the model")
-
-    entry = cache.lookup(sha, "onnxruntime")
-    hit = cache.get_or_measure(sha, "onnxruntime", never, never, split=entry["split"])
-    assert hit["cached"] and hit["accuracy"] == entry["accuracy"]
+def test_accuracy_cache_hits_only_on_the_same_split(bench, exported_run):
+    cache = AccuracyCache(RunDir(exported_run).export)
+    sha = load_verified(RunDir(exported_run).export).artifacts[0].sha256
+    split = next(iter(cache.entries[sha].values()))["split"]
+    hit = cache.lookup(sha, "onnxruntime", split)
+    assert hit is not None and hit.cached and hit.accuracy == bench[0][0].accuracy
+    assert cache.lookup(sha, "onnxruntime", {**split, "images": split["images"] + 1}) is None
+    assert cache.lookup(sha, "openvino", split) is None
 
 
 def test_merge_csv_replaces_same_key(tmp_path):
     path = tmp_path / "r.csv"
-    row = {"run": "runs/a", "artifact": "onnx-fp32", "backend": "onnxruntime", "threads": 1, "shape": "static",
-           "batch": 1, "median_ms": 1.0}
-    merge_csv(path, [row, {**row, "run": "runs/b"}])
-    merge_csv(path, [{**row, "median_ms": 2.0}, {**row, "threads": 2}])
+    row = BenchRow(run="runs/a", artifact="onnx-fp32", backend="onnxruntime", threads=1, shape="static",
+                   batch=1, median_ms=1.0)
+    merge_csv(path, [row, dataclasses.replace(row, run="runs/b")])
+    merge_csv(path, [dataclasses.replace(row, median_ms=2.0), dataclasses.replace(row, threads=2)])
     got = read_csv(path)
-    assert [(r["run"], r["threads"], r["median_ms"]) for r in got] == [("runs/a", 1, 2.0), ("runs/b", 1, 1.0),
-                                                                        ("runs/a", 2, 1.0)]
+    assert [(r.run, r.threads, r.median_ms) for r in got] == [("runs/a", 1, 2.0), ("runs/b", 1, 1.0),
+                                                              ("runs/a", 2, 1.0)]
 
 
 def test_selection_and_bad_options(exported_run):
-    arts = list_artifacts(exported_run, read_manifest(exported_run), BenchConfig(precisions=("int8",), iters=1))
+    manifest = load_verified(RunDir(exported_run).export)
+    arts = list_artifacts(exported_run, manifest, ("torch", "onnxruntime", "openvino"), ("int8",))
     assert arts == []  # the fixture exported FP32 ONNX only
-    arts = list_artifacts(exported_run, read_manifest(exported_run), BenchConfig(backends=("openvino",), iters=1))
+    arts = list_artifacts(exported_run, manifest, ("openvino",), ("fp32",))
     assert [(a.backend, a.format) for a in arts] == [("openvino", "onnx")]  # no IR: OpenVINO runs the .onnx
-    arts = list_artifacts(exported_run, read_manifest(exported_run),
-                          BenchConfig(backends=("openvino",), ov_compute=("f32", "bf16"), iters=1))
+    arts = list_artifacts(exported_run, manifest, ("openvino",), ("fp32",), ("f32", "bf16"))
     assert [(a.label, a.compute, a.cache_backend) for a in arts] == [
         ("onnx-fp32", "f32", "openvino"), ("onnx-fp32@bf16", "bf16", "openvino@bf16")]
-    for bad in (dict(backends=("tensorrt",)), dict(ov_compute=("f16",)), dict(threads=(0,)), dict(seconds=1.0, iters=5), dict(seconds=-1.0)):
+    for bad in (dict(backends=("tensorrt",)), dict(ov_compute=("f16",)), dict(threads=(0,)),
+                dict(seconds=1.0, iters=5), dict(seconds=-1.0)):
         with pytest.raises(UserError):
             BenchConfig(**bad)
     with pytest.raises(UserError, match="no such run"):

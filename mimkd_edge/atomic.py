@@ -1,4 +1,5 @@
-"""Atomic writes (temp file + rename) and safe loads: a crash never leaves a half-written file."""
+"""Atomic file writes (temp file + fsync + rename): a crash or a full disk never leaves a half-written
+file, and the previous version survives any failure. Every result file of the project goes through here."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-from safetensors.torch import load_file, save_file
-
-from ..errors import UserError, one_line
+from .errors import UserError
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+def default_file_mode() -> int:
+    """0666 less the process umask, read when asked (a umask set after import is honoured)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
@@ -28,7 +29,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # after writing: mkstemp makes 0600, and some writers recreate the file
+        os.chmod(tmp, default_file_mode())  # after writing: mkstemp makes 0600, and some writers recreate the file
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -57,25 +58,9 @@ def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def save_checkpoint(path: str | Path, state: dict) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Tensors and plain containers only (`weights_only=True`): a checkpoint cannot run code."""
+def read_json(path: str | Path) -> Any:
+    """A JSON file, or one UserError naming it."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"{path}: unreadable checkpoint ({one_line(e)})") from None
-
-
-def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-
-
-def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path), device="cpu")
-    except Exception as e:
-        raise UserError(f"{path}: unreadable weights file ({one_line(e)})") from None
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: unreadable JSON ({e})") from None

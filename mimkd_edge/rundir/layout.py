@@ -1,0 +1,153 @@
+"""Where each file of a run directory lives. The only module that spells a run file's name.
+
+    runs/<name>/recipe.toml            the resolved recipe (every default written out)
+               checkpoint.pt           model, method, optimiser, scheduler, RNG, metrics: resume point
+               model.safetensors       the trained student's weights (what export and distill read)
+               metrics.jsonl           one line per epoch
+               summary.json            models, cost, accuracy, wall time, versions, git commit
+               .lock                   held (flock) by the process training into the directory
+               export/manifest.json    the proven artifacts, their hashes and parity (export writes it)
+               export/accuracy_cache.json  test accuracy per artifact sha256 × backend
+               bench.json              the latest benchmark of this run: machine, settings, rows
+    runs/bench.csv                     benchmark rows of every run (the default results table)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from ..errors import UserError
+
+RUNS_ROOT = Path("runs")
+DEFAULT_RESULTS = RUNS_ROOT / "bench.csv"
+RESULTS_MARKDOWN, TRADEOFF_FIGURE = "results.md", "tradeoff.png"  # a sweep's report, in its output folder
+
+
+class RunDir:
+    """A run directory's paths. Cheap: it touches the disk only when a property that says so is read."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    recipe = property(lambda self: self.path / "recipe.toml")
+    checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    weights = property(lambda self: self.path / "model.safetensors")
+    metrics = property(lambda self: self.path / "metrics.jsonl")
+    summary = property(lambda self: self.path / "summary.json")
+    lock = property(lambda self: self.path / ".lock")
+    export = property(lambda self: self.path / "export")
+    manifest = property(lambda self: self.export / MANIFEST)
+    accuracy_cache = property(lambda self: self.export / ACCURACY_CACHE)
+    bench = property(lambda self: self.path / "bench.json")
+
+    @property
+    def finished(self) -> bool:
+        """Training ended: the weights and the summary are written (they are written last)."""
+        return self.weights.is_file() and self.summary.is_file()
+
+    @property
+    def exported(self) -> bool:
+        return self.manifest.is_file()
+
+    @property
+    def benched(self) -> bool:
+        return self.bench.is_file()
+
+
+MANIFEST, ACCURACY_CACHE = "manifest.json", "accuracy_cache.json"  # inside an export folder
+
+
+def manifest_path(export_folder: str | Path) -> Path:
+    """The manifest of an export folder (`mimkd-edge export --out` can put one anywhere)."""
+    return Path(export_folder) / MANIFEST
+
+
+def accuracy_cache_path(export_folder: str | Path) -> Path:
+    return Path(export_folder) / ACCURACY_CACHE
+
+
+def default_run_dir(name: str) -> Path:
+    return RUNS_ROOT / name
+
+
+def weights_path(path: str | Path) -> Path:
+    """A run directory or a .safetensors file → the weights file."""
+    p = Path(path)
+    return RunDir(p).weights if p.is_dir() else p
+
+
+def run_key(path: str | Path) -> str:
+    """How a run is named in results: relative to the working directory when inside it."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
+def finished_runs(root: str | Path = RUNS_ROOT) -> list[Path]:
+    """Run directories at any depth under `root` (sweeps nest them) that finished, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = [p.parent for p in root.rglob(RunDir(".").summary.name) if RunDir(p.parent).finished]
+    return sorted(runs, key=lambda p: RunDir(p).summary.stat().st_mtime_ns)
+
+
+def exported_runs(root: str | Path = RUNS_ROOT) -> list[Path]:
+    """Finished runs under `root` that hold an export manifest."""
+    return [p for p in finished_runs(root) if RunDir(p).exported]
+
+
+def latest_run(root: str | Path = RUNS_ROOT) -> Path:
+    runs = finished_runs(root)
+    if not runs:
+        raise UserError(f"{root}: no finished run found; train or distill one first, or name RUN")
+    return runs[-1]
+
+
+def require_finished(path: str | Path) -> Path:
+    """`path` as a finished run directory, or one line saying what is missing."""
+    run = RunDir(path)
+    if not run.path.is_dir():
+        raise UserError(f"{run.path}: no such run directory")
+    if not run.weights.is_file():
+        raise UserError(f"{run.path}: no {run.weights.name} in this run (did it finish?)")
+    return run.path
+
+
+@contextlib.contextmanager
+def owned(path: str | Path):
+    """Hold the run directory for one process: a second `train`/`distill` into it (another terminal,
+    a sweep started twice) is refused instead of writing its files beside the first's. An advisory
+    flock on RUN/.lock: the kernel drops it when the owner dies, so a killed run never leaves it stuck."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    run = RunDir(path)
+    try:
+        run.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"{run.path}: cannot create the run directory ({e.strerror or e})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise UserError(f"{run.path}: another process (pid {owner}) is training into this run directory; "
+                            "wait for it, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

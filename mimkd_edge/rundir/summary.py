@@ -1,0 +1,120 @@
+"""A run's summary and its per-epoch metrics, typed.
+
+The summary is written once, when training ends; every later stage (export, bench, the protocol
+tables, a distillation reading its teacher's accuracy) reads it through `read_summary`, so a renamed
+field fails here, by name, instead of turning into None three modules away. Summaries written
+before `schema` existed (the committed CPU-protocol runs) have the same fields and read as schema 1.
+
+Per-epoch records stay dicts: their keys depend on the method (each loss term and MI estimate is a
+column), and they are only ever tabulated.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..atomic import read_json, write_json, write_text
+from ..errors import UserError
+from .layout import RunDir
+
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class StudentInfo:
+    model: str
+    params: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    dataset: str
+    source: str  # where the images were read (absolute), or "synthetic"
+    classes: list[str] = field(default_factory=list)
+    train_size: int = 0
+    test_size: int = 0
+    image_size: int | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    path: dict[str, str] | None = None  # split → "resident" | "streamed"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    name: str
+    method: str
+    seed: int
+    student: StudentInfo
+    data: DataInfo
+    epochs: int
+    final_test_acc: float | None
+    final_train_acc: float
+    wall_seconds: float
+    images_per_s: float
+    device: str
+    teacher: dict | None = None  # model, checkpoint, sha256, recipe, test_acc of the teacher run
+    best_test_acc: float | None = None  # selected on the test set: for reference only
+    best_epoch: int | None = None
+    versions: dict = field(default_factory=dict)
+    git_commit: str | None = None
+    finished_at: str = ""
+    recipe_changes: list[dict] = field(default_factory=list)  # schedule keys changed at --resume
+    schema: int = SCHEMA
+
+    @property
+    def data_source(self) -> str | None:
+        """Where the run's data was found (absolute), or None for synthetic data."""
+        return self.data.source if self.data.source != "synthetic" else None
+
+    @property
+    def test_split(self) -> dict[str, Any]:
+        """What identifies the test split an accuracy was measured on: its source and size."""
+        return {"source": str(self.data.source), "images": int(self.data.test_size)}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: Path) -> RunSummary:
+        try:
+            return _build(cls, raw, {"student": StudentInfo, "data": DataInfo})
+        except (TypeError, ValueError) as e:
+            raise UserError(f"{where}: not a run summary of this tool ({e})") from None
+
+
+def _build(cls, raw: Any, nested: dict[str, type]):
+    if not isinstance(raw, dict):
+        raise TypeError(f"expected a JSON object, found {type(raw).__name__}")
+    known = {f.name for f in fields(cls)}
+    values = {k: v for k, v in raw.items() if k in known}
+    for key, sub in nested.items():
+        if key in values:
+            values[key] = _build(sub, values[key], {})
+    return cls(**values)  # a missing required field is a TypeError naming it
+
+
+def write_summary(run: str | Path, summary: RunSummary) -> None:
+    write_json(RunDir(run).summary, summary.to_dict())
+
+
+def read_summary(run: str | Path) -> RunSummary:
+    path = RunDir(run).summary
+    if not path.is_file():
+        raise UserError(f"{path.parent}: no {path.name} in this run (did it finish?)")
+    return RunSummary.from_dict(read_json(path), path)
+
+
+def write_metrics(run: str | Path, history: list[dict]) -> None:
+    write_text(RunDir(run).metrics, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def read_metrics(run: str | Path) -> list[dict]:
+    path = RunDir(run).metrics
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: unreadable metrics ({e})") from None

@@ -1,0 +1,70 @@
+"""What a benchmark runs: a run's verified artifacts, each paired with the backend that runs it.
+
+.onnx files run on onnxruntime, OpenVINO IRs on openvino; an FP32 .onnx is also given to OpenVINO
+where the manifest has no FP32 IR. The PyTorch eager student (the run's weights) is the "torch"
+backend, fp32. With `ov_compute` = ("f32", "bf16") each FP32/FP16 IR also runs with OpenVINO asked
+to compute in bf16 (label "...@bf16", its accuracy cached on its own).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..provenance import sha256_file
+from ..rundir import Manifest, ManifestArtifact, RunDir
+
+
+@dataclass(frozen=True)
+class BenchArtifact:
+    label: str  # e.g. "onnx-fp32", "openvino-int8", "torch-fp32"
+    path: Path  # the file a session opens (the run's weights for torch)
+    format: str  # "pytorch" | "onnx" | "openvino-ir"
+    backend: str
+    storage_precision: str
+    sha256: str
+    size_bytes: int
+    compute: str = "f32"  # OpenVINO's INFERENCE_PRECISION_HINT ("f32", "bf16"); f32 elsewhere
+
+    @property
+    def cache_backend(self) -> str:
+        """The accuracy cache's backend key: a bf16-computing OpenVINO session is its own entry."""
+        return self.backend if self.compute == "f32" else f"{self.backend}@{self.compute}"
+
+
+def list_artifacts(run: Path, manifest: Manifest | None, backends: tuple[str, ...], precisions: tuple[str, ...],
+                   ov_compute: tuple[str, ...] = ("f32",)) -> list[BenchArtifact]:
+    """The artifacts of `run` in `backends` × `precisions`, each paired with the backend that runs it."""
+    out: list[BenchArtifact] = []
+    if "torch" in backends and "fp32" in precisions:
+        weights = RunDir(run).weights
+        out.append(BenchArtifact("torch-fp32", weights, "pytorch", "torch", "fp32", sha256_file(weights),
+                                 weights.stat().st_size))
+    if manifest is None:
+        return out
+    ir_precisions = {a.storage_precision for a in manifest.artifacts if a.format == "openvino-ir"}
+    for a in manifest.artifacts:
+        if a.storage_precision not in precisions:
+            continue
+        art = _from_manifest(run, a)
+        if a.format == "onnx":
+            if "onnxruntime" in backends:
+                out.append(art)
+            if "openvino" in backends and a.storage_precision == "fp32" and "fp32" not in ir_precisions:
+                out.extend(_ov_variants(replace(art, backend="openvino"), ov_compute))
+        elif "openvino" in backends:
+            out.extend(_ov_variants(art, ov_compute))
+    return out
+
+
+def _from_manifest(run: Path, a: ManifestArtifact) -> BenchArtifact:
+    backend = "onnxruntime" if a.format == "onnx" else "openvino"
+    return BenchArtifact(a.name, RunDir(run).export / a.path, a.format, backend, a.storage_precision,
+                         a.files[0].sha256, sum(f.size for f in a.files))  # hashes verified by load_verified
+
+
+def _ov_variants(art: BenchArtifact, ov_compute: tuple[str, ...]) -> list[BenchArtifact]:
+    """One artifact per OpenVINO compute precision asked for; INT8 IRs run at f32 only (their
+    quantised layers compute in int8 whatever the hint; the rest stays f32)."""
+    hints = ("f32",) if art.storage_precision == "int8" else ov_compute
+    return [art if h == "f32" else replace(art, label=f"{art.label}@{h}", compute=h) for h in hints]

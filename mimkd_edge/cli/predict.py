@@ -1,0 +1,52 @@
+"""`mimkd-edge predict`: classify image files with an exported artifact, from the artifact alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from . import main
+
+
+@main.command()
+@click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1), help="Classes to list per image.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (for machines).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Inference threads.")
+@click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]),
+              help="Runtime [default: onnxruntime for .onnx, openvino for .xml].")
+def predict(artifact, images, top_k, as_json, threads, backend):
+    """Classify IMAGES (files or folders of images) with ARTIFACT (.onnx or .xml), as trained.
+
+    The artifact carries its input size, colour mode, normalisation and class names; no run
+    directory is needed, and torch need not be installed (numpy, Pillow and the runtime suffice).
+    """
+    from ..imaging import image_files
+    from ..runtime.predict import open_artifact, timed_predict
+
+    files = image_files(images)
+    session, info = open_artifact(artifact, threads=threads, backend=backend)
+    predictions, rate = timed_predict(session, info, files, top_k=top_k)
+    if as_json:
+        click.echo(json.dumps({
+            "artifact": str(artifact), "backend": session.backend, "recipe": info.recipe_name,
+            "recipe_sha256": info.recipe_sha256, "images": rate.images, "seconds": round(rate.seconds, 4),
+            "predictions": [{"path": p.path, "top": [{"label": c, "probability": q} for c, q in p.top]}
+                            for p in predictions]}, indent=2))
+        return
+    _print(predictions, rate, session.backend, threads)
+
+
+def _print(predictions, rate, backend: str, threads: int) -> None:
+    from ..console import console, say, table
+
+    rows = [[p.path, ", ".join(f"{c} {q:.1%}" for c, q in p.top)] for p in predictions]
+    t = table(f"{len(predictions)} image(s)", ["image", "top classes (probability)"], rows)
+    t.columns[0].justify, t.columns[0].overflow = "left", "fold"  # a path is read whole
+    console.print(t)
+    if rate.images > 1:
+        say(f"{rate.images} images in {rate.seconds:.2f} s: {rate.images_per_s:,.0f} images/s end to end "
+            f"(decode + normalise + {backend}, {threads} thread(s))")

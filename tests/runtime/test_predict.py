@@ -1,0 +1,139 @@
+"""`predict` runs an exported artifact from the artifact alone: same inputs as training, same
+predictions as the bench's accuracy path, and no torch needed."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from mimkd_edge.cli import main
+from mimkd_edge.data import BatchLoader, ImageSet, load_splits
+from mimkd_edge.imaging import image_files, normalise
+from mimkd_edge.recipe import dumps_toml
+from mimkd_edge.rundir import RunDir, load_run
+from mimkd_edge.runtime.accuracy import evaluate, model_inputs
+from mimkd_edge.runtime.predict import open_artifact, predict_files
+from mimkd_edge.runtime.session import open_session
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    """A 1-epoch Conv-4 on a 3-class 12×12 image folder (classes differ in brightness), exported to
+    ONNX and an OpenVINO IR."""
+    tmp = tmp_path_factory.mktemp("predict")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 16), ("test", 6)):
+        for c in range(3):
+            d = tmp / "data" / split / f"k{c}"
+            d.mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(rng.normal(40 + 70 * c, 30, (12, 12, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(d / f"{i}.png")
+    recipe = tmp / "r.toml"
+    recipe.write_text(dumps_toml({"name": "p", "seed": 0, "data": {"dataset": "imagefolder", "root": str(tmp / "data")},
+                                  "student": {"model": "conv4"}, "method": {"name": "none"},
+                                  "train": {"epochs": 1, "batch_size": 8, "lr": 0.05, "milestones": [1]}}))
+    runner = CliRunner()
+    r = runner.invoke(main, ["train", str(recipe), "--out", str(tmp / "run")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["export", str(tmp / "run"), "--onnx", "--openvino", "--exporter", "torchscript"])
+    assert r.exit_code == 0, r.output
+    return tmp
+
+
+def test_normalise_is_bit_identical_to_the_training_loader():
+    images = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (5, 3, 9, 9), dtype=np.uint8))
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    loader = BatchLoader(ImageSet(images, torch.zeros(5, dtype=torch.long)), 5, mean, std, train=False)
+    x, _, _ = next(iter(loader.epoch(0)))
+    assert np.array_equal(normalise(images.numpy(), mean, std), x.numpy())
+    assert np.array_equal(model_inputs(images, mean, std, baked=False), x.numpy())
+
+
+@pytest.mark.parametrize("artifact", ["model_fp32.onnx", "model_fp32.xml"])
+def test_predictions_are_the_bench_accuracy_paths(folder_run, artifact):
+    path = RunDir(folder_run / "run").export / artifact
+    session, info = open_artifact(path)
+    assert info.classes == ["k0", "k1", "k2"] and (info.channels, info.size) == (3, 12)
+    files = image_files([folder_run / "data" / "test"])  # class by class, sorted: the split's own order
+    predictions = predict_files(session, info, files, top_k=3, batch_size=4)
+    loaded = load_run(folder_run / "run")
+    splits = load_splits(loaded.recipe.data, recorded=loaded.data_source)
+    x = model_inputs(splits.test.take(slice(0, len(splits.test))), splits.mean, splits.std, baked=False)
+    expected = [info.classes[i] for i in session.run(x).argmax(1)]
+    assert [p.label for p in predictions] == expected
+    truth = [f.parent.name for f in files]
+    accuracy = 100.0 * sum(p.label == t for p, t in zip(predictions, truth, strict=True)) / len(files)
+    bench = evaluate(open_session(path, session.backend), splits.test, splits.mean, splits.std)
+    assert accuracy == pytest.approx(bench.accuracy)
+
+
+def test_top_k_is_sorted_and_clamped_to_the_classes(folder_run):
+    result = CliRunner().invoke(main, ["predict", str(RunDir(folder_run / "run").export / "model_fp32.onnx"),
+                                       str(folder_run / "data" / "test" / "k2" / "0.png"), "--top-k", "9", "--json"])
+    assert result.exit_code == 0, result.output
+    (p,) = json.loads(result.output)["predictions"]
+    probs = [t["probability"] for t in p["top"]]
+    assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0)
+
+
+def test_an_image_of_another_size_is_resized_as_training_does(folder_run, tmp_path):
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(big)
+    xml = RunDir(folder_run / "run").export / "model_fp32.xml"
+    result = CliRunner().invoke(main, ["predict", str(xml), str(big), "--top-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    got = {t["label"]: t["probability"] for t in json.loads(result.output)["predictions"][0]["top"]}
+    # the rule the artifact states, applied by hand: RGB, bilinear to 12×12, normalised with its mean/std
+    session, info = open_artifact(xml)
+    pixels = np.asarray(Image.open(big).convert("RGB").resize((12, 12), Image.BILINEAR)).transpose(2, 0, 1)[None]
+    logits = session.run(((pixels.astype(np.float32) / 255 - np.array(info.mean, np.float32)[:, None, None])
+                          / np.array(info.std, np.float32)[:, None, None]).astype(np.float32))[0]
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert [got[c] for c in info.classes] == pytest.approx(expected.tolist(), abs=1e-4)
+
+
+def test_an_artifact_that_does_not_describe_itself_is_one_line(tmp_path, folder_run):
+    from mimkd_edge.export.onnx_export import export_onnx
+    from mimkd_edge.models import create_model
+
+    bare = tmp_path / "bare.onnx"
+    export_onnx(create_model("conv4", num_classes=3).eval(), bare, input_size=12, exporter="torchscript")
+    import onnx
+
+    proto = onnx.load(str(bare))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(bare))
+    result = CliRunner().invoke(main, ["predict", str(bare), str(folder_run / "data" / "test")])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "does not describe its input" in result.output
+
+
+_NO_TORCH = """
+import importlib.abc, sys
+class _Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision"):
+            raise ImportError(f"{name} is not installed on this device")
+sys.meta_path.insert(0, _Blocked())
+from mimkd_edge.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    assert "torch" not in sys.modules
+    sys.exit(e.code)
+"""
+
+
+@pytest.mark.parametrize("artifact", ["model_fp32.onnx", "model_fp32.xml"])
+def test_predict_runs_where_torch_cannot_be_imported(folder_run, artifact):
+    args = ["predict", str(RunDir(folder_run / "run").export / artifact), str(folder_run / "data" / "test"), "--json"]
+    done = subprocess.run([sys.executable, "-c", _NO_TORCH, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["images"] == 18 and all(len(p["top"]) == 3 for p in report["predictions"])

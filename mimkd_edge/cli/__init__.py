@@ -47,3 +47,5 @@ from . import sweep as _sweep  # noqa: E402,F401
 from . import export as _export  # noqa: E402,F401
 from . import bench as _bench  # noqa: E402,F401
 from . import predict as _predict  # noqa: E402,F401
+from . import probe as _probe  # noqa: E402,F401
+from . import teacher as _teacher  # noqa: E402,F401

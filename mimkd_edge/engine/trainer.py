@@ -194,7 +194,8 @@ def load_teacher(recipe: Recipe) -> tuple[FeatureModel, dict]:
     if not path.is_file():
         maker = cfg.recipe or f"recipes/teachers/{cfg.model}.toml"
         raise UserError(f"teacher.checkpoint: no such file: {path}; train the teacher first: "
-                        f"mimkd-edge train {maker} --out {path.parent}")
+                        f"mimkd-edge train {maker} --out {path.parent} (or import a published one: "
+                        f"mimkd-edge teacher import FILE --model {cfg.model} --out {path.parent})")
     teacher = create_model(cfg.model, num_classes=recipe.data.classes, in_chans=recipe.data.channels)
     load_model_weights(teacher, path, f"teacher model {cfg.model} with {recipe.data.classes} classes")
     info: dict[str, Any] = {"model": cfg.model, "checkpoint": str(path), "sha256": sha256_file(path),

@@ -14,6 +14,7 @@ from typing import Iterable
 
 from ..rundir import read_metrics, read_summary
 from ..rundir.bench_results import read_bench_rows
+from ..rundir.probe_results import read_probe_results
 from .tables import _fixed, markdown, method_name, student_name
 
 # (backend, storage precision) columns, in the order the table shows them
@@ -116,3 +117,15 @@ def mi_trace_markdown(run: Path) -> str:
                      _fixed(m.get("test_acc"), 2)])
     return markdown(["epoch", "I_global (infoNCE, nats)", "I_local (JSD)", "I_feature (JSD)", "train acc %",
                      "test acc %"], rows, align=["r"] * 6)
+
+
+def probe_markdown(runs: Iterable[Path]) -> str:
+    """The linear-probe table (the paper's Table 3 layout): per student, method and seed, the run's own
+    test accuracy and its probe test accuracy on each probe data set found in the runs."""
+    results = [r for run in runs for r in read_probe_results(run)]
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    results.sort(key=lambda r: (r.source, r.student, order.get(r.method, 99), r.seed))
+    rows = [[Path(r.source).name, student_name(r.student), method_name(r.method), r.seed,
+             _fixed(r.run_test_accuracy, 2), _fixed(r.test_accuracy, 2), f"{r.weight_decay:g}"] for r in results]
+    return markdown(["probe data", "student", "method", "seed", "own test acc %", "probe test acc %", "probe L2"],
+                    rows, align=["l", "l", "l", "r", "r", "r", "r"])

@@ -40,14 +40,18 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_model_weights(model: torch.nn.Module, path: str | Path, what: str) -> None:
-    """Load a state dict strictly: names and shapes. A mismatch is one line naming the file and the
+    """Load a weights file strictly: names and shapes (see `load_state`)."""
+    load_state(model, load_weights(path), path, what)
+
+
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str | Path, what: str) -> None:
+    """Load a state dict strictly: names and shapes. A mismatch is one line naming `where` and the
     first bad keys (a ResNet-8x4 given ResNet-20 weights, a 10-class head for num_classes = 5)."""
-    state = load_weights(path)
     own = model.state_dict()
     problems = [f"missing {k}" for k in own if k not in state][:3]
     problems += [f"unexpected {k}" for k in state if k not in own][:3]
     problems += [f"{k} is {tuple(state[k].shape)} in the file, {tuple(v.shape)} in the model"
                  for k, v in own.items() if k in state and state[k].shape != v.shape][:3]
     if problems:
-        raise UserError(f"{path}: weights do not fit {what} ({'; '.join(problems)})")
+        raise UserError(f"{where}: weights do not fit {what} ({'; '.join(problems)})")
     model.load_state_dict(state)

@@ -9,6 +9,7 @@
                export/manifest.json    the proven artifacts, their hashes and parity (export writes it)
                export/accuracy_cache.json  test accuracy per artifact sha256 × backend
                bench.json              the latest benchmark of this run: machine, settings, rows
+               probe.json              linear-probe transfer accuracy, one entry per probe data set
     runs/bench.csv                     benchmark rows of every run (the default results table)
 """
 
@@ -46,6 +47,7 @@ class RunDir:
     manifest = property(lambda self: self.export / MANIFEST)
     accuracy_cache = property(lambda self: self.export / ACCURACY_CACHE)
     bench = property(lambda self: self.path / "bench.json")
+    probe = property(lambda self: self.path / "probe.json")
 
     @property
     def finished(self) -> bool:

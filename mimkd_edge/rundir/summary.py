@@ -52,7 +52,7 @@ class RunSummary:
     data: DataInfo
     epochs: int
     final_test_acc: float | None
-    final_train_acc: float
+    final_train_acc: float | None  # None for an imported teacher (not trained here)
     wall_seconds: float
     images_per_s: float
     device: str
@@ -63,12 +63,13 @@ class RunSummary:
     git_commit: str | None = None
     finished_at: str = ""
     recipe_changes: list[dict] = field(default_factory=list)  # schedule keys changed at --resume
+    provenance: dict | None = None  # weights imported, not trained: source file, sha256, format
     schema: int = SCHEMA
 
     @property
     def data_source(self) -> str | None:
         """Where the run's data was found (absolute), or None for synthetic data."""
-        return self.data.source if self.data.source != "synthetic" else None
+        return self.data.source if self.data.source not in ("synthetic", "") else None
 
     @property
     def test_split(self) -> dict[str, Any]:

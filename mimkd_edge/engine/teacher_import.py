@@ -82,7 +82,7 @@ def import_teacher(path: str | Path, model: str, out: str | Path | None = None, 
     if measure:
         try:
             splits = load_splits(recipe.data, data_dir)
-        except UserError:
+        except UserError:  # not found, or another data set (load_splits checks the class count)
             if data_dir is not None:
                 raise  # asked for: say why it failed
         if splits is not None:

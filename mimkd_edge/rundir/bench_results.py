@@ -75,6 +75,8 @@ class BenchRow:
     @classmethod
     def from_dict(cls, raw: dict, where: Path) -> BenchRow:
         """A row from the CSV (strings) or a bench file (JSON values); unknown columns are ignored."""
+        if not isinstance(raw, dict):
+            raise UserError(f"{where}: a benchmark row must be a table of columns, found {type(raw).__name__}")
         values = {}
         for name, kind in _TYPES.items():
             if name in raw:
@@ -166,20 +168,27 @@ class BenchRecord:
 def write_bench_record(run: str | Path, record: BenchRecord) -> Path:
     """Write RUN's bench file, keeping rows of earlier invocations that `record` does not replace."""
     path = RunDir(run).bench
-    previous = read_bench_rows(run) if path.is_file() else []
+    previous = read_bench_rows(run, strict=False) if path.is_file() else []
     body = asdict(record)
     body["rows"] = [r.as_dict() for r in merge_rows(previous, record.rows)]
     write_json(path, body)
     return path
 
 
-def read_bench_rows(run: str | Path) -> list[BenchRow]:
-    """The rows of RUN's bench file; an unreadable file counts as none (it is only rewritten)."""
+def read_bench_rows(run: str | Path, *, strict: bool = True) -> list[BenchRow]:
+    """The rows of RUN's bench file (none when there is none). An unreadable file is one UserError
+    naming it, or, with strict=False (a bench about to rewrite the file), counts as no rows."""
     path = RunDir(run).bench
+    if not path.is_file():
+        return []
     try:
         raw = read_json(path)
+        if not isinstance(raw, dict) or not isinstance(raw.get("rows", []), list):
+            raise UserError(f"{path}: not a bench file of this tool (expected an object with a `rows` list)")
         return [BenchRow.from_dict(r, path) for r in raw.get("rows", [])]
-    except (UserError, AttributeError):
+    except UserError:
+        if strict:
+            raise
         return []
 
 

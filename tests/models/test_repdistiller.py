@@ -108,3 +108,17 @@ def test_every_counterpart_is_one_of_our_models():
     from mimkd_edge.models import list_models
 
     assert set(REPDISTILLER) <= set(list_models())
+
+
+def test_data_with_another_class_count_is_refused_when_named(tmp_path):
+    from helpers import write_image_folder
+
+    f = tmp_path / "ckpt.pth"
+    torch.save({"model": _reference_layout_resnet(create_model("resnet8x4", num_classes=100).state_dict())}, f)
+    folder = write_image_folder(tmp_path / "three", classes=3, size=32)
+    args = ["teacher", "import", str(f), "--model", "resnet8x4", "--out", str(tmp_path / "T"),
+            "--data-dir", str(folder)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "found 3 classes, but the recipe expects 100" in " ".join(result.output.split())
+    assert not (tmp_path / "T" / "model.safetensors").exists()

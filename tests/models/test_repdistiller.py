@@ -3,6 +3,9 @@ files, written here by hand with their shapes at 100 classes) land on our keys o
 a checkpoint file round-trips through `mimkd-edge teacher import`."""
 
 import argparse
+import gzip
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -40,6 +43,21 @@ REFERENCE_KEYS = {
                      "layer1.1.bn2.weight": (58,), "layer1.1.conv3.weight": (58, 58, 1, 1),
                      "layer1.1.bn3.weight": (58,)},
 }
+
+
+# Every key and shape of RepDistiller's 22 counterpart models at 100 classes (its state_dict layouts:
+# facts about the public model files, recorded once from a re-creation of its modules, no code kept).
+RECORDED = json.loads(gzip.decompress((Path(__file__).parent / "data" / "repdistiller_keys.json.gz").read_bytes()))
+
+
+@pytest.mark.parametrize("model", sorted(REPDISTILLER))
+def test_every_counterparts_full_reference_layout_loads_strictly_into_ours(model):
+    reference = {k: torch.zeros(shape) for k, shape in RECORDED["models"][REPDISTILLER[model][0]]}
+    ours = create_model(model, num_classes=100)
+    renamed = from_repdistiller(model, reference)
+    assert len(renamed) == len(reference)
+    assert {k: tuple(v.shape) for k, v in renamed.items()} == {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    ours.load_state_dict(renamed, strict=True)
 
 
 @pytest.mark.parametrize("model", sorted(REFERENCE_KEYS))

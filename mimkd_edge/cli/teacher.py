@@ -16,15 +16,18 @@ def teacher() -> None:
 
 @teacher.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", required=True, help="Our model name (resnet32x4, wrn_40_2, vgg13, resnet50, ...).")
+@click.option("--model", required=True,
+              help="Our model name (resnet32x4, wrn_40_2, vgg13, resnet50, tv_resnet50, ...).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run directory [default: runs/teacher-MODEL].")
-@click.option("--dataset", type=click.Choice(["cifar100", "cifar10"]), default="cifar100", show_default=True,
-              help="What the teacher was trained on (its test split measures it).")
+@click.option("--dataset", type=click.Choice(["cifar100", "cifar10", "imagefolder"]),
+              help="What the teacher was trained on, to measure it on its test split [default: cifar100 for "
+                   "RepDistiller's models, an ImageNet-style image folder for torchvision's].")
 @click.option("--data-dir",
               help="Where that data set is (beats MIMKD_DATA); without it the accuracy may go unmeasured.")
 def import_(file, model, out, dataset, data_dir):
-    """Import FILE, a RepDistiller checkpoint (e.g. resnet32x4_vanilla/ckpt_epoch_240.pth), as a run.
+    """Import FILE as a run: a RepDistiller checkpoint (e.g. resnet32x4_vanilla/ckpt_epoch_240.pth) for
+    our CIFAR models, or a torchvision weights file (e.g. resnet50-0676ba61.pth) for our tv_* models.
 
     Loaded without executing any pickle, renamed into our layout, every name and shape checked; the
     run then serves as `teacher.checkpoint` of a distillation recipe, like a teacher trained here.

@@ -1,4 +1,6 @@
-"""A published teacher checkpoint → a normal run directory, instead of 240 epochs of training.
+"""A published teacher checkpoint → a normal run directory, instead of 240 epochs of training: the
+field's CIFAR teachers (RepDistiller's files) and torchvision's ImageNet weights (its .pth files, as
+the torch hub cache holds them, for our tv_* models).
 
     summary = import_teacher("ckpt_epoch_240.pth", "resnet32x4")      # → runs/teacher-resnet32x4/
 
@@ -56,28 +58,58 @@ def read_reference_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict
     return state, info
 
 
-def import_teacher(path: str | Path, model: str, out: str | Path | None = None, *, dataset: str = "cifar100",
+IMAGENET_NORMALISATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # torchvision's weights were trained so
+
+
+def source_layout(model: str) -> str:
+    """Whose checkpoints `model` takes: RepDistiller's CIFAR models, or torchvision's (our tv_* models
+    keep torchvision's parameter names under `body.`)."""
+    if model in REPDISTILLER:
+        return "repdistiller"
+    if model.startswith("tv_"):
+        return "torchvision"
+    raise UserError(f"--model: {model} has no published counterpart to import; RepDistiller's: "
+                    f"{', '.join(REPDISTILLER)}; torchvision's: the tv_* models")
+
+
+def _renamed(model: str, layout: str, state: dict) -> dict:
+    if layout == "repdistiller":
+        return from_repdistiller(model, state)
+    return {"body." + k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _class_count(state: dict, path: Path) -> int:
+    """Rows of the classifier: the last 2-D weight (every model here ends with its Linear)."""
+    weights = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
+    if not weights:
+        raise UserError(f"{path}: no classifier weights (a Linear layer): not a classifier checkpoint")
+    return int(weights[-1].shape[0])
+
+
+def import_teacher(path: str | Path, model: str, out: str | Path | None = None, *, dataset: str | None = None,
                    data_dir: str | None = None, measure: bool = True) -> RunSummary:
-    """Import a RepDistiller-layout checkpoint of `model` (our name) as a run directory (default
-    runs/teacher-MODEL); its test accuracy is measured when the data set is found."""
-    if model not in REPDISTILLER:
-        raise UserError(f"--model: {model} has no RepDistiller counterpart; one of {', '.join(REPDISTILLER)}")
+    """Import a RepDistiller (CIFAR models) or torchvision (tv_* models) checkpoint of `model` (our
+    name) as a run directory (default runs/teacher-MODEL); its test accuracy is measured when the data
+    set is found (default data set: CIFAR-100, or an ImageNet-style image folder for torchvision)."""
+    layout = source_layout(model)
     path = Path(path)
     state, info = read_reference_checkpoint(path)
-    state = from_repdistiller(model, state)
-    if "fc.weight" not in state:
-        raise UserError(f"{path}: no classifier weights (fc / linear / classifier): not a {model} checkpoint")
-    classes = int(state["fc.weight"].shape[0])
+    state = _renamed(model, layout, state)
+    classes = _class_count(state, path)
     net = create_model(model, num_classes=classes)
-    load_state(net, state, path, f"model {model} (RepDistiller layout, {classes} classes)")
+    load_state(net, state, path, f"model {model} ({layout} layout, {classes} classes)")
     net.eval()
     name = f"teacher-{model}"
     run = RunDir(out if out is not None else default_run_dir(name))
     if run.weights.exists() or run.checkpoint.exists():
         raise UserError(f"{run.path}: already holds a run; choose another --out")
+    data = {"dataset": dataset or ("cifar100" if layout == "repdistiller" else "imagefolder"),
+            "num_classes": classes, "channels": 3, "image_size": net.input_size}
+    if data["dataset"] == "imagefolder":
+        data["mean"], data["std"] = IMAGENET_NORMALISATION
     recipe = parse_recipe({"name": name, "seed": 0, "student": {"model": model}, "method": {"name": "none"},
-                           "data": {"dataset": dataset, "num_classes": classes, "channels": 3, "image_size": 32}},
-                          f"{path} (imported)")
+                           "data": data}, f"{path} (imported)")
+    dataset = recipe.data.dataset
     splits, accuracy = None, None
     if measure:
         try:
@@ -90,15 +122,16 @@ def import_teacher(path: str | Path, model: str, out: str | Path | None = None, 
     mean, std = (splits.mean, splits.std) if splits is not None else recipe.data.default_normalisation
     summary = RunSummary(
         name=name, method="none", seed=0,
-        student=StudentInfo(model, count_params(net), count_macs(net, 32)),
+        student=StudentInfo(model, count_params(net), count_macs(net, net.input_size)),
         data=DataInfo(dataset, splits.source if splits is not None else "",
                       list(splits.classes) if splits is not None else [],
                       len(splits.train) if splits is not None else 0, len(splits.test) if splits is not None else 0,
-                      32, list(mean) if mean else None, list(std) if std else None),
+                      net.input_size, list(mean) if mean else None, list(std) if std else None),
         epochs=int(info.get("epoch", 0)), final_test_acc=accuracy, final_train_acc=None, wall_seconds=0.0,
         images_per_s=0.0, device="cpu", versions=versions(), git_commit=git_commit(),
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        provenance={"format": "repdistiller", "reference_model": REPDISTILLER[model][0], "source": str(path.resolve()),
+        provenance={"format": layout, "reference_model": REPDISTILLER[model][0] if layout == "repdistiller" else
+                    model.removeprefix("tv_"), "source": str(path.resolve()),
                     "sha256": sha256_file(path), "file_says": info,
                     "test_accuracy": "measured here" if accuracy is not None else "not measured (no data at hand)"})
     with owned(run.path):

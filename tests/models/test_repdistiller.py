@@ -140,3 +140,21 @@ def test_data_with_another_class_count_is_refused_when_named(tmp_path):
     assert result.exit_code == 2, result.output
     assert "found 3 classes, but the recipe expects 100" in " ".join(result.output.split())
     assert not (tmp_path / "T" / "model.safetensors").exists()
+
+
+def test_a_torchvision_weights_file_imports_for_our_tv_model(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(weights=None).eval()  # torchvision's own layout, as its .pth files
+    f = tmp_path / "resnet18-f37072fd.pth"
+    torch.save(reference.state_dict(), f)
+    args = ["teacher", "import", str(f), "--model", "tv_resnet18", "--out", str(tmp_path / "T")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    loaded = load_run(tmp_path / "T")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference(x), rtol=0, atol=1e-5)
+    s = read_summary(tmp_path / "T")
+    assert s.provenance["format"] == "torchvision" and s.data.image_size == 224 and s.final_test_acc is None

@@ -286,7 +286,7 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
         write_summary(out, summary)
     if s.ddp.world_size > 1:
         dist.barrier()
-    emit("end", summary)
+    emit("end", summary.to_dict())
     return summary
 
 

@@ -36,6 +36,25 @@ def write_image_folder(root, classes: int = 3, train: int = 10, test: int = 4, s
     return root
 
 
+def write_brightness_folder(root, *, channels: int = 3, size: int = 12, classes: int = 3, train: int = 8,
+                            test: int = 4, seed: int = 0, prefix: str = "k"):
+    """ROOT/{train,test}/<prefix><c>/*.png whose classes differ in brightness (mean 40 + 70·c, noise 30):
+    something a model can learn in one epoch. Gray ("L") for 1 channel, RGB for 3."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    shape = (size, size) if channels == 1 else (size, size, 3)
+    for split, n in (("train", train), ("test", test)):
+        for c in range(classes):
+            d = root / split / f"{prefix}{c}"
+            d.mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(rng.normal(40 + 70 * c, 30, shape), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels, "L" if channels == 1 else "RGB").save(d / f"{i}.png")
+    return root
+
+
 class Interrupt(Exception):
     """Raised from a training event to stop a run the way a kill would, after its checkpoint."""
 

@@ -34,9 +34,10 @@ def model_inputs(images, mean, std, *, baked: bool) -> np.ndarray:
     return scale_raw(pixels) if baked else normalise(pixels, mean, std)
 
 
-def is_baked(session: Session) -> bool:
-    """The artifact scales and normalises raw pixels itself (export --bake-normalisation)."""
-    return str(session.metadata.get("normalisation_baked", "false")).lower() == "true"
+def is_baked(metadata: dict[str, str]) -> bool:
+    """The artifact scales and normalises raw pixels itself (export --bake-normalisation), as its
+    metadata (a session's `metadata`) says."""
+    return str(metadata.get("normalisation_baked", "false")).lower() == "true"
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def evaluate(session: Session, data: ImageSet, mean, std, *, baked: bool | None 
     `baked` defaults to what the artifact says of itself. A session opened with a static batch size
     is fed batches of exactly that size; the last one is zero-padded and the padding's outputs dropped.
     """
-    baked = is_baked(session) if baked is None else baked
+    baked = is_baked(session.metadata) if baked is None else baked
     fixed = session.static_batch
     step = fixed or batch_size
     n_total = len(data) if limit is None else min(limit, len(data))

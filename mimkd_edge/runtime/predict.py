@@ -24,7 +24,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import UserError
-from ..imaging import RESIZE_RULE, decode_images, normalise, scale_raw
+from ..imaging import RESIZE_RULE, decode_images
+from .accuracy import is_baked, model_inputs
 from .session import Session, open_session
 
 REQUIRED_KEYS = ("classes", "input_size", "normalisation_baked", "mean", "std")
@@ -61,14 +62,14 @@ class ArtifactInfo:
         if height != width:
             raise UserError(f"{path}: input {height}×{width}; this tool exports square inputs only")
         return cls(classes=list(classes), channels=int(channels), size=int(height),
-                   baked=meta["normalisation_baked"] == "true", mean=list(mean), std=list(std),
+                   baked=is_baked(meta), mean=list(mean), std=list(std),
                    colour_mode=meta.get("colour_mode", "L" if channels == 1 else "RGB"),
                    resize=meta.get("resize", RESIZE_RULE),
                    recipe_name=meta.get("recipe_name", ""), recipe_sha256=meta.get("recipe_sha256", ""))
 
     def inputs(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N, C, H, W) → what this artifact takes."""
-        return scale_raw(images) if self.baked else normalise(images, self.mean, self.std)
+        return model_inputs(images, self.mean, self.std, baked=self.baked)
 
 
 def open_artifact(path: str | Path, *, threads: int = 1, backend: str | None = None) -> tuple[Session, ArtifactInfo]:

@@ -3,10 +3,8 @@ end to end on a run probed with a data set of another geometry."""
 
 import json
 
-import numpy as np
 import torch
 from click.testing import CliRunner
-from PIL import Image
 
 from mimkd_edge.cli import main
 from mimkd_edge.engine.probe import linear_probe
@@ -14,7 +12,7 @@ from mimkd_edge.engine.trainer import fit
 from mimkd_edge.rundir import RunDir
 from mimkd_edge.rundir.probe_results import read_probe_results
 
-from helpers import tiny_recipe
+from helpers import tiny_recipe, write_brightness_folder
 
 
 def _clusters(n, classes, dim, spread, seed):
@@ -44,14 +42,7 @@ def test_the_probe_is_deterministic():
 def test_probe_cli_reads_other_geometry_and_stores_the_result(tmp_path):
     run = tmp_path / "run"
     fit(tiny_recipe(name="probed"), run)  # an RGB 32×32 student
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 20), ("test", 8)):
-        for c in range(3):
-            d = tmp_path / "gray" / split / f"c{c}"
-            d.mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(np.clip(rng.normal(50 + 70 * c, 20, (12, 12)), 0, 255).astype(np.uint8), "L").save(
-                    d / f"{i}.png")
+    write_brightness_folder(tmp_path / "gray", channels=1, size=12, train=20, test=8, prefix="c")
     args = ["probe", str(run), "--data", str(tmp_path / "gray"), "--threads", "1"]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output

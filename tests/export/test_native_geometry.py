@@ -3,28 +3,17 @@
 
 import json
 
-import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
+from helpers import write_brightness_folder
 from mimkd_edge.cli import main
 from mimkd_edge.recipe import dumps_toml
 
 
-def _folder(root, channels, size, classes=3, train=8, test=4):
-    rng = np.random.default_rng(channels * 1000 + size)
-    for split, n in (("train", train), ("test", test)):
-        for c in range(classes):
-            d = root / split / f"k{c}"
-            d.mkdir(parents=True)
-            for i in range(n):
-                base = 40 + 70 * c  # classes differ in brightness: something to learn
-                shape = (size, size) if channels == 1 else (size, size, 3)
-                pixels = np.clip(rng.normal(base, 30, shape), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels, "L" if channels == 1 else "RGB").save(d / f"{i}.png")
-    return root
+def _folder(root, channels, size):
+    return write_brightness_folder(root, channels=channels, size=size, seed=channels * 1000 + size)
 
 
 def _recipe(path, name, root, model, **extra):

@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from helpers import write_brightness_folder
 from mimkd_edge.cli import main
 from mimkd_edge.data import BatchLoader, ImageSet, load_splits
 from mimkd_edge.imaging import image_files, normalise
@@ -26,14 +27,7 @@ def folder_run(tmp_path_factory):
     """A 1-epoch Conv-4 on a 3-class 12×12 image folder (classes differ in brightness), exported to
     ONNX and an OpenVINO IR."""
     tmp = tmp_path_factory.mktemp("predict")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 16), ("test", 6)):
-        for c in range(3):
-            d = tmp / "data" / split / f"k{c}"
-            d.mkdir(parents=True)
-            for i in range(n):
-                pixels = np.clip(rng.normal(40 + 70 * c, 30, (12, 12, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(d / f"{i}.png")
+    write_brightness_folder(tmp / "data", size=12, train=16, test=6)
     recipe = tmp / "r.toml"
     recipe.write_text(dumps_toml({"name": "p", "seed": 0, "data": {"dataset": "imagefolder", "root": str(tmp / "data")},
                                   "student": {"model": "conv4"}, "method": {"name": "none"},

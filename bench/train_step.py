@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from mimkd_edge.methods import MethodContext, create_method, method_class
+from mimkd_edge.methods.memory import TeacherMemory
 from mimkd_edge.models import create_model, map_shapes
 from mimkd_edge.schema import build
 
@@ -64,6 +65,16 @@ def module_bytes(m: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in list(m.parameters()) + list(m.buffers()))
 
 
+def fill_memories(method: torch.nn.Module) -> None:
+    """Fill MIMKD's teacher memory as after the first epoch: a fresh bench takes a few steps, and a
+    memory still filling would offer fewer than K negatives — a cheaper step than a real one.
+    (CRD's bank starts full of random rows, as in CRD.)"""
+    for m in method.modules():
+        if isinstance(m, TeacherMemory):
+            rows = m.rows.shape[0]
+            m.update(torch.randn(rows, m.dim), torch.arange(rows) if m.kind == "bank" else None)
+
+
 class Runner:
     """One method's student copy, method module and optimiser for a teacher → student pair."""
 
@@ -78,6 +89,7 @@ class Runner:
         params = list(self.student.parameters()) + list(self.method.parameters())
         self.opt = torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=5e-4)
         self.extra_bytes = module_bytes(self.method)
+        fill_memories(self.method)
         self.times: list[float] = []
         self.cpu_times: list[float] = []
 
@@ -104,7 +116,7 @@ class Runner:
         return counter.get_total_flops()
 
 
-def bench_pair(pair: str, specs: list[str], args) -> list[dict]:
+def make_runners(pair: str, specs: list[str], args) -> list[Runner]:
     t_name, s_name = pair.split(":")
     torch.manual_seed(0)
     teacher = create_model(t_name).eval()
@@ -116,14 +128,54 @@ def bench_pair(pair: str, specs: list[str], args) -> list[dict]:
                         teacher_maps=tuple(map_shapes(teacher)), teacher_dim=teacher.num_features)
     if args.channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)
-    runners = [Runner(spec, teacher, student, ctx, args.channels_last) for spec in specs]
+    return [Runner(spec, teacher, student, ctx, args.channels_last) for spec in specs]
+
+
+def make_batch(g: torch.Generator, args):
+    x = torch.randn(args.batch, 3, 32, 32, generator=g)
+    if args.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 100, (args.batch,), generator=g)
+    return x, y, torch.randperm(args.num_samples, generator=g)[:args.batch]
+
+
+def peak_step_mb(pair: str, spec: str, args) -> float:
+    """Peak resident memory a step adds (MB): two steps of one method in a fresh process, the
+    growth of its peak RSS over the RSS once models, method and memories are built (Linux /proc).
+    In-process figures would mix the methods; this one is activations, gradients, optimiser state
+    and allocator slack."""
+    cmd = [sys.executable, __file__, "--peak-of", spec, "--pairs", pair, "--batch", str(args.batch),
+           "--threads", str(args.threads), "--num-samples", str(args.num_samples)]
+    if not args.channels_last:
+        cmd.append("--no-channels-last")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def _peak_of(spec: str, args) -> None:
+    run = make_runners(args.pairs, [spec], args)[0]
+    batch = make_batch(torch.Generator().manual_seed(0), args)
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (the peak RSS) to the current RSS
+    before = _proc_status_kb("VmRSS")
+    for _ in range(2):
+        run.step(*batch)
+    print((_proc_status_kb("VmHWM") - before) / 1024)
+
+
+def _proc_status_kb(key: str) -> int:
+    """VmRSS (now) or VmHWM (peak since exec or the last clear_refs) of this process, in kB. Not
+    getrusage's ru_maxrss: that keeps the parent's peak across fork + exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {key} in /proc/self/status")
+
+
+def bench_pair(pair: str, specs: list[str], args) -> list[dict]:
+    runners = make_runners(pair, specs, args)
     g = torch.Generator().manual_seed(0)
     for r in range(args.warmup + args.rounds):
-        x = torch.randn(args.batch, 3, 32, 32, generator=g)
-        if args.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = torch.randint(0, 100, (args.batch,), generator=g)
-        index = torch.randperm(args.num_samples, generator=g)[:args.batch]
+        x, y, index = make_batch(g, args)
         order = runners if r % 2 == 0 else runners[::-1]  # alternate the order: no fixed neighbour
         for run in order:
             dt, cpu = run.step(x, y, index)
@@ -137,6 +189,7 @@ def bench_pair(pair: str, specs: list[str], args) -> list[dict]:
     nan = float("nan")
     kd_med, kd_min, kd_cpu = ((statistics.median(kd.times), min(kd.times), statistics.median(kd.cpu_times))
                               if kd else (nan, nan, nan))
+    peaks = {run.spec: peak_step_mb(pair, run.spec, args) for run in runners} if args.peak_memory else {}
     rows = []
     for run in runners:
         med, low, cpu = statistics.median(run.times), min(run.times), statistics.median(run.cpu_times)
@@ -144,6 +197,7 @@ def bench_pair(pair: str, specs: list[str], args) -> list[dict]:
                      "cpu_median_ms": cpu * 1e3, "vs_kd": med / kd_med, "min_vs_kd": low / kd_min,
                      "cpu_vs_kd": cpu / kd_cpu, "extra_bytes": run.extra_bytes,
                      "times_ms": [t * 1e3 for t in run.times], "cpu_times_ms": [t * 1e3 for t in run.cpu_times],
+                     "peak_step_mb": peaks.get(run.spec, nan),
                      "gflop": flops[run.spec] / 1e9, "gflop_vs_kd": flops[run.spec] / flops[kd.spec] if kd else nan})
     return rows
 
@@ -160,8 +214,14 @@ def main(argv=None) -> int:
     ap.add_argument("--num-samples", type=int, default=50000, help="training-set size (memory banks)")
     ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     ap.add_argument("--json", default="bench/results/train_step.json")
+    ap.add_argument("--no-peak-memory", dest="peak_memory", action="store_false",
+                    help="skip the per-method peak-memory processes")
+    ap.add_argument("--peak-of", help=argparse.SUPPRESS)  # internal: one method's peak step memory
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.peak_of:
+        _peak_of(args.peak_of, args)
+        return 0
     if ";" in args.methods:
         specs = [s.strip() for s in args.methods.split(";") if s.strip()]
     else:
@@ -194,11 +254,12 @@ def main(argv=None) -> int:
 def table(rows: list[dict]) -> str:
     """Markdown: wall-clock median and min, process CPU time median, each also as a ratio to KD."""
     out = ["| pair | method | wall median ms | × KD | wall min ms | × KD | CPU median ms | × KD | GFLOP | × KD "
-           "| extra MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| extra MB | peak step MB |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['pair']} | {r['method']} | {r['median_ms']:.0f} | {r['vs_kd']:.2f} | {r['min_ms']:.0f} "
                    f"| {r['min_vs_kd']:.2f} | {r['cpu_median_ms']:.0f} | {r['cpu_vs_kd']:.2f} "
-                   f"| {r['gflop']:.1f} | {r['gflop_vs_kd']:.2f} | {r['extra_bytes'] / 2**20:.1f} |")
+                   f"| {r['gflop']:.1f} | {r['gflop_vs_kd']:.2f} | {r['extra_bytes'] / 2**20:.1f} "
+                   f"| {r.get('peak_step_mb', float('nan')):.0f} |")
     return "\n".join(out)
 
 

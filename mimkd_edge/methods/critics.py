@@ -38,12 +38,14 @@ Negatives = Literal["derangement", "all"]
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) → (N, H, W, C) (a view); vectors (N, C) pass through."""
+    """(N, C, H, W) → (N, H, W, C) (a view); vectors (N, C) and sampled locations (N, L, C), already
+    channel-last, pass through."""
     if x.dim() == 4:
         return x.permute(0, 2, 3, 1)
-    if x.dim() == 2:
+    if x.dim() in (2, 3):
         return x
-    raise ValueError(f"critic inputs must be (N, C) vectors or (N, C, H, W) maps, got shape {tuple(x.shape)}")
+    raise ValueError(f"critic inputs must be (N, C) vectors, (N, L, C) locations or (N, C, H, W) maps, "
+                     f"got shape {tuple(x.shape)}")
 
 
 def _check_pair(t: torch.Tensor, s: torch.Tensor) -> None:
@@ -57,10 +59,44 @@ def _check_pair(t: torch.Tensor, s: torch.Tensor) -> None:
 
 
 def _broadcast_teacher(a_t: torch.Tensor, a_s: torch.Tensor) -> torch.Tensor:
-    """A teacher vector's activation (N, D) lined up against a student map's (N, H, W, D)."""
-    if a_t.dim() == 2 and a_s.dim() == 4:
-        return a_t[:, None, None, :]
+    """A teacher vector's activation (N, D) lined up against a student map's (N, H, W, D), or
+    against the student's sampled locations (N, L, D)."""
+    if a_t.dim() == 2 and a_s.dim() > 2:
+        return a_t.view(a_t.shape[0], *([1] * (a_s.dim() - 2)), a_t.shape[-1])
     return a_t
+
+
+def sample_locations(n: int, h: int, w: int, count: int, device: torch.device | str | None = None
+                     ) -> torch.Tensor | None:
+    """(N, L) flat indices of L = `count` distinct locations of an H×W map, drawn uniformly per image
+    from the global generator (seeded by the trainer); None when `count` is 0 or covers the map.
+
+    Why: the local and feature terms are means over H×W locations (eqs. 4, 5). The mean over a
+    uniform random subset drawn without replacement is an unbiased estimate of that mean and, the
+    subset being drawn independently of the parameters, its gradient an unbiased estimate of the
+    gradient — at L/(H·W) of the critic's cost. Each image gets its own subset.
+    """
+    if count <= 0 or count >= h * w:
+        return None
+    return torch.rand(n, h * w, device=device).argsort(dim=1)[:, :count]
+
+
+def take_locations(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The entries of a map (N, C, H, W) at flat locations `idx` (N, L), channel-last: (N, L, C)."""
+    x = channels_last(x)  # (N, H, W, C); a view, contiguous for a channels_last map
+    flat = x.reshape(x.shape[0], -1, x.shape[-1])
+    return flat.gather(1, idx.unsqueeze(-1).expand(-1, -1, flat.shape[-1]))
+
+
+def _derangement_inputs(t: torch.Tensor, s: torch.Tensor, perm: torch.Tensor, idx: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Channel-last (teacher of the positives, teacher of the negatives, student) at sampled
+    locations. A negative pairs s_i at location l with t_{perm(i)} at the *same* location l; a
+    teacher vector has no locations and is only permuted."""
+    s_at = take_locations(s, idx)
+    if t.dim() == 2:
+        return t, t[perm], s_at
+    return take_locations(t, idx), take_locations(t[perm], idx), s_at
 
 
 def _off_diagonal(m: torch.Tensor) -> torch.Tensor:
@@ -113,14 +149,17 @@ class ConvolveCritic(nn.Module):
         a_t, a_s = self._parts(t, s)
         return self.head(a_t + a_s)
 
-    def pair_scores(self, t: torch.Tensor, s: torch.Tensor,
-                    negatives: Negatives = "derangement") -> tuple[torch.Tensor, torch.Tensor]:
+    def pair_scores(self, t: torch.Tensor, s: torch.Tensor, negatives: Negatives = "derangement",
+                    locations: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(positive scores, negative scores) for a batch.
 
         "derangement": one negative per positive, (t_{i−1}, s_i); the two score tensors have the
         same shape. "all": every (t_j, s_i) with j ≠ i, shaped (N−1, N, ...) — one head pass per
-        shift of the batch, so N−1 times the cost of the derangement.
+        shift of the batch, so N−1 times the cost of the derangement. `locations` (N, L), from
+        `sample_locations`: score maps only there (derangement only); scores shaped (N, L).
         """
+        if locations is not None:
+            return self._sampled_pair_scores(t, s, negatives, locations)
         if negatives == "derangement":
             _check_pair(t, s)
             n = s.shape[0]
@@ -146,6 +185,18 @@ class ConvolveCritic(nn.Module):
             neg = torch.stack([self.head(a_s + torch.roll(a_t, r, dims=0)) for r in range(1, n)])
             return pos, neg
         raise ValueError(f"unknown negatives {negatives!r}; expected 'derangement' or 'all'")
+
+    def _sampled_pair_scores(self, t, s, negatives, idx):
+        _check_pair(t, s)
+        _require_derangement(negatives)
+        perm = derangement(s.shape[0], s.device)
+        t_pos, t_neg, s_at = _derangement_inputs(t, s, perm, idx)
+        a_s = self.student_part(s_at)  # (N, L, D)
+        a_t = self.teacher_part(torch.stack([t_pos, t_neg]))  # (2, N, L, D); (2, N, D) for a vector
+        if t.dim() == 2:
+            a_t = a_t.unsqueeze(2)
+        both = self.head(a_t + a_s)
+        return both[0], both[1]
 
     def score_rows(self, t_rows: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Scores of every student vector s_i (N, C_s) against teacher rows: (K, C_t) shared by all
@@ -201,9 +252,16 @@ class ProjectDotCritic(nn.Module):
     def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return self.dot(*self.project(t, s))
 
-    def pair_scores(self, t: torch.Tensor, s: torch.Tensor,
-                    negatives: Negatives = "derangement") -> tuple[torch.Tensor, torch.Tensor]:
-        """(positive, negative) scores; projections computed once. "all" gives (N·(N−1), ...)."""
+    def pair_scores(self, t: torch.Tensor, s: torch.Tensor, negatives: Negatives = "derangement",
+                    locations: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(positive, negative) scores; projections computed once. "all" gives (N·(N−1), ...).
+        `locations` (N, L): project and score maps only there (derangement only)."""
+        if locations is not None:
+            _check_pair(t, s)
+            _require_derangement(negatives)
+            t_pos, t_neg, s_at = _derangement_inputs(t, s, derangement(s.shape[0], s.device), locations)
+            p_s = self.proj_s(s_at)
+            return self.dot(self.proj_t(t_pos), p_s), self.dot(self.proj_t(t_neg), p_s)
         p_t, p_s = self.project(t, s)
         n = p_s.shape[0]
         pos = self.dot(p_t, p_s)
@@ -220,6 +278,11 @@ class ProjectDotCritic(nn.Module):
                 full = torch.einsum("nhwd,mhwd->nmhw", p_s, p_t)
             return pos, _off_diagonal(full * self.scale)
         raise ValueError(f"unknown negatives {negatives!r}; expected 'derangement' or 'all'")
+
+
+def _require_derangement(negatives: str) -> None:
+    if negatives != "derangement":
+        raise ValueError(f"critic: sampled locations take negatives = 'derangement', got {negatives!r}")
 
 
 def make_critic(kind: str, teacher_dim: int, student_dim: int, hidden: int, out_dim: int) -> nn.Module:

@@ -36,6 +36,17 @@ width 512) instead of reading K projected rows; the student-anchored direction a
 Every critic sees the teacher's vector and maps standardised per channel (`standardize.py`): the
 same MI, but no divergence when a teacher's activations are large.
 
+What a step costs, and the two levers (issue 17; `bench/results/train_step.md`). At the paper's
+width the local and feature critics run a 512×512 layer at every location of every paired map, twice
+(positive, negative): 5.4× a KD step for ResNet-56 → Conv-4-MP on a 2-core CPU, and the time ratio
+follows the FLOP ratio (the critic matmuls run at about what a bare matmul of their shape reaches), so only doing
+less helps. `locations = L` scores L random locations per image and map (`critics.sample_locations`):
+an unbiased estimate of eqs. 4–5 and of their gradient at L/(H·W) of the critic work; 0 (default) is
+the paper's exact computation, bit for bit. `critic_precision = "bf16"` runs the critics under CPU
+autocast (bounds in fp32); where the CPU lacks native bf16 it is emulated and far slower, so "auto"
+enables it only on AVX-512 BF16 / AMX parts. What neither touches: the global term's projection of
+K = 4096 raw teacher rows per step (1.2× KD alone on the Conv-4-MP pair).
+
 Estimates (`mi_*`) are the bound values themselves, detached: infoNCE in nats, at most log(K+1)
 (≈ 8.32 for K = 4096); JSD ≤ 0, its best value 2·JSD(joint ‖ marginals) − log 4, so −1.386
 means "no better than independent" and values towards 0 mean the critic tells pairs apart well.
@@ -43,6 +54,7 @@ means "no better than independent" and values towards 0 mean the critic tells pa
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -52,7 +64,7 @@ from torch import nn
 
 from ..schema import param
 from .bounds import infonce_lower_bound, jsd_lower_bound
-from .critics import ConvolveCritic, ProjectDotCritic, make_critic
+from .critics import ConvolveCritic, ProjectDotCritic, make_critic, sample_locations
 from .kd import ce_kd_terms
 from .memory import TeacherMemory
 from .pairing import require_pairs, resolve_pairs
@@ -92,6 +104,14 @@ class MIMKD(DistillMethod):
         pairs: tuple[tuple[int, int], ...] | None = param(
             None, help="R as (teacher map index, student map index) pairs; none: pair equal spatial sizes")
         critic_hidden: int = param(512, ge=1, help="hidden width of every critic")
+        locations: int = param(
+            0, ge=0, help="local and feature terms: score L random locations per image and map each step "
+                          "(an unbiased estimate of the mean over H×W and of its gradient); 0: every "
+                          "location, the paper's exact computation")
+        critic_precision: Literal["fp32", "bf16", "auto"] = param(
+            "fp32", help="what the critics compute in on CPU: bf16 runs their matmuls under autocast (the "
+                         "bounds stay fp32); auto: bf16 where the CPU has native bf16 (AVX-512 BF16, AMX), "
+                         "else fp32. On CUDA the trainer's precision applies")
         standardize_teacher: bool = param(
             True, help="critics see each teacher channel standardised by running statistics (an invertible "
                        "per-channel map: same MI, no divergence with large teacher activations); false: raw")
@@ -106,6 +126,10 @@ class MIMKD(DistillMethod):
         for weight, name in ((o.lambda_local, "lambda_local"), (o.lambda_feature, "lambda_feature")):
             if weight > 0:
                 require_pairs(self.pairs, ctx.teacher_maps, ctx.student_maps, f"mimkd {name} = {weight:g} > 0")
+        if o.locations and o.negatives != "derangement" and (o.lambda_local > 0 or o.lambda_feature > 0):
+            raise ValueError(f"mimkd: locations = {o.locations} takes negatives = \"derangement\", "
+                             f"got {o.negatives!r}")
+        self.bf16_critics = o.critic_precision == "bf16" or (o.critic_precision == "auto" and cpu_has_bf16())
         self.needs_index = o.lambda_global > 0 and o.global_bound == "infonce" and o.memory == "bank"
         # A DDP trainer may set this to a function that all-gathers a tensor across ranks: the
         # memory is then updated with every rank's embeddings and indices (identically everywhere).
@@ -149,24 +173,36 @@ class MIMKD(DistillMethod):
         t_vec = teacher.vector
         if self.vector_std is not None and self.training:
             self.vector_std.observe(t_vec, self.gather_fn)
-        if o.lambda_global > 0:
-            bound = self.global_bound(t_vec, student.vector, index)
-            terms["global"] = -o.lambda_global * bound
-            estimates["mi_global"] = bound.detach()
-        if o.lambda_local > 0:
-            critic = self.local_critic
-            bound = jsd_lower_bound(*critic.pair_scores(self._vector(t_vec), student.maps[self.local_map], o.negatives))
-            terms["local"] = -o.lambda_local * bound
-            estimates["mi_local"] = bound.detach()
-        if o.lambda_feature > 0:
-            pairs = enumerate(zip(self.feature_critics, self.pairs, strict=True))
-            bounds = [jsd_lower_bound(*critic.pair_scores(self._map(k, teacher.maps[ti]), student.maps[si],
-                                                          o.negatives))
-                      for k, (critic, (ti, si)) in pairs]
-            bound = torch.stack(bounds).mean()
-            terms["feature"] = -o.lambda_feature * bound
-            estimates["mi_feature"] = bound.detach()
+        with self._critic_autocast(t_vec.device):
+            if o.lambda_global > 0:
+                bound = self.global_bound(t_vec, student.vector, index)
+                terms["global"] = -o.lambda_global * bound
+                estimates["mi_global"] = bound.detach()
+            if o.lambda_local > 0:
+                bound = self._jsd(self.local_critic, self._vector(t_vec), student.maps[self.local_map])
+                terms["local"] = -o.lambda_local * bound
+                estimates["mi_local"] = bound.detach()
+            if o.lambda_feature > 0:
+                pairs = enumerate(zip(self.feature_critics, self.pairs, strict=True))
+                bound = torch.stack([self._jsd(critic, self._map(k, teacher.maps[ti]), student.maps[si])
+                                     for k, (critic, (ti, si)) in pairs]).mean()
+                terms["feature"] = -o.lambda_feature * bound
+                estimates["mi_feature"] = bound.detach()
         return MethodOutput(terms, estimates)
+
+    def _jsd(self, critic: nn.Module, t: torch.Tensor, s_map: torch.Tensor) -> torch.Tensor:
+        """Eq. 2 between a teacher vector or map and a student map: over every location, or over
+        `locations` random ones per image (`critics.sample_locations`: unbiased, a fraction of the cost)."""
+        n, _, h, w = s_map.shape
+        idx = sample_locations(n, h, w, self.opts.locations, s_map.device)
+        return jsd_lower_bound(*critic.pair_scores(t, s_map, self.opts.negatives, locations=idx))
+
+    def _critic_autocast(self, device: torch.device):
+        """bf16 autocast of the critics on CPU when asked (`critic_precision`); the bounds cast their
+        scores to fp32 and the infoNCE scores run outside autocast, so only the matmuls are bf16."""
+        if self.bf16_critics and device.type == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()  # not autocast(enabled=False): that would switch off a caller's autocast
 
     def _require_index(self, index: torch.Tensor | None) -> None:
         if self.needs_index and index is None:
@@ -219,6 +255,12 @@ class MIMKD(DistillMethod):
             t_vec = self.gather_fn(t_vec)
             index = self.gather_fn(index) if index is not None else None
         self.memory.update(t_vec, index)
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 matmuls on this CPU (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slower."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
 def _others(x: torch.Tensor) -> torch.Tensor:

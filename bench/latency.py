@@ -310,8 +310,7 @@ def render(results: dict, machine: dict, over: dict, args, started: str, load_st
         f"- CPU: {cpu['model']} (vendor {cpu['vendor']}, family {cpu['family']:#x}, model {cpu['model_number']}), "
         f"{machine['usable_cpus']} usable CPUs ({cpu['physical_cores']} cores), ISA: {' '.join(cpu['isa'])}",
         f"- Clock: {machine['frequency']['mhz_max']} MHz reported by /proc/cpuinfo; "
-        + (f"{machine['frequency']['probe']['ghz']} GHz measured (add-chain probe)"
-           if machine["frequency"].get("probe") else "no clock probe"),
+        + _probe_text(machine["frequency"].get("probe")),
         f"- FP32 peak per core: **{est['gflops_per_core']} GFLOP/s estimated** ({est['formula']}); "
         f"**{meas['gflops_best']} GFLOP/s measured** (sgemm n={meas['n']}, {meas.get('library')}, 1 thread, best of "
         f"{meas['repeats']}; median {meas['gflops_median']})",
@@ -470,6 +469,14 @@ def limits(results: dict, over: dict) -> list[str]:
                          f"(de)quantisation {100 * q:.0f} % of kernel time")
         out.append(f"- **{name}**: " + "; ".join(parts) + ".")
     return out
+
+
+def _probe_text(probe: dict | None) -> str:
+    if not probe:
+        return "no clock probe"
+    if "ghz" not in probe:
+        return f"clock probe refused ({probe.get('probe_refused')})"
+    return f"{probe['ghz']} GHz measured (multiply-chain probe)"
 
 
 if __name__ == "__main__":

@@ -15,10 +15,15 @@ Two peaks, never confused:
   else cpufreq's maximum, else what /proc/cpuinfo reports (in a VM often the base/TSC frequency,
   below the turbo clock the core really runs at, which makes the bound too loose).
 
-- **clock probe** (Linux x86-64): a chain of 128 dependent ``add rax, 1`` per loop iteration (one
-  cycle each on every x86 core of the last 15 years) in a few bytes of machine code, run through
-  ctypes; the best of many short runs gives cycles per second. Where the probe cannot run (another
-  ISA or OS, or no executable memory), the reported clock is used and the record says so.
+- **clock probe** (Linux x86-64): a chain of 128 dependent ``imul rax, rax`` per loop iteration
+  (3 cycles each on every Intel core since Nehalem and every AMD Zen) in a few bytes of machine
+  code, run through ctypes; the best of many short runs gives cycles per second. Not an add chain
+  (``add rax, 1``, our earlier probe): a Sapphire Rapids-class Xeon ran it far faster than one add
+  per cycle (recent Intel cores can resolve add-immediate chains early, at rename) and it read
+  23.7 GHz on a part reporting 2.6 GHz, making every bound there 7–9× too tight. A multiply is not
+  eliminated that way. A reading outside 0.3–6.5 GHz is still refused (``probe_refused``) and the
+  reported clock used. Where the probe cannot run (another ISA or OS, or no executable memory), the
+  reported clock is used and the record says so.
 
 - **measured** (``peak_source = "measured sgemm"``): the best of a few timed square fp32 matrix
   products (n = 512, torch's BLAS and numpy's, one thread). What a well-tuned BLAS achieves here,
@@ -98,7 +103,7 @@ def _is_float(v: str | None) -> bool:
 
 def frequency_probe(measure: bool = True) -> dict[str, Any]:
     """Clock readings: /proc/cpuinfo "cpu MHz" (every CPU) and cpufreq's current/maximum where the
-    kernel exposes them (VMs often do not), all *reported*; plus, with `measure`, the add-chain probe's
+    kernel exposes them (VMs often do not), all *reported*; plus, with `measure`, the multiply-chain probe's
     *measured* clock under "probe" (None where it cannot run)."""
     info = parse_cpuinfo(_read("/proc/cpuinfo"))
     mhz = info["mhz_reported"]
@@ -112,36 +117,39 @@ def frequency_probe(measure: bool = True) -> dict[str, Any]:
     return out
 
 
-_ADD_CHAIN = 128  # dependent adds per loop iteration of the clock probe
+_CHAIN = 128  # dependent multiplies per loop iteration of the clock probe
+_IMUL_LATENCY = 3  # cycles of `imul r64, r64` (Intel since Nehalem, AMD Zen 1-5)
+PLAUSIBLE_GHZ = (0.3, 6.5)  # a probe reading outside this range is refused
 
 
-def _add_chain_code() -> bytes:
-    """x86-64 SysV: void f(uint64 n) { repeat n times: 128 × `add rax, 1` }."""
+def _imul_chain_code() -> bytes:
+    """x86-64 SysV: void f(uint64 n) { repeat n times: 128 × `imul rax, rax` }."""
     code = bytearray(b"\x48\x89\xf9")  # mov rcx, rdi
     loop = len(code)
-    code += b"\x48\x83\xc0\x01" * _ADD_CHAIN  # add rax, 1 (each depends on the previous)
+    code += b"\x48\x0f\xaf\xc0" * _CHAIN  # imul rax, rax (each depends on the previous)
     code += b"\x48\xff\xc9"  # dec rcx
     code += b"\x0f\x85" + struct.pack("<i", loop - (len(code) + 6))  # jnz loop
     code += b"\xc3"  # ret
     return bytes(code)
 
 
-def clock_probe(loops: int = 40_000, repeats: int = 60) -> dict[str, Any] | None:
-    """Measured core clock (GHz) from a dependent add chain: best of `repeats` runs of
-    `loops` × 128 adds (about 1.5 ms each at 3.5 GHz). None where it cannot run here."""
+def clock_probe(loops: int = 4_000, repeats: int = 60) -> dict[str, Any] | None:
+    """Measured core clock (GHz) from a dependent multiply chain: best of `repeats` runs of
+    `loops` × 128 multiplies (about 0.45 ms each at 3.5 GHz). None where it cannot run here, or
+    {"probe_refused": ...} when the reading is not a plausible clock."""
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
         return None
     try:
         import ctypes
         import mmap
 
-        code = _add_chain_code()
+        code = _imul_chain_code()
         mem = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
         mem.write(code)
         fn = ctypes.CFUNCTYPE(None, ctypes.c_uint64)(ctypes.addressof(ctypes.c_char.from_buffer(mem)))
     except (OSError, ValueError, AttributeError, TypeError):
         return None
-    fn(1000)
+    fn(100)
     best = None
     for _ in range(repeats):
         t0 = time.perf_counter_ns()
@@ -149,8 +157,18 @@ def clock_probe(loops: int = 40_000, repeats: int = 60) -> dict[str, Any] | None
         dt = time.perf_counter_ns() - t0
         best = dt if best is None or dt < best else best
     del fn
-    return {"ghz": round(loops * _ADD_CHAIN / best, 3), "method": f"dependent add chain ({_ADD_CHAIN} adds × {loops} "
-            f"loops, 1 cycle per add), best of {repeats} runs", "label": "measured"}
+    return clock_reading(loops * _CHAIN * _IMUL_LATENCY / best, loops, repeats)
+
+
+def clock_reading(ghz: float, loops: int, repeats: int) -> dict[str, Any]:
+    """The probe's record: its clock, or why it was refused (then `ghz` is absent and the reported
+    clock is used)."""
+    method = (f"dependent multiply chain ({_CHAIN} × imul r64, {_IMUL_LATENCY} cycles each, × {loops} loops), "
+              f"best of {repeats} runs")
+    low, high = PLAUSIBLE_GHZ
+    if not low <= ghz <= high:
+        return {"probe_refused": f"read {ghz:.3f} GHz, outside the plausible {low}-{high} GHz", "method": method}
+    return {"ghz": round(ghz, 3), "method": method, "label": "measured"}
 
 
 def flops_per_cycle(isa: list[str], vendor: str | None = None, family: int | None = None) -> tuple[int, str]:

@@ -84,6 +84,8 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
     for run in dict.fromkeys(r.run for r in rows):
         console.print(_run_table(run, [r for r in rows if r.run == run], batch, throughput_batch,
                                  compact=console.width < 120))
+        for choice in _choices(run):
+            say(f"{run}: deploy {choice['precision']} → {choice['why']}")
     cpu_info, est, meas = machine["cpu"], machine["peak_estimated"], machine.get("peak_measured") or {}
     console.print(f"CPU: {cpu_info['model']}, {machine['usable_cpus']} usable CPU(s), ISA {' '.join(cpu_info['isa'])}")
     console.print(f"FP32 peak per core: {est.get('gflops_per_core')} GFLOP/s estimated ({est.get('formula')}); "
@@ -92,6 +94,17 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
                   f"{machine.get('load_average_end')} at end")
     written = sorted({str(RunDir(r.run).bench) for r in rows})
     say(f"wrote {', '.join(written)} and {results}")
+
+
+def _choices(run: str) -> list[dict]:
+    """The deployment choices the benchmark recorded for RUN (none when no artifact qualified)."""
+    from ..errors import UserError
+    from ..rundir.bench_results import read_deploy_choices
+
+    try:
+        return read_deploy_choices(run)
+    except UserError:
+        return []
 
 
 _RUNTIME = {"torch": "torch", "onnxruntime": "ORT", "openvino": "OpenVINO"}

@@ -11,22 +11,35 @@ from . import main
 
 
 @main.command()
-@click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("artifact", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1), help="Classes to list per image.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (for machines).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Inference threads.")
 @click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]),
-              help="Runtime [default: onnxruntime for .onnx, openvino for .xml].")
-def predict(artifact, images, top_k, as_json, threads, backend):
+              help="Runtime [default: onnxruntime for .onnx, openvino for .xml; for a RUN, the benchmark's choice].")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]),
+              help="For a RUN: the chosen artifact of this precision [default: the fastest chosen].")
+def predict(artifact, images, top_k, as_json, threads, backend, precision):
     """Classify IMAGES (files or folders of images) with ARTIFACT (.onnx or .xml), as trained.
 
     The artifact carries its input size, colour mode, normalisation and class names; no run
     directory is needed, and torch need not be installed (numpy, Pillow and the runtime suffice).
+    ARTIFACT may also be a benchmarked RUN directory: then the artifact and backend its benchmark
+    measured fastest on this CPU, within 0.5 points of FP32 accuracy (`choices` in its bench file).
     """
+    from ..console import say
+    from ..errors import UserError
     from ..imaging import image_files
-    from ..runtime.predict import open_artifact, timed_predict
+    from ..runtime.predict import deployed_artifact, open_artifact, timed_predict
 
+    if artifact.is_dir():
+        artifact, chosen, choice = deployed_artifact(artifact, precision)
+        backend = backend or chosen
+        if not as_json:
+            say(f"{artifact}: {choice['why']}")
+    elif precision is not None:
+        raise UserError("--precision: only with a RUN directory (an artifact file has one precision)")
     files = image_files(images)
     session, info = open_artifact(artifact, threads=threads, backend=backend)
     predictions, rate = timed_predict(session, info, files, top_k=top_k)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -163,6 +163,7 @@ class BenchRecord:
     finished_at: str
     notes: dict
     schema: int = SCHEMA
+    choices: list[dict] = field(default_factory=list)  # runtime.choice.DeployChoice per precision, as dicts
 
 
 def write_bench_record(run: str | Path, record: BenchRecord) -> Path:
@@ -190,6 +191,21 @@ def read_bench_rows(run: str | Path, *, strict: bool = True) -> list[BenchRow]:
         if strict:
             raise
         return []
+
+
+def read_deploy_choices(run: str | Path) -> list[dict]:
+    """The deployment choices RUN's latest benchmark recorded (`runtime.choice`), fastest-per-precision;
+    a one-line UserError when the run has no bench file or it records none."""
+    path = RunDir(run).bench
+    if not path.is_file():
+        raise UserError(f"{run}: not benchmarked (no {path.name}); run `mimkd-edge bench {run}` first, "
+                        "or name an artifact file")
+    raw = read_json(path)
+    choices = raw.get("choices") if isinstance(raw, dict) else None
+    if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
+        raise UserError(f"{path}: records no deployment choice (benchmarked before choices were recorded, or no "
+                        "exported artifact kept its accuracy); run `mimkd-edge bench` on it again")
+    return choices
 
 
 def read_bench_machine(run: str | Path) -> dict | None:

@@ -37,10 +37,12 @@ from ..provenance import git_commit, versions
 from ..rundir import (DEFAULT_RESULTS, RUNS_ROOT, LoadedRun, RunDir, exported_runs, load_run, load_verified,
                       require_finished, run_key)
 from ..rundir.accuracy_cache import AccuracyCache, CachedAccuracy
-from ..rundir.bench_results import BenchRecord, BenchRow, merge_csv, write_bench_record
+from ..rundir.bench_results import (BenchRecord, BenchRow, merge_csv, merge_rows, read_bench_rows,
+                                   write_bench_record)
 from . import hardware
 from .accuracy import evaluate
 from .artifacts import BenchArtifact, list_artifacts
+from .choice import choose_deployment
 from .latency import load_average, measure_latency, measure_throughput
 from .session import BACKENDS, open_session
 
@@ -144,11 +146,14 @@ def bench_runs(runs: Iterable[str | Path] | None = None, config: BenchConfig | N
             started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             run_load_start = load_average()
             rows = bench_one_run(path, config, machine, say, data_dir)
+            kept = merge_rows(read_bench_rows(path, strict=False), rows)  # what the bench file will hold
+            choices = [c.as_dict() for c in choose_deployment(kept)]
             write_bench_record(path, BenchRecord(
                 run=run_key(path), machine={**machine, "load_average_start": run_load_start,
                                             "load_average_end": load_average()},
                 settings=asdict(config), rows=rows, versions=versions(), git_commit=git_commit(),
-                started_at=started, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), notes=NOTES))
+                started_at=started, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), notes=NOTES,
+                choices=choices))
             all_rows.extend(rows)
     finally:
         torch.set_num_threads(torch_threads)

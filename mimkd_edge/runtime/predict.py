@@ -72,6 +72,27 @@ class ArtifactInfo:
         return model_inputs(images, self.mean, self.std, baked=self.baked)
 
 
+def deployed_artifact(run: str | Path, precision: str | None = None) -> tuple[Path, str, dict]:
+    """(artifact file, backend, choice) that RUN's latest benchmark chose to deploy (`runtime.choice`):
+    for `precision` ("fp32", "int8"), or the fastest of its choices. The file is checked against the
+    export manifest's hash."""
+    from ..rundir import RunDir, load_verified
+    from ..rundir.bench_results import read_deploy_choices
+
+    choices = read_deploy_choices(run)
+    if precision is not None:
+        choices = [c for c in choices if c.get("precision") == precision]
+        if not choices:
+            raise UserError(f"{run}: its benchmark chose no {precision} artifact (see `choices` in its bench file)")
+    choice = min(choices, key=lambda c: c["median_ms"])
+    manifest = load_verified(RunDir(run).export)
+    match = [a for a in manifest.artifacts if a.name == choice["artifact"]]
+    if not match:
+        raise UserError(f"{run}: the chosen artifact {choice['artifact']!r} is no longer in its export manifest; "
+                        "run `mimkd-edge bench` on it again")
+    return RunDir(run).export / match[0].path, choice["backend"], choice
+
+
 def open_artifact(path: str | Path, *, threads: int = 1, backend: str | None = None) -> tuple[Session, ArtifactInfo]:
     """Open an exported .onnx (onnxruntime) or .xml (OpenVINO IR) file; `backend` forces one."""
     path = Path(path)

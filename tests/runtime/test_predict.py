@@ -131,3 +131,47 @@ def test_predict_runs_where_torch_cannot_be_imported(folder_run, artifact):
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["images"] == 18 and all(len(p["top"]) == 3 for p in report["predictions"])
+
+
+@pytest.fixture(scope="module")
+def benched_run(folder_run):
+    """folder_run benchmarked (briefly): its bench file records the deployment choice."""
+    run = folder_run / "run"
+    result = CliRunner().invoke(main, ["bench", str(run), "--backend", "onnxruntime,openvino", "--seconds", "0.05",
+                                       "--warmup", "2", "--throughput-batch", "0", "--shape", "static",
+                                       "--results", str(folder_run / "bench.csv")])
+    assert result.exit_code == 0, result.output
+    assert "deploy fp32" in result.output
+    return run
+
+
+def test_predict_on_a_run_uses_the_artifact_and_backend_its_benchmark_chose(benched_run, folder_run):
+    choice = json.loads(RunDir(benched_run).bench.read_text())["choices"][0]
+    assert choice["precision"] == "fp32" and choice["backend"] in ("onnxruntime", "openvino")
+    images = str(folder_run / "data" / "test")
+    via_run = CliRunner().invoke(main, ["predict", str(benched_run), images, "--json"])
+    assert via_run.exit_code == 0, via_run.output
+    got = json.loads(via_run.output)
+    assert got["backend"] == choice["backend"]
+    suffix = ".onnx" if choice["artifact"].startswith("onnx") else ".xml"
+    assert got["artifact"].endswith("model_fp32" + suffix)
+    direct = CliRunner().invoke(main, ["predict", got["artifact"], images, "--json", "--backend", choice["backend"]])
+    assert json.loads(direct.output)["predictions"] == got["predictions"]
+    said = CliRunner().invoke(main, ["predict", str(benched_run), images])
+    assert said.exit_code == 0 and "fastest fp32 artifact" in " ".join(said.output.split())
+
+
+def test_predict_on_a_run_without_a_choice_is_one_line(benched_run, folder_run, tmp_path):
+    images = str(folder_run / "data" / "test")
+    for args, expected in ((["--precision", "int8"], "no int8 artifact"), ([], None)):
+        target = benched_run if expected else tmp_path  # tmp_path: a directory that is no benchmarked run
+        result = CliRunner().invoke(main, ["predict", str(target), images, *args])
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+        assert (expected or "not benchmarked") in result.output
+
+
+def test_predict_on_a_run_needs_no_torch(benched_run, folder_run):
+    args = ["predict", str(benched_run), str(folder_run / "data" / "test"), "--json"]
+    done = subprocess.run([sys.executable, "-c", _NO_TORCH, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["backend"] in ("onnxruntime", "openvino")

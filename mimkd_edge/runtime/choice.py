@@ -1,0 +1,84 @@
+"""Which artifact to deploy: per precision, the fastest one measured on this CPU that keeps accuracy.
+
+A run's benchmark measures every exported artifact on every backend that can run it (an FP32 ONNX
+file on ONNX Runtime and on OpenVINO, an IR on OpenVINO, ...). Which is fastest depends on the model
+and the CPU — on the 2-core machines here ORT won for some students and OpenVINO for others — so
+the product does not fix a backend per format: it picks, per precision class, the artifact and
+backend with the lowest median batch-1 latency at the fewest threads measured, among those whose
+test accuracy is within `max_drop` points of the best FP32 artifact's (a quantised graph that loses
+accuracy is not a deployment, however fast). The choice and the figures behind it are recorded in the
+run's bench file; `mimkd-edge predict RUN` runs it.
+
+Left out: the PyTorch eager row (not a deployable artifact) and OpenVINO rows run with a compute
+hint (label "...@bf16": `predict` opens IRs at f32).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..rundir.bench_results import BenchRow
+
+MAX_ACCURACY_DROP = 0.5  # points of top-1 an artifact may lose against the best FP32 one
+PRECISION_CLASS = {"fp32": "fp32", "fp16": "fp32", "int8": "int8"}  # stored → computed (an FP16 IR computes f32)
+
+
+@dataclass(frozen=True)
+class DeployChoice:
+    precision: str  # "fp32" | "int8": what the kernels compute
+    artifact: str  # the manifest's artifact name, e.g. "onnx-int8"
+    backend: str  # "onnxruntime" | "openvino"
+    median_ms: float
+    threads: int
+    accuracy: float | None
+    why: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def choose_deployment(rows: list[BenchRow], max_drop: float = MAX_ACCURACY_DROP) -> list[DeployChoice]:
+    """One choice per precision class measured (fp32 first), from one run's bench rows."""
+    rows = [r for r in rows if r.backend != "torch" and "@" not in r.artifact and r.median_ms is not None
+            and r.storage_precision in PRECISION_CLASS]
+    if not rows:
+        return []
+    threads = min(r.threads for r in rows)
+    rows = [r for r in rows if r.threads == threads]
+    fp32_acc = [r.accuracy for r in rows if PRECISION_CLASS[r.storage_precision] == "fp32" and r.accuracy is not None]
+    reference = max(fp32_acc) if fp32_acc else None
+    choices = []
+    for precision in ("fp32", "int8"):
+        measured = _fastest_per_artifact([r for r in rows if PRECISION_CLASS[r.storage_precision] == precision])
+        if not measured:
+            continue
+        ok = [r for r in measured if _keeps_accuracy(r, reference, max_drop)]
+        if not ok:
+            continue
+        best = ok[0]
+        others = "; ".join(f"{r.artifact} on {r.backend} {r.median_ms:.3f} ms" for r in measured if r is not best)
+        dropped = [r for r in measured if r not in ok]
+        why = (f"fastest {precision} artifact at batch {best.batch}, {threads} thread(s): {best.artifact} on "
+               f"{best.backend} {best.median_ms:.3f} ms (median)" + (f" against {others}" if others else "")
+               + (f"; top-1 {best.accuracy:.2f} % (best FP32 {reference:.2f} %)" if reference is not None else "")
+               + (f"; left out for accuracy (more than {max_drop} points below FP32, or not measured): "
+                  + ", ".join(f"{r.artifact} on {r.backend}" for r in dropped) if dropped else ""))
+        choices.append(DeployChoice(precision, best.artifact, best.backend, best.median_ms, threads, best.accuracy,
+                                    why))
+    return choices
+
+
+def _fastest_per_artifact(rows: list[BenchRow]) -> list[BenchRow]:
+    """Each (artifact, backend) once, at its fastest shape (static or dynamic), fastest first."""
+    best: dict[tuple[str, str], BenchRow] = {}
+    for r in rows:
+        key = (r.artifact, r.backend)
+        if key not in best or r.median_ms < best[key].median_ms:
+            best[key] = r
+    return sorted(best.values(), key=lambda r: r.median_ms)
+
+
+def _keeps_accuracy(row: BenchRow, reference: float | None, max_drop: float) -> bool:
+    if PRECISION_CLASS[row.storage_precision] == "fp32" and reference is None:
+        return True  # nothing to compare with: every FP32 artifact computes the same model (checked at export)
+    return row.accuracy is not None and reference is not None and row.accuracy >= reference - max_drop

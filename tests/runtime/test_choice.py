@@ -1,0 +1,37 @@
+"""The deployment choice: per precision, the fastest measured artifact that keeps FP32 accuracy."""
+
+from mimkd_edge.rundir.bench_results import BenchRow
+from mimkd_edge.runtime.choice import choose_deployment
+
+
+def row(artifact, backend, ms, acc, *, threads=1, shape="static", precision=None):
+    precision = precision or ("int8" if "int8" in artifact else "fp32")
+    return BenchRow(run="r", artifact=artifact, backend=backend, threads=threads, shape=shape, batch=1,
+                    storage_precision=precision, median_ms=ms, accuracy=acc)
+
+
+def test_fastest_fp32_wins_across_backends_and_shapes():
+    rows = [row("onnx-fp32", "onnxruntime", 0.30, 80.0), row("onnx-fp32", "onnxruntime", 0.25, 80.0, shape="dynamic"),
+            row("openvino-fp32", "openvino", 0.28, 80.0), row("torch-fp32", "torch", 0.10, 80.0, shape="eager")]
+    (fp32,) = choose_deployment(rows)
+    assert (fp32.artifact, fp32.backend, fp32.median_ms) == ("onnx-fp32", "onnxruntime", 0.25)
+    assert "openvino-fp32 on openvino 0.280 ms" in fp32.why and "torch" not in fp32.why
+
+
+def test_an_int8_artifact_that_loses_accuracy_is_not_chosen():
+    rows = [row("onnx-fp32", "onnxruntime", 0.30, 80.0), row("onnx-int8", "onnxruntime", 0.10, 79.0),
+            row("openvino-int8", "openvino", 0.15, 79.8)]
+    fp32, int8 = choose_deployment(rows)
+    assert (int8.artifact, int8.backend) == ("openvino-int8", "openvino")
+    assert "left out for accuracy" in int8.why and "onnx-int8 on onnxruntime" in int8.why
+    assert fp32.artifact == "onnx-fp32"
+    worse = [rows[0], row("onnx-int8", "onnxruntime", 0.10, 79.0), row("openvino-int8", "openvino", 0.1, None)]
+    assert [c.precision for c in choose_deployment(worse)] == ["fp32"]  # unmeasured accuracy does not qualify
+
+
+def test_the_fewest_threads_and_plain_compute_are_compared():
+    rows = [row("onnx-fp32", "onnxruntime", 0.30, 80.0), row("onnx-fp32", "onnxruntime", 0.12, 80.0, threads=2),
+            row("openvino-fp32", "openvino", 0.35, 80.0), row("openvino-fp32@bf16", "openvino", 0.05, 80.0)]
+    (fp32,) = choose_deployment(rows)
+    assert (fp32.artifact, fp32.threads, fp32.median_ms) == ("onnx-fp32", 1, 0.30)
+    assert choose_deployment([row("torch-fp32", "torch", 1.0, 80.0, shape="eager")]) == []

@@ -21,20 +21,22 @@ sys.path.insert(0, str(Path(__file__).parent))
 from train_step import make_batch, make_runners  # noqa: E402 - the sibling bench script
 
 GROUPS = {  # operator name fragments → group; first match wins
+    "optimiser": ("_foreach", "sgd"),
     "matmul": ("addmm", "mm", "bmm", "linear", "matmul"),
     "convolution": ("conv", "mkldnn_convolution"),
+    "pooling": ("max_pool", "avg_pool", "adaptive_avg_pool"),
+    "normalisation": ("batch_norm", "layer_norm"),
     "data movement": ("copy_", "cat", "stack", "index", "gather", "scatter", "permute", "contiguous",
                       "clone", "to_copy", "roll", "expand", "select", "unfold", "fill_", "zero_"),
-    "normalisation": ("batch_norm", "layer_norm", "native_layer_norm"),
-    "element-wise": ("relu", "softplus", "add", "mul", "div", "sub", "threshold", "exp", "log", "sum", "mean",
-                     "norm", "max", "where", "sigmoid", "softmax", "neg", "sqrt", "rsqrt", "pow", "sgd", "foreach"),
+    "element-wise": ("relu", "clamp", "softplus", "add", "mul", "div", "sub", "threshold", "exp", "log", "sum", "mean",
+                     "norm", "max", "where", "sigmoid", "softmax", "neg", "sqrt", "rsqrt", "pow"),
 }
 
 
 def group_of(name: str) -> str:
     op = name.removeprefix("aten::").lower()
     for group, keys in GROUPS.items():
-        if any(k == op or op.startswith(k) or op.endswith(k) for k in keys):
+        if any(k == op or op.startswith(k) or op.endswith(k) or (len(k) > 4 and k in op) for k in keys):
             return group
     return "other"
 

@@ -148,8 +148,10 @@ def peak_step_mb(pair: str, spec: str, args) -> float:
            "--threads", str(args.threads), "--num-samples", str(args.num_samples)]
     if not args.channels_last:
         cmd.append("--no-channels-last")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return float(out.strip().splitlines()[-1])
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"peak memory of {spec} failed:\n{done.stderr[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def _peak_of(spec: str, args) -> None:

@@ -26,7 +26,8 @@ def predict(artifact, images, top_k, as_json, threads, backend, precision):
     The artifact carries its input size, colour mode, normalisation and class names; no run
     directory is needed, and torch need not be installed (numpy, Pillow and the runtime suffice).
     ARTIFACT may also be a benchmarked RUN directory: then the artifact and backend its benchmark
-    measured fastest on this CPU, within 0.5 points of FP32 accuracy (`choices` in its bench file).
+    measured fastest at batch 1 on the CPU it ran on, within 0.5 points of FP32 accuracy (`choices`
+    in its bench file).
     """
     from ..console import say
     from ..errors import UserError

@@ -38,14 +38,12 @@ Negatives = Literal["derangement", "all"]
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) → (N, H, W, C) (a view); vectors (N, C) and sampled locations (N, L, C), already
-    channel-last, pass through."""
+    """(N, C, H, W) → (N, H, W, C) (a view); vectors (N, C) pass through."""
     if x.dim() == 4:
         return x.permute(0, 2, 3, 1)
-    if x.dim() in (2, 3):
+    if x.dim() == 2:
         return x
-    raise ValueError(f"critic inputs must be (N, C) vectors, (N, L, C) locations or (N, C, H, W) maps, "
-                     f"got shape {tuple(x.shape)}")
+    raise ValueError(f"critic inputs must be (N, C) vectors or (N, C, H, W) maps, got shape {tuple(x.shape)}")
 
 
 def _check_pair(t: torch.Tensor, s: torch.Tensor) -> None:
@@ -224,7 +222,8 @@ class Projection(nn.Module):
         self.norm = nn.LayerNorm(out_dim)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        v = channels_last(v)
+        """A vector (N, C), a map (N, C, H, W), or sampled locations (N, L, C), already channel-last."""
+        v = v if v.dim() == 3 else channels_last(v)
         return self.norm(self.block(v) + self.shortcut(v))
 
 

@@ -42,10 +42,13 @@ width the local and feature critics run a 512×512 layer at every location of ev
 follows the FLOP ratio (the critic matmuls run at about what a bare matmul of their shape reaches), so only doing
 less helps. `locations = L` scores L random locations per image and map (`critics.sample_locations`):
 an unbiased estimate of eqs. 4–5 and of their gradient at L/(H·W) of the critic work; 0 (default) is
-the paper's exact computation, bit for bit. `critic_precision = "bf16"` runs the critics under CPU
-autocast (bounds in fp32); where the CPU lacks native bf16 it is emulated and far slower, so "auto"
-enables it only on AVX-512 BF16 / AMX parts. What neither touches: the global term's projection of
-K = 4096 raw teacher rows per step (1.2× KD alone on the Conv-4-MP pair).
+the paper's exact computation, bit for bit. Sampling does not touch the global term, whose projection
+of K = 4096 raw teacher rows per step is 1.2× KD alone on the Conv-4-MP pair. `critic_precision =
+"bf16"` runs every critic (the global one's projections too) under CPU autocast: the bounds take
+their scores in fp32, and the project-dot infoNCE computes its dot products in fp32, but a convolve
+critic's scores come out of a bf16 layer. Where the CPU lacks native bf16 it is emulated and far
+slower, so "auto" enables it only on AVX-512 BF16 / AMX parts. Under DDP every rank seeds the global
+generator alike, so ranks draw the same location pattern (for different images): still unbiased.
 
 Estimates (`mi_*`) are the bound values themselves, detached: infoNCE in nats, at most log(K+1)
 (≈ 8.32 for K = 4096); JSD ≤ 0, its best value 2·JSD(joint ‖ marginals) − log 4, so −1.386
@@ -111,7 +114,7 @@ class MIMKD(DistillMethod):
         critic_precision: Literal["fp32", "bf16", "auto"] = param(
             "fp32", help="what the critics compute in on CPU: bf16 runs their matmuls under autocast (the "
                          "bounds stay fp32); auto: bf16 where the CPU has native bf16 (AVX-512 BF16, AMX), "
-                         "else fp32. On CUDA the trainer's precision applies")
+                         "else fp32. A trainer-wide autocast (train.precision, and on CUDA) still applies")
         standardize_teacher: bool = param(
             True, help="critics see each teacher channel standardised by running statistics (an invertible "
                        "per-channel map: same MI, no divergence with large teacher activations); false: raw")
@@ -199,7 +202,7 @@ class MIMKD(DistillMethod):
 
     def _critic_autocast(self, device: torch.device):
         """bf16 autocast of the critics on CPU when asked (`critic_precision`); the bounds cast their
-        scores to fp32 and the infoNCE scores run outside autocast, so only the matmuls are bf16."""
+        scores to fp32 (see the module docstring for what stays bf16)."""
         if self.bf16_critics and device.type == "cpu":
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()  # not autocast(enabled=False): that would switch off a caller's autocast

@@ -42,7 +42,7 @@ from ..rundir.bench_results import (BenchRecord, BenchRow, merge_csv, merge_rows
 from . import hardware
 from .accuracy import evaluate
 from .artifacts import BenchArtifact, list_artifacts
-from .choice import choose_deployment
+from .choice import choose_deployment, current_rows
 from .latency import load_average, measure_latency, measure_throughput
 from .session import BACKENDS, open_session
 
@@ -147,7 +147,8 @@ def bench_runs(runs: Iterable[str | Path] | None = None, config: BenchConfig | N
             run_load_start = load_average()
             rows = bench_one_run(path, config, machine, say, data_dir)
             kept = merge_rows(read_bench_rows(path, strict=False), rows)  # what the bench file will hold
-            choices = [c.as_dict() for c in choose_deployment(kept)]
+            choices = [c.as_dict() for c in choose_deployment(current_rows(kept, machine["cpu"]["model"],
+                                                                           _exported_hashes(path)))]
             write_bench_record(path, BenchRecord(
                 run=run_key(path), machine={**machine, "load_average_start": run_load_start,
                                             "load_average_end": load_average()},
@@ -194,6 +195,14 @@ def artifact_accuracy(art: BenchArtifact, loaded: LoadedRun, cache: AccuracyCach
     result = evaluate(session, splits.test, splits.mean, splits.std)
     return cache.store(art.sha256, art.cache_backend, result.accuracy, result.images, fingerprint,
                        artifact=_relative(art.path, loaded.path), inference_precision=session.inference_precision)
+
+
+def _exported_hashes(path: Path) -> set[str]:
+    """sha256 of every file the run's export manifest lists now (verified)."""
+    run = RunDir(path)
+    if not run.exported:
+        return set()
+    return {f.sha256 for a in load_verified(run.export).artifacts for f in a.files}
 
 
 def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,

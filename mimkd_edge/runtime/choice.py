@@ -4,7 +4,8 @@ A run's benchmark measures every exported artifact on every backend that can run
 file on ONNX Runtime and on OpenVINO, an IR on OpenVINO, ...). Which is fastest depends on the model
 and the CPU — on the 2-core machines here ORT won for some students and OpenVINO for others — so
 the product does not fix a backend per format: it picks, per precision class, the artifact and
-backend with the lowest median batch-1 latency at the fewest threads measured, among those whose
+backend with the lowest median latency at batch 1 (one image at a time, the edge case) and the fewest
+threads measured on the CPU the benchmark ran on, among those whose
 test accuracy is within `max_drop` points of the best FP32 artifact's (a quantised graph that loses
 accuracy is not a deployment, however fast). The choice and the figures behind it are recorded in the
 run's bench file; `mimkd-edge predict RUN` runs it.
@@ -30,7 +31,9 @@ class DeployChoice:
     backend: str  # "onnxruntime" | "openvino"
     median_ms: float
     threads: int
+    batch: int
     accuracy: float | None
+    sha256: str | None  # the artifact file measured: `predict RUN` refuses another
     why: str
 
     def as_dict(self) -> dict:
@@ -38,13 +41,15 @@ class DeployChoice:
 
 
 def choose_deployment(rows: list[BenchRow], max_drop: float = MAX_ACCURACY_DROP) -> list[DeployChoice]:
-    """One choice per precision class measured (fp32 first), from one run's bench rows."""
+    """One choice per precision class measured (fp32 first), from one run's bench rows — rows of one
+    CPU and of the artifacts now exported (the caller's filter: `current_rows`), compared at the
+    smallest batch and the fewest threads among them."""
     rows = [r for r in rows if r.backend != "torch" and "@" not in r.artifact and r.median_ms is not None
             and r.storage_precision in PRECISION_CLASS]
     if not rows:
         return []
-    threads = min(r.threads for r in rows)
-    rows = [r for r in rows if r.threads == threads]
+    batch, threads = min(r.batch for r in rows), min(r.threads for r in rows)
+    rows = [r for r in rows if r.threads == threads and r.batch == batch]
     fp32_acc = [r.accuracy for r in rows if PRECISION_CLASS[r.storage_precision] == "fp32" and r.accuracy is not None]
     reference = max(fp32_acc) if fp32_acc else None
     choices = []
@@ -63,9 +68,16 @@ def choose_deployment(rows: list[BenchRow], max_drop: float = MAX_ACCURACY_DROP)
                + (f"; top-1 {best.accuracy:.2f} % (best FP32 {reference:.2f} %)" if reference is not None else "")
                + (f"; left out for accuracy (more than {max_drop} points below FP32, or not measured): "
                   + ", ".join(f"{r.artifact} on {r.backend}" for r in dropped) if dropped else ""))
-        choices.append(DeployChoice(precision, best.artifact, best.backend, best.median_ms, threads, best.accuracy,
-                                    why))
+        choices.append(DeployChoice(precision, best.artifact, best.backend, best.median_ms, threads, batch,
+                                    best.accuracy, best.sha256, why))
     return choices
+
+
+def current_rows(rows: list[BenchRow], cpu: str, hashes: set[str]) -> list[BenchRow]:
+    """The rows a choice may rest on: measured on `cpu`, of files whose sha256 is in `hashes` (the
+    export manifest's now). A bench file keeps rows of earlier invocations — other machines, other
+    settings, artifacts since re-exported — which must not decide for this one."""
+    return [r for r in rows if r.cpu == cpu and r.sha256 in hashes]
 
 
 def _fastest_per_artifact(rows: list[BenchRow]) -> list[BenchRow]:

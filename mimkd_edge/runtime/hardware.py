@@ -16,7 +16,8 @@ Two peaks, never confused:
   below the turbo clock the core really runs at, which makes the bound too loose).
 
 - **clock probe** (Linux x86-64): a chain of 128 dependent ``imul rax, rax`` per loop iteration
-  (3 cycles each on every Intel core since Nehalem and every AMD Zen) in a few bytes of machine
+  (3 cycles each on Intel's big cores since Nehalem and on every AMD Zen; Atom-class cores take
+  longer, which reads low and only loosens the bound) in a few bytes of machine
   code, run through ctypes; the best of many short runs gives cycles per second. Not an add chain
   (``add rax, 1``, our earlier probe): a Sapphire Rapids-class Xeon ran it far faster than one add
   per cycle (recent Intel cores can resolve add-immediate chains early, at rename) and it read
@@ -104,7 +105,8 @@ def _is_float(v: str | None) -> bool:
 def frequency_probe(measure: bool = True) -> dict[str, Any]:
     """Clock readings: /proc/cpuinfo "cpu MHz" (every CPU) and cpufreq's current/maximum where the
     kernel exposes them (VMs often do not), all *reported*; plus, with `measure`, the multiply-chain probe's
-    *measured* clock under "probe" (None where it cannot run)."""
+    *measured* clock under "probe" (None where it cannot run; a record with "probe_refused" and no
+    "ghz" where its reading was implausible)."""
     info = parse_cpuinfo(_read("/proc/cpuinfo"))
     mhz = info["mhz_reported"]
     out: dict[str, Any] = {"source": "/proc/cpuinfo cpu MHz (reported by the kernel)",
@@ -133,10 +135,11 @@ def _imul_chain_code() -> bytes:
     return bytes(code)
 
 
-def clock_probe(loops: int = 4_000, repeats: int = 60) -> dict[str, Any] | None:
+def clock_probe(loops: int = 12_000, repeats: int = 60) -> dict[str, Any] | None:
     """Measured core clock (GHz) from a dependent multiply chain: best of `repeats` runs of
-    `loops` × 128 multiplies (about 0.45 ms each at 3.5 GHz). None where it cannot run here, or
-    {"probe_refused": ...} when the reading is not a plausible clock."""
+    `loops` × 128 multiplies (about 1.3 ms each at 3.5 GHz), after ~50 ms of the same chain to bring
+    the core to its clock. None where it cannot run here, or {"probe_refused": ...} when the reading
+    is not a plausible clock."""
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
         return None
     try:
@@ -149,7 +152,7 @@ def clock_probe(loops: int = 4_000, repeats: int = 60) -> dict[str, Any] | None:
         fn = ctypes.CFUNCTYPE(None, ctypes.c_uint64)(ctypes.addressof(ctypes.c_char.from_buffer(mem)))
     except (OSError, ValueError, AttributeError, TypeError):
         return None
-    fn(100)
+    fn(loops * 40)  # warm-up: let the governor raise the clock
     best = None
     for _ in range(repeats):
         t0 = time.perf_counter_ns()

@@ -86,10 +86,11 @@ def deployed_artifact(run: str | Path, precision: str | None = None) -> tuple[Pa
             raise UserError(f"{run}: its benchmark chose no {precision} artifact (see `choices` in its bench file)")
     choice = min(choices, key=lambda c: c["median_ms"])
     manifest = load_verified(RunDir(run).export)
-    match = [a for a in manifest.artifacts if a.name == choice["artifact"]]
+    match = [a for a in manifest.artifacts
+             if a.name == choice["artifact"] and a.files[0].sha256 == choice.get("sha256")]
     if not match:
-        raise UserError(f"{run}: the chosen artifact {choice['artifact']!r} is no longer in its export manifest; "
-                        "run `mimkd-edge bench` on it again")
+        raise UserError(f"{run}: the chosen artifact {choice['artifact']!r} is not the file its benchmark measured "
+                        "(re-exported or removed since); run `mimkd-edge bench` on it again")
     return RunDir(run).export / match[0].path, choice["backend"], choice
 
 

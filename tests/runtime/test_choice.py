@@ -35,3 +35,18 @@ def test_the_fewest_threads_and_plain_compute_are_compared():
     (fp32,) = choose_deployment(rows)
     assert (fp32.artifact, fp32.threads, fp32.median_ms) == ("onnx-fp32", 1, 0.30)
     assert choose_deployment([row("torch-fp32", "torch", 1.0, 80.0, shape="eager")]) == []
+
+
+def test_rows_of_another_cpu_or_an_older_file_do_not_decide():
+    from dataclasses import replace
+
+    from mimkd_edge.runtime.choice import current_rows
+
+    now = [replace(row("onnx-fp32", "onnxruntime", 0.30, 80.0), cpu="A", sha256="h1"),
+           replace(row("openvino-fp32", "openvino", 0.35, 80.0), cpu="A", sha256="h2")]
+    stale = [replace(row("openvino-fp32", "openvino", 0.10, 80.0, shape="dynamic"), cpu="B", sha256="h2"),
+             replace(row("onnx-fp32", "openvino", 0.05, 80.0), cpu="A", sha256="old")]
+    kept = current_rows(now + stale, cpu="A", hashes={"h1", "h2"})
+    assert kept == now
+    (fp32,) = choose_deployment(kept)
+    assert (fp32.artifact, fp32.backend, fp32.sha256) == ("onnx-fp32", "onnxruntime", "h1")

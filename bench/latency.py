@@ -10,7 +10,10 @@ here; only their speed is measured). Candidates, all fed the same float32 1×3×
 - plain onnxruntime: ``InferenceSession(onnx, providers=["CPUExecutionProvider"])``, default options;
 - plain OpenVINO: ``Core().compile_model(onnx, "CPU")``, default properties, called as ``compiled(x)``;
 - mimkd-edge: runtime.session on the FP32 / INT8 ONNX (onnxruntime) and IR (OpenVINO) artifacts,
-  1 thread, static batch 1 (LATENCY hint, 1 stream for OpenVINO).
+  1 thread, static batch 1 (LATENCY hint, 1 stream for OpenVINO);
+- where an export-time rewrite applies (export/rewrites.py; ShuffleNetV2's folded channel shuffle),
+  the same four artifacts built from the rewritten graph, as `mimkd-edge export` now writes them, beside
+  those of the graph as trained (`--no-rewrite`), so that the rewrite's own gain is measured.
 
 They run round-robin (the starting candidate rotates), several rounds of a fixed time budget each;
 the report gives the median over all calls, p90, the minimum, ratios, and the FLOP bound
@@ -39,6 +42,7 @@ from mimkd_edge.atomic import write_json, write_text
 from mimkd_edge.export.onnx_export import export_onnx
 from mimkd_edge.export.openvino_export import convert_onnx, onnx_to_ir, save_ir
 from mimkd_edge.export.quantize import quantize_onnx, quantize_openvino
+from mimkd_edge.export.rewrites import rewrite_for_export
 from mimkd_edge.models import create_model
 from mimkd_edge.models.cost import count_macs
 from mimkd_edge.provenance import git_commit, versions
@@ -48,30 +52,39 @@ from mimkd_edge.runtime.session import open_session
 
 MODELS = ("conv4", "conv4_mp", "shufflenetv2", "resnet8x4")
 OURS_PREFIX = "mimkd-edge"
+REWRITTEN = "_rewritten"  # suffix of the artifact keys built from the rewritten graph
+REWRITTEN_LABEL = ", rewritten"
 
 
 def build(name: str, folder: Path, calib: int, int8: bool) -> tuple[torch.nn.Module, dict[str, Path], dict]:
-    """The model (random weights, seed 0) and its artifacts, exported once."""
+    """The model (random weights, seed 0) and its artifacts, exported once; also those of its rewritten
+    graph where a rewrite applies (keys ending in REWRITTEN)."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=100).eval()
+    rewritten = rewrite_for_export(model)
+    forms = [("", model)] + ([(REWRITTEN, rewritten.module)] if rewritten.applied else [])
     paths: dict[str, Path] = {}
     seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    paths["onnx_fp32"] = export_onnx(model, folder / f"{name}_fp32.onnx", input_size=32, name=name).path
-    seconds["onnx_export"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    paths["ir_fp32"] = onnx_to_ir(paths["onnx_fp32"], folder / f"{name}_fp32.xml")[0]
-    seconds["ir_convert"] = time.perf_counter() - t0
-    if int8:
-        x_cal = np.random.default_rng(0).standard_normal((calib, 3, 32, 32)).astype(np.float32)
+    x_cal = np.random.default_rng(0).standard_normal((calib, 3, 32, 32)).astype(np.float32)
+    for suffix, module in forms:
+        stem = folder / f"{name}{suffix}"
         t0 = time.perf_counter()
-        quantize_onnx(paths["onnx_fp32"], folder / f"{name}_int8.onnx", x_cal)
-        paths["onnx_int8"] = folder / f"{name}_int8.onnx"
-        seconds["onnx_int8"] = time.perf_counter() - t0
+        onnx_fp32 = paths["onnx_fp32" + suffix] = export_onnx(module, f"{stem}_fp32.onnx", input_size=32,
+                                                              name=name).path
+        seconds["onnx_export" + suffix] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        quantised, _ = quantize_openvino(convert_onnx(paths["onnx_fp32"]), x_cal)
-        paths["ir_int8"] = save_ir(quantised, folder / f"{name}_int8.xml", compress_to_fp16=False)[0]
-        seconds["ir_int8"] = time.perf_counter() - t0
+        paths["ir_fp32" + suffix] = onnx_to_ir(onnx_fp32, Path(f"{stem}_fp32.xml"))[0]
+        seconds["ir_convert" + suffix] = time.perf_counter() - t0
+        if not int8:
+            continue
+        t0 = time.perf_counter()
+        quantize_onnx(onnx_fp32, Path(f"{stem}_int8.onnx"), x_cal)
+        paths["onnx_int8" + suffix] = Path(f"{stem}_int8.onnx")
+        seconds["onnx_int8" + suffix] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        quantised, _ = quantize_openvino(convert_onnx(onnx_fp32), x_cal)
+        paths["ir_int8" + suffix] = save_ir(quantised, Path(f"{stem}_int8.xml"), compress_to_fp16=False)[0]
+        seconds["ir_int8" + suffix] = time.perf_counter() - t0
     return model, paths, {k: round(v, 1) for k, v in seconds.items()}
 
 
@@ -130,6 +143,8 @@ def candidates(model: torch.nn.Module, paths: dict[str, Path], x: np.ndarray, de
     if cores >= 2:  # the same artifacts on two cores, to compare with the plain defaults at equal threads
         variants += [("onnx_fp32", "onnxruntime", "ORT FP32", "f32", 2),
                      ("ir_fp32", "openvino", "OpenVINO FP32", "f32", 2)]
+    variants += [(key + REWRITTEN, backend, label + REWRITTEN_LABEL, hint, threads)
+                 for key, backend, label, hint, threads in variants]
     for key, backend, label, hint, threads in variants:
         if key not in paths:
             continue
@@ -272,7 +287,8 @@ def main() -> None:
                 s = run.summary(k)
                 rows[k] = {**info, **{m: s[m] for m in ("median_ms", "p90_ms", "min_ms", "iters", "rounds")},
                            "round_medians_ms": [round(v, 4) for v in run.round_medians_ms[k]]}
-            profiles = {k: profile_ort(paths[k], x) for k in ("onnx_fp32", "onnx_int8") if k in paths}
+            profiles = {k: profile_ort(paths[k], x) for k in ("onnx_fp32", "onnx_int8", "onnx_fp32" + REWRITTEN,
+                                                              "onnx_int8" + REWRITTEN) if k in paths}
             results[name] = {"macs": macs, "bound_ms_est": hardware.flop_bound_ms(macs, est),
                              "bound_ms_sgemm": hardware.flop_bound_ms(macs, meas),
                              "bound_ms_int8_est": hardware.flop_bound_ms(
@@ -384,6 +400,7 @@ def render(results: dict, machine: dict, over: dict, args, started: str, load_st
         verdicts.append(verdict + ".")
     lines += ["", "Targets: FP32 within 1.5× of the FLOP bound; INT8 faster than the FP32 bound (both per core, "
                   "mimkd-edge at 1 thread).", ""] + verdicts
+    lines += rewrite_lines(results)
     lines += ["", "## What limits it (measured here)", ""] + limits(results, over)
     for name, r in results.items():
         lines += ["", f"## {name}: {r['macs'] / 1e6:.1f} M MACs; FP32 bound {fmt(r['bound_ms_est'])} ms estimated "
@@ -408,6 +425,34 @@ def render(results: dict, machine: dict, over: dict, args, started: str, load_st
         if prof:
             lines += _profile_table(prof)
     return "\n".join(lines) + "\n"
+
+
+def rewrite_lines(results: dict) -> list[str]:
+    """Each export-time rewrite's own gain: every mimkd-edge candidate on the graph as trained beside
+    the same candidate on the rewritten graph (same run, interleaved), and the rewritten FP32 artifact
+    against the plain onnxruntime export."""
+    lines = []
+    for name, r in results.items():
+        c = r["candidates"]
+        pairs = [(k, k.replace(" (", REWRITTEN_LABEL + " (", 1)) for k, v in c.items()
+                 if v["kind"] == "ours" and REWRITTEN_LABEL not in k]
+        pairs = [(a, b) for a, b in pairs if b in c]
+        if not pairs:
+            continue
+        lines += ["", f"### {name}: the export-time rewrite alone (graph as trained → rewritten)", "",
+                  "| candidate | as trained, median ms | rewritten, median ms | speed-up |", "|---|--:|--:|--:|"]
+        for a, b in pairs:
+            ma, mb = c[a]["median_ms"], c[b]["median_ms"]
+            lines.append(f"| {_short(a)} ({c[a]['threads']} thr) | {fmt(ma)} | {fmt(mb)} | {ma / mb:.2f}× |")
+        best = min((k for k in c if REWRITTEN_LABEL in k and c[k].get("precision") == "fp32"
+                    and c[k]["threads"] == 1), key=lambda k: c[k]["median_ms"])
+        ms, plain = c[best]["median_ms"], c["onnxruntime (defaults)"]["median_ms"]
+        plain1 = c["mimkd-edge ORT FP32 (1 thr, static)"]["median_ms"]
+        lines += ["", f"Best rewritten FP32 at 1 thread: {_short(best)} {fmt(ms)} ms = {ms / r['bound_ms_est']:.2f}× "
+                      f"the estimated FP32 bound; {plain / ms:.2f}× the speed of the plain onnxruntime export with "
+                      f"its defaults ({fmt(plain)} ms, {c['onnxruntime (defaults)']['threads']} threads) and "
+                      f"{plain1 / ms:.2f}× that of the plain graph in onnxruntime at 1 thread ({fmt(plain1)} ms)."]
+    return ["", "## Export-time rewrites", ""] + lines[1:] if lines else []
 
 
 def _profile_table(prof: dict) -> list[str]:
@@ -462,6 +507,12 @@ def limits(results: dict, over: dict) -> list[str]:
             g = fp["data movement"]
             parts.append(f"FP32: data movement (reshape/transpose/split/concat/layout reorders, "
                          f"{g['nodes_per_call']:.0f} nodes) takes {100 * g['share']:.0f} %")
+        folded = prof.get("onnx_fp32" + REWRITTEN, {})
+        if "data movement" in folded:
+            g = folded["data movement"]
+            parts.append(f"rewritten FP32 graph: data movement {g['nodes_per_call']:.0f} nodes, "
+                         f"{100 * g['share']:.0f} % of kernel time; convolutions "
+                         f"{100 * sum(v['share'] for k, v in folded.items() if k.startswith('conv')):.0f} %")
         if i8:
             dm, q = i8.get("data movement", {}).get("share", 0), i8.get("(de)quantise", {}).get("share", 0)
             conv = sum(g["share"] for k, g in i8.items() if k.startswith("conv"))

@@ -33,9 +33,12 @@ from . import main
               help="Test images (evenly spaced through the split) to compare logits with PyTorch on.")
 @click.option("--min-agreement", type=click.FloatRange(0, 100), default=90.0, show_default=True,
               help="FP16/INT8 fail below this top-1 agreement (%) with PyTorch.")
+@click.option("--no-rewrite", is_flag=True,
+              help="Export the graph as trained, without the faster equivalent form (e.g. ShuffleNetV2's "
+              "channel shuffle folded into its convolutions).")
 @click.option("--data-dir", help="Data root or archive (beats MIMKD_DATA and the recipe's data.root).")
 def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, max_drop, overflow_fix,
-           bake_normalisation, parity_images, min_agreement, data_dir):
+           bake_normalisation, parity_images, min_agreement, no_rewrite, data_dir):
     """Export RUN's student to ONNX and/or OpenVINO (FP32, FP16, INT8), proven against PyTorch.
 
     RUN defaults to the most recently finished run under runs/. Every artifact is checked on real
@@ -49,7 +52,8 @@ def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, m
 
     plan = ExportPlan(onnx=to_onnx, openvino=to_openvino, fp16=fp16, int8=int8, opset=opset, exporter=exporter,
                       calib=calib, max_drop=max_drop, bake_normalisation=bake_normalisation,
-                      parity_images=parity_images, min_agreement=min_agreement, overflow_fix=overflow_fix)
+                      parity_images=parity_images, min_agreement=min_agreement, overflow_fix=overflow_fix,
+                      rewrite=not no_rewrite)
     if run is None:
         run = latest_run()
         say(f"no RUN given: exporting the most recently finished run {run}")

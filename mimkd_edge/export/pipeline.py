@@ -5,6 +5,8 @@ Three steps over typed artifacts:
   INT8 graphs are made from the FP32 .onnx file);
 - prove: each is reopened from disk through runtime.session, checked against the PyTorch model on
   real test images (export/parity.py) and evaluated on the whole test split (runtime.accuracy);
+  the graph may be a rewritten form of the student (export/rewrites.py: same function, fewer copies),
+  and the check is always against the student as trained;
 - publish: those that pass are renamed into the output folder, the manifest last.
 An artifact that fails its check (or cannot be built) is not published: the manifest's `failed` list
 and ExportResult.failures name it, with the figure it missed and what to try. A user who asked for
@@ -42,6 +44,7 @@ from .openvino_export import convert_onnx, save_ir
 from .parity import (FP32_MAX_ABS_DIFF, MIN_TOP1_AGREEMENT, PARITY_IMAGES, failure_reason, logits, measure_parity,
                      parity_indices)
 from .quantize import OVERFLOW_FIXES, quantize_onnx, quantize_openvino, sample_indices
+from .rewrites import rewrite_for_export
 
 DEFAULT_CALIBRATION = 300
 EXIT_INCOMPLETE = 4  # `mimkd-edge export` / `sweep --export`: an artifact failed; those that passed are published
@@ -81,6 +84,7 @@ class ExportPlan:
     parity_images: int = PARITY_IMAGES
     min_agreement: float = MIN_TOP1_AGREEMENT
     overflow_fix: str = "all"
+    rewrite: bool = True  # export the faster equivalent form (export/rewrites.py), proven against the original
 
     def __post_init__(self) -> None:
         if not (self.onnx or self.openvino):
@@ -133,6 +137,8 @@ class Reference:
     splits: Splits
     baked: bool
     module: torch.nn.Module  # the student, with the normalisation in front when baked
+    exported: torch.nn.Module  # what gets exported: `module`, or its rewritten form
+    rewrites: tuple[str, ...]
     parity_idx: np.ndarray
     x_parity: np.ndarray
     logits: np.ndarray  # float64, PyTorch's logits on x_parity
@@ -146,6 +152,11 @@ class Reference:
 def prepare_reference(run: LoadedRun, splits: Splits, plan: ExportPlan, threads: int, say: Progress) -> Reference:
     mean, std, baked = tuple(splits.mean), tuple(splits.std), plan.bake_normalisation
     module = (NormalisedInput(run.model, mean, std) if baked else run.model).eval()
+    rewritten = rewrite_for_export(run.model.eval()) if plan.rewrite else None
+    exported = module
+    if rewritten is not None and rewritten.applied:
+        say(f"rewriting the graph for export: {', '.join(rewritten.applied)}")
+        exported = (NormalisedInput(rewritten.module, mean, std) if baked else rewritten.module).eval()
     idx = parity_indices(len(splits.test), plan.parity_images)
     x_par = model_inputs(splits.test.take(torch.from_numpy(idx)), mean, std, baked=baked)
     say(f"PyTorch reference: logits on {len(idx)} test images, accuracy on {len(splits.test):,}")
@@ -164,7 +175,9 @@ def prepare_reference(run: LoadedRun, splits: Splits, plan: ExportPlan, threads:
         "recipe": recipe_text,
         "run_test_accuracy": "" if run_acc is None else f"{run_acc:.4f}", "pytorch_test_accuracy": f"{acc:.4f}",
     }
-    return Reference(run, splits, baked, module, idx, x_par, ref, acc, metadata)
+    rewrites = rewritten.applied if rewritten is not None else ()
+    metadata["rewrites"] = json.dumps(list(rewrites))
+    return Reference(run, splits, baked, module, exported, rewrites, idx, x_par, ref, acc, metadata)
 
 
 class Exporter:
@@ -216,7 +229,7 @@ class Exporter:
     def onnx_fp32(self) -> None:
         """The FP32 graph every other artifact is made from; published only when ONNX was asked for."""
         self.say(f"exporting ONNX ({self.plan.exporter} exporter, opset {self.opset})")
-        self.exported = export_onnx(self.ref.module, self.onnx_path, input_size=self.ref.splits.image_size,
+        self.exported = export_onnx(self.ref.exported, self.onnx_path, input_size=self.ref.splits.image_size,
                                     opset=self.opset, exporter=self.plan.exporter, metadata=self.ref.metadata,
                                     name=self.ref.run.recipe.student.model)
         if self.plan.onnx:
@@ -299,7 +312,7 @@ class Exporter:
                    "mean": list(splits.mean), "std": list(splits.std)},
             classes=list(splits.classes), output="logits",
             exporter=self.exported.exporter, opset=self.exported.opset,
-            export_seconds=round(self.exported.seconds, 2),
+            export_seconds=round(self.exported.seconds, 2), rewrites=list(ref.rewrites),
             data={"dataset": run.recipe.data.dataset, "source": splits.source, "test_images": len(splits.test)},
             parity_set={"images": len(ref.parity_idx), "split": "test",
                         "selection": "evenly spaced: i * len(test) // N",

@@ -10,7 +10,7 @@ longer the one that was proven.
       "run": ..., "model": ..., "recipe": {"name", "sha256", "path"},
       "input": {"name", "shape", "dtype", "normalisation_baked", "scale", "mean", "std"},
       "classes": [...], "output": "logits",
-      "exporter": "dynamo", "opset": 23, "export_seconds": ...,
+      "exporter": "dynamo", "opset": 23, "export_seconds": ..., "rewrites": ["fold-channel-shuffle"],
       "data": {"dataset", "source", "test_images"},
       "parity_set": {"images", "split", "selection", "indices_sha256"},
       "thresholds": {"fp32_max_abs_diff", "min_top1_agreement"},
@@ -27,8 +27,10 @@ longer the one that was proven.
 
 Paths are relative to the folder holding the manifest. `sha256` and `size` of an artifact are those
 of its main file (.onnx or .xml); `files` lists every file it needs (an IR's .bin too), each with
-its own size and sha256; `total_size` sums them. `failed` lists the artifacts that were asked for
-and missed their check (not published, no files): the figure they missed and what to try.
+its own size and sha256; `total_size` sums them. `rewrites` names the export-time rewrites
+(export/rewrites.py) in the exported graph ([] for the model as trained; absent in older manifests).
+`failed` lists the artifacts that were asked for and missed their check (not published, no files):
+the figure they missed and what to try.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class Manifest:
     exporter: str | None = None
     opset: int | None = None
     export_seconds: float | None = None
+    rewrites: list[str] = field(default_factory=list)
     data: dict = field(default_factory=dict)  # dataset, source, test_images
     parity_set: dict = field(default_factory=dict)
     thresholds: dict = field(default_factory=dict)

@@ -15,6 +15,7 @@ import torch
 
 from mimkd_edge.export.onnx_export import export_onnx
 from mimkd_edge.export.openvino_export import onnx_to_ir
+from mimkd_edge.export.rewrites import rewrite_for_export
 from mimkd_edge.models import create_model, list_models, model_entry
 from mimkd_edge.runtime import open_session
 
@@ -50,12 +51,14 @@ def _trained_looking(name: str, x: torch.Tensor) -> torch.nn.Module:
     return model
 
 
-def _check(name: str, tmp, exporter: str) -> None:
+def _check(name: str, tmp, exporter: str, rewrite: bool = False) -> None:
+    """Export `name` (its rewritten form with `rewrite`) and compare both backends with the model as built."""
     size = model_entry(name).input_size
     x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(1))
     model = _trained_looking(name, x)
     onnx_path = tmp / f"{name}.onnx"
-    export_onnx(model, onnx_path, input_size=size, exporter=exporter, name=name)
+    exported = rewrite_for_export(model).module if rewrite else model
+    export_onnx(exported, onnx_path, input_size=size, exporter=exporter, name=name)
     xml_path = onnx_to_ir(onnx_path, tmp / f"{name}.xml", compress_to_fp16=False)[0]
     with torch.no_grad():
         ref = model(x).double().numpy()
@@ -91,3 +94,13 @@ def test_zoo_exports_with_parity(name, tmp_path):
 def test_channel_shuffle_model_with_dynamo(tmp_path):
     """The default exporter on the model family that breaks batch-N exports most often."""
     _check("shufflenetv2_0_5", tmp_path, "dynamo")
+
+
+REWRITTEN = [n for n in list_models() if rewrite_for_export(create_model(n, num_classes=10)).applied]
+
+
+@pytest.mark.parametrize("name", REWRITTEN)
+def test_rewritten_zoo_models_export_with_parity(name, tmp_path):
+    """Every zoo model an export-time rewrite applies to: the rewritten graph, exported the default
+    way, computes what the original PyTorch model computes, in both backends, at batch 1 and 3."""
+    _check(name, tmp_path, "dynamo", rewrite=True)

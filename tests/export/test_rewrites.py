@@ -1,0 +1,81 @@
+"""Export-time rewrites (export/rewrites.py): same logits as the model as trained, fewer copies."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+import torch
+
+from mimkd_edge.engine.trainer import fit
+from mimkd_edge.export import export_run
+from mimkd_edge.export.onnx_export import export_onnx
+from mimkd_edge.export.rewrites import fold_channel_shuffle, rewrite_for_export
+from mimkd_edge.models import create_model, list_models
+from mimkd_edge.recipe import parse_recipe
+
+
+def _with_statistics(name: str) -> torch.nn.Module:
+    """Random weights and non-trivial BatchNorm statistics, so folding BN is exercised too."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", list_models("shufflenetv2*"))
+@pytest.mark.parametrize("shape", [(1, 3, 32, 32), (3, 3, 40, 40)])
+@torch.no_grad()
+def test_folded_shufflenetv2_computes_the_same_logits(name, shape):
+    model = _with_statistics(name)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    ref = model(x)
+    diff = float((fold_channel_shuffle(model)(x) - ref).abs().max())
+    assert diff <= 1e-5 * max(1.0, float(ref.abs().max())), diff
+
+
+def test_folded_graph_has_no_shuffle_and_no_batchnorm(tmp_path):
+    model = _with_statistics("shufflenetv2_0_5")
+    plain, folded = tmp_path / "plain.onnx", tmp_path / "folded.onnx"
+    export_onnx(model, plain, input_size=32, exporter="torchscript")
+    export_onnx(fold_channel_shuffle(model), folded, input_size=32, exporter="torchscript")
+    ops = lambda p: [n.op_type for n in onnx.load(p).graph.node]  # noqa: E731
+    assert ops(plain).count("Transpose") > 0 and "Transpose" not in ops(folded)
+    assert "BatchNormalization" not in ops(folded)
+    assert ops(folded).count("Conv") == ops(plain).count("Conv")  # the same convolutions, no extra MACs
+    assert ops(folded).count("Reshape") <= 1  # the flatten before the classifier only
+
+
+@pytest.mark.parametrize("name", ["conv4", "resnet8x4", "shufflenetv1"])
+def test_models_without_a_rewrite_are_exported_as_they_are(name):
+    model = create_model(name, num_classes=10)
+    rewritten = rewrite_for_export(model)
+    assert rewritten.module is model and rewritten.applied == ()
+
+
+def test_export_pipeline_proves_the_rewritten_graph_against_the_student(tmp_path):
+    """`export` writes the folded graph by default (normalisation baked in front of it here), proves
+    it against the student as trained, and says so in the manifest; --no-rewrite exports it as is."""
+    table = {
+        "name": "tiny-shuffle", "seed": 0,
+        "data": {"dataset": "synthetic", "num_classes": 4, "synthetic_train": 64, "synthetic_test": 32},
+        "student": {"model": "shufflenetv2_0_5"}, "method": {"name": "none"},
+        "train": {"epochs": 1, "batch_size": 32, "lr": 0.05, "milestones": [1], "device": "cpu"},
+    }
+    before = torch.get_num_threads()
+    try:
+        fit(parse_recipe(table, "test"), tmp_path / "run")
+    finally:
+        torch.set_num_threads(before)
+    folded = export_run(tmp_path / "run", out=tmp_path / "folded", onnx=True, exporter="torchscript",
+                        bake_normalisation=True)
+    plain = export_run(tmp_path / "run", out=tmp_path / "plain", onnx=True, exporter="torchscript", rewrite=False)
+    assert folded.complete and folded.manifest.rewrites == ["fold-channel-shuffle"]
+    assert plain.complete and plain.manifest.rewrites == []
+    assert folded.manifest.artifacts[0].parity["max_abs_diff"] <= 1e-4
+    ops = [n.op_type for n in onnx.load(tmp_path / "folded" / "model_fp32.onnx").graph.node]
+    assert "Transpose" not in ops

@@ -52,8 +52,10 @@ from mimkd_edge.runtime.session import open_session
 
 MODELS = ("conv4", "conv4_mp", "shufflenetv2", "resnet8x4")
 OURS_PREFIX = "mimkd-edge"
-REWRITTEN = "_rewritten"  # suffix of the artifact keys built from the rewritten graph
+REWRITTEN = "_rewritten"  # suffix of the artifact keys built from the rewritten graph (every rewrite)
 REWRITTEN_LABEL = ", rewritten"
+FOLD_ONLY = "_fold_only"  # FP32 only: the channel-shuffle fold without the branch-width alignment
+FOLD_ONLY_LABEL = ", fold only"
 
 
 def build(name: str, folder: Path, calib: int, int8: bool) -> tuple[torch.nn.Module, dict[str, Path], dict]:
@@ -62,7 +64,11 @@ def build(name: str, folder: Path, calib: int, int8: bool) -> tuple[torch.nn.Mod
     torch.manual_seed(0)
     model = create_model(name, num_classes=100).eval()
     rewritten = rewrite_for_export(model)
-    forms = [("", model)] + ([(REWRITTEN, rewritten.module)] if rewritten.applied else [])
+    forms = [("", model)]
+    if rewritten.applied:
+        forms.append((REWRITTEN, rewritten.module))
+    if len(rewritten.applied) > 1:  # each rewrite measured alone too
+        forms.append((FOLD_ONLY, rewrite_for_export(model, ("fold-channel-shuffle",)).module))
     paths: dict[str, Path] = {}
     seconds: dict[str, float] = {}
     x_cal = np.random.default_rng(0).standard_normal((calib, 3, 32, 32)).astype(np.float32)
@@ -75,7 +81,7 @@ def build(name: str, folder: Path, calib: int, int8: bool) -> tuple[torch.nn.Mod
         t0 = time.perf_counter()
         paths["ir_fp32" + suffix] = onnx_to_ir(onnx_fp32, Path(f"{stem}_fp32.xml"))[0]
         seconds["ir_convert" + suffix] = time.perf_counter() - t0
-        if not int8:
+        if not int8 or suffix == FOLD_ONLY:
             continue
         t0 = time.perf_counter()
         quantize_onnx(onnx_fp32, Path(f"{stem}_int8.onnx"), x_cal)
@@ -144,7 +150,9 @@ def candidates(model: torch.nn.Module, paths: dict[str, Path], x: np.ndarray, de
         variants += [("onnx_fp32", "onnxruntime", "ORT FP32", "f32", 2),
                      ("ir_fp32", "openvino", "OpenVINO FP32", "f32", 2)]
     variants += [(key + REWRITTEN, backend, label + REWRITTEN_LABEL, hint, threads)
-                 for key, backend, label, hint, threads in variants]
+                 for key, backend, label, hint, threads in variants] + [
+        (key + FOLD_ONLY, backend, label + FOLD_ONLY_LABEL, hint, threads)
+        for key, backend, label, hint, threads in variants if threads == 1 and "fp32" in key and hint == "f32"]
     for key, backend, label, hint, threads in variants:
         if key not in paths:
             continue
@@ -288,7 +296,8 @@ def main() -> None:
                 rows[k] = {**info, **{m: s[m] for m in ("median_ms", "p90_ms", "min_ms", "iters", "rounds")},
                            "round_medians_ms": [round(v, 4) for v in run.round_medians_ms[k]]}
             profiles = {k: profile_ort(paths[k], x) for k in ("onnx_fp32", "onnx_int8", "onnx_fp32" + REWRITTEN,
-                                                              "onnx_int8" + REWRITTEN) if k in paths}
+                                                              "onnx_int8" + REWRITTEN, "onnx_fp32" + FOLD_ONLY)
+                        if k in paths}
             results[name] = {"macs": macs, "bound_ms_est": hardware.flop_bound_ms(macs, est),
                              "bound_ms_sgemm": hardware.flop_bound_ms(macs, meas),
                              "bound_ms_int8_est": hardware.flop_bound_ms(
@@ -434,16 +443,20 @@ def rewrite_lines(results: dict) -> list[str]:
     lines = []
     for name, r in results.items():
         c = r["candidates"]
-        pairs = [(k, k.replace(" (", REWRITTEN_LABEL + " (", 1)) for k, v in c.items()
-                 if v["kind"] == "ours" and REWRITTEN_LABEL not in k]
-        pairs = [(a, b) for a, b in pairs if b in c]
+        plain_keys = [k for k, v in c.items()
+                      if v["kind"] == "ours" and REWRITTEN_LABEL not in k and FOLD_ONLY_LABEL not in k]
+        pairs = [(k, k.replace(" (", REWRITTEN_LABEL + " (", 1), k.replace(" (", FOLD_ONLY_LABEL + " (", 1))
+                 for k in plain_keys]
+        pairs = [(a, b, f) for a, b, f in pairs if b in c]
         if not pairs:
             continue
-        lines += ["", f"### {name}: the export-time rewrite alone (graph as trained → rewritten)", "",
-                  "| candidate | as trained, median ms | rewritten, median ms | speed-up |", "|---|--:|--:|--:|"]
-        for a, b in pairs:
+        lines += ["", f"### {name}: the export-time rewrites alone (graph as trained → rewritten)", "",
+                  "| candidate | as trained, ms | fold only, ms | fold + aligned widths, ms | speed-up (all) |",
+                  "|---|--:|--:|--:|--:|"]
+        for a, b, f in pairs:
             ma, mb = c[a]["median_ms"], c[b]["median_ms"]
-            lines.append(f"| {_short(a)} ({c[a]['threads']} thr) | {fmt(ma)} | {fmt(mb)} | {ma / mb:.2f}× |")
+            fold = fmt(c[f]["median_ms"]) if f in c else "–"
+            lines.append(f"| {_short(a)} ({c[a]['threads']} thr) | {fmt(ma)} | {fold} | {fmt(mb)} | {ma / mb:.2f}× |")
         best = min((k for k in c if REWRITTEN_LABEL in k and c[k].get("precision") == "fp32"
                     and c[k]["threads"] == 1), key=lambda k: c[k]["median_ms"])
         ms, plain = c[best]["median_ms"], c["onnxruntime (defaults)"]["median_ms"]

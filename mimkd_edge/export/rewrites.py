@@ -17,6 +17,14 @@ passes through untouched are never copied; what remains per block is one split o
 output and one concatenation of the branch input (half the channels each). BatchNorm is folded into
 the convolutions on the way (float64 arithmetic, rounded to float32 once).
 
+Branch-width alignment (with the fold). onnxruntime runs a convolution in its blocked NCHWc layout
+only for some channel counts: the stage-1 branches of ShuffleNetV2 1× (58 channels) ran in plain
+NCHW, their depthwise convs among the slowest kernels per MAC, while the 116-channel ones were
+padded to 120 by onnxruntime itself. Each 1×1 → depthwise → 1×1 chain gets its inner width padded
+to a multiple of BRANCH_ALIGN with channels whose weights and biases are zero (ReLU(0) = 0, and the
+last conv reads them with zero columns): the same function, up to 10 % more MACs in those convs
+(58 → 64), and onnxruntime keeps the whole chain blocked (bench/results/latency.md measures it).
+
 What cannot be absorbed: ShuffleNetV1's shuffle sits between two *grouped* 1×1 convolutions; folding
 it into either would break their group structure (a dense conv with zero blocks: g× the MACs), so
 V1 is exported as it is.
@@ -32,7 +40,8 @@ from torch import nn
 
 from ..models.shufflenet import ShuffleNetV2, ShuffleV2Block, ShuffleV2Down
 
-REWRITES = ("fold-channel-shuffle",)
+REWRITES = ("fold-channel-shuffle", "align-branch-width")
+BRANCH_ALIGN = 8  # onnxruntime's NCHWc block on the CPUs measured here (it padded 116 channels to 120 itself)
 
 
 @dataclass(frozen=True)
@@ -41,10 +50,16 @@ class Rewritten:
     applied: tuple[str, ...]  # names from REWRITES; empty when nothing applied to this model
 
 
-def rewrite_for_export(model: nn.Module) -> Rewritten:
-    """The fastest equivalent form of `model` this module knows, and which rewrites made it."""
-    if isinstance(model, ShuffleNetV2):
-        return Rewritten(fold_channel_shuffle(model), ("fold-channel-shuffle",))
+def rewrite_for_export(model: nn.Module, rewrites: tuple[str, ...] = REWRITES) -> Rewritten:
+    """The fastest equivalent form of `model` this module knows (using the named `rewrites` only),
+    and which rewrites made it."""
+    unknown = set(rewrites) - set(REWRITES)
+    if unknown:
+        raise ValueError(f"unknown rewrites {sorted(unknown)}; known: {', '.join(REWRITES)}")
+    if isinstance(model, ShuffleNetV2) and "fold-channel-shuffle" in rewrites:
+        align = BRANCH_ALIGN if "align-branch-width" in rewrites else 1
+        applied = ("fold-channel-shuffle",) + (("align-branch-width",) if align > 1 else ())
+        return Rewritten(fold_channel_shuffle(model, align=align), applied)
     return Rewritten(model, ())
 
 
@@ -162,9 +177,9 @@ class _Producer:
 
 
 @torch.no_grad()
-def fold_channel_shuffle(model: ShuffleNetV2) -> FoldedShuffleNetV2:
-    """The folded network (module docstring). The model must be in eval mode semantics: BN uses
-    its running statistics, as in every export."""
+def fold_channel_shuffle(model: ShuffleNetV2, align: int = 1) -> FoldedShuffleNetV2:
+    """The folded network (module docstring), with branch widths padded to a multiple of `align`
+    (1: none). BN is folded with its running statistics, as in every export."""
     fresh = itertools.count()
     new = lambda n: [next(fresh) for _ in range(n)]  # noqa: E731 - labels for n new channels
     producers: list[_Producer] = []
@@ -196,11 +211,11 @@ def fold_channel_shuffle(model: ShuffleNetV2) -> FoldedShuffleNetV2:
             else:
                 raise TypeError(f"fold_channel_shuffle: unexpected block {type(block).__name__} in {name}")
     consume("head", logical)
-    return _assemble(model, producers, needs, order)
+    return _assemble(model, producers, needs, order, align)
 
 
 def _assemble(model: ShuffleNetV2, producers: list[_Producer], needs: dict[str, list[int]],
-              order: list[str]) -> FoldedShuffleNetV2:
+              order: list[str], align: int) -> FoldedShuffleNetV2:
     consumer_of = {label: key for key, labels in needs.items() for label in labels}
     rank = {key: i for i, key in enumerate(order)}
     pieces: dict[str, list[tuple[str, list[int]]]] = {key: [] for key in order}  # consumer → (piece, labels)
@@ -237,7 +252,7 @@ def _assemble(model: ShuffleNetV2, producers: list[_Producer], needs: dict[str, 
             elif len(reads) > 1:
                 keep = p.reads
                 kept.add(keep)
-        convs = _permuted(p.convs, positions, row_order[p.name])
+        convs = _aligned(_permuted(p.convs, positions, row_order[p.name]), align)
         steps.append(_Step(reads, [c.module() for c in convs], p.relus, writes[p.name], keep))
     reads, positions = materialised("head")
     head = _permuted(_convs(model.head), positions, None)
@@ -256,3 +271,24 @@ def _permuted(convs: list[_Conv], positions: list[int], rows: list[int] | None) 
             conv = conv.writes(rows)
         out.append(conv)
     return out
+
+
+def _aligned(convs: list[_Conv], align: int) -> list[_Conv]:
+    """A dense 1×1 → depthwise → dense chain with its inner width padded to a multiple of `align`
+    by zero channels (zero rows and bias in the first conv and the depthwise one, zero columns in the
+    last); any other chain is returned as it is."""
+    if len(convs) != 3 or convs[0].depthwise or not convs[1].depthwise or convs[2].depthwise:
+        return convs
+    first, dw, last = convs
+    pad = -first.weight.shape[0] % align
+    if pad == 0:
+        return convs
+
+    def grow(t: torch.Tensor, dim: int) -> torch.Tensor:
+        shape = list(t.shape)
+        shape[dim] = pad
+        return torch.cat([t, t.new_zeros(shape)], dim)
+
+    return [_Conv(grow(first.weight, 0), grow(first.bias, 0), first.stride, first.padding, False),
+            _Conv(grow(dw.weight, 0), grow(dw.bias, 0), dw.stride, dw.padding, True),
+            _Conv(grow(last.weight, 1), last.bias, last.stride, last.padding, False)]

@@ -29,13 +29,27 @@ def _with_statistics(name: str) -> torch.nn.Module:
 
 @pytest.mark.parametrize("name", list_models("shufflenetv2*"))
 @pytest.mark.parametrize("shape", [(1, 3, 32, 32), (3, 3, 40, 40)])
+@pytest.mark.parametrize("align", [1, 8])
 @torch.no_grad()
-def test_folded_shufflenetv2_computes_the_same_logits(name, shape):
+def test_folded_shufflenetv2_computes_the_same_logits(name, shape, align):
     model = _with_statistics(name)
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
     ref = model(x)
-    diff = float((fold_channel_shuffle(model)(x) - ref).abs().max())
+    diff = float((fold_channel_shuffle(model, align=align)(x) - ref).abs().max())
     assert diff <= 1e-5 * max(1.0, float(ref.abs().max())), diff
+
+
+def test_aligned_branches_are_padded_to_the_block_and_nothing_else_grows():
+    model = _with_statistics("shufflenetv2")  # 1×: 58-channel branches in stage 1
+    plain, aligned = fold_channel_shuffle(model), fold_channel_shuffle(model, align=8)
+    for p, a in zip(plain.steps, aligned.steps, strict=True):
+        widths = [(c.in_channels, c.out_channels) for c in p.convs]
+        padded = [(c.in_channels, c.out_channels) for c in a.convs]
+        if len(widths) == 3 and p.convs[1].groups > 1:  # 1×1 → depthwise → 1×1
+            assert padded[0] == (widths[0][0], -(-widths[0][1] // 8) * 8) and padded[2][1] == widths[2][1]
+        else:
+            assert padded == widths
+    assert any(c.out_channels == 64 for s in aligned.steps for c in s.convs)  # 58 → 64
 
 
 def test_folded_graph_has_no_shuffle_and_no_batchnorm(tmp_path):
@@ -57,6 +71,14 @@ def test_models_without_a_rewrite_are_exported_as_they_are(name):
     assert rewritten.module is model and rewritten.applied == ()
 
 
+def test_rewrites_can_be_chosen_one_by_one():
+    model = create_model("shufflenetv2_0_5", num_classes=10)
+    assert rewrite_for_export(model, ("fold-channel-shuffle",)).applied == ("fold-channel-shuffle",)
+    assert rewrite_for_export(model, ()).module is model
+    with pytest.raises(ValueError, match="unknown rewrites"):
+        rewrite_for_export(model, ("fold-everything",))
+
+
 def test_export_pipeline_proves_the_rewritten_graph_against_the_student(tmp_path):
     """`export` writes the folded graph by default (normalisation baked in front of it here), proves
     it against the student as trained, and says so in the manifest; --no-rewrite exports it as is."""
@@ -74,7 +96,7 @@ def test_export_pipeline_proves_the_rewritten_graph_against_the_student(tmp_path
     folded = export_run(tmp_path / "run", out=tmp_path / "folded", onnx=True, exporter="torchscript",
                         bake_normalisation=True)
     plain = export_run(tmp_path / "run", out=tmp_path / "plain", onnx=True, exporter="torchscript", rewrite=False)
-    assert folded.complete and folded.manifest.rewrites == ["fold-channel-shuffle"]
+    assert folded.complete and folded.manifest.rewrites == ["fold-channel-shuffle", "align-branch-width"]
     assert plain.complete and plain.manifest.rewrites == []
     assert folded.manifest.artifacts[0].parity["max_abs_diff"] <= 1e-4
     ops = [n.op_type for n in onnx.load(tmp_path / "folded" / "model_fp32.onnx").graph.node]

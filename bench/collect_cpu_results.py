@@ -2,6 +2,7 @@
 results table and the trade-off figure from those copies alone.
 
     python bench/collect_cpu_results.py            # after `mimkd-edge sweep recipes/sweeps/cpu.toml --export --bench`
+    python bench/collect_cpu_results.py --ablation-runs runs/cpu-ablation   # + recipes/sweeps/cpu_ablation.toml's runs
 
 Copied per run: summary.json, metrics.jsonl, recipe.toml, bench.json, export/manifest.json and the
 weights (model.safetensors, 0.45 MB for Conv-4): with them the sweep can be resumed on another
@@ -19,8 +20,8 @@ from pathlib import Path
 
 from mimkd_edge.atomic import write_text
 from mimkd_edge.report.plot import plot_tradeoff
-from mimkd_edge.report.protocol import (mi_trace_markdown, paired_seed_markdown, probe_markdown, protocol_markdown,
-                                        protocol_rows)
+from mimkd_edge.report.protocol import (ablation_markdown, mi_trace_markdown, paired_seed_markdown, probe_markdown,
+                                        protocol_markdown, protocol_rows)
 from mimkd_edge.rundir.bench_results import BenchRow, read_bench_rows
 
 FILES = ("summary.json", "metrics.jsonl", "recipe.toml", "bench.json", "export/manifest.json", "model.safetensors",
@@ -33,6 +34,11 @@ MI_TRACE_RUN = "cpu-conv4_mp-mimkd-s0"
 
 def copied_runs(dest: Path) -> list[Path]:
     return sorted(p.parent for p in (dest / "runs").glob("*/summary.json"))
+
+
+def ablation_folder(dest: Path) -> Path:
+    """Where the ablation runs paired with `dest`'s protocol are copied (bench/results/cpu-ablation)."""
+    return dest.with_name(f"{dest.name}-ablation")
 
 
 def table(dest: Path) -> str:
@@ -49,6 +55,9 @@ def blocks(dest: Path) -> dict[str, str]:
         out["probe"] = probe_markdown(runs)
     if (dest / "runs" / MI_TRACE_RUN / "metrics.jsonl").is_file():
         out["mi-trace"] = mi_trace_markdown(dest / "runs" / MI_TRACE_RUN)
+    ablation = copied_runs(ablation_folder(dest))
+    if ablation:
+        out["ablation"] = ablation_markdown(ablation, runs)
     return out
 
 
@@ -71,12 +80,7 @@ def bench_rows(dest: Path) -> list[BenchRow]:
     return [row for run in copied_runs(dest) for row in read_bench_rows(run)]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", default="runs/cpu", help="the sweep's output folder")
-    ap.add_argument("--dest", default=str(HERE / "results" / "cpu"))
-    args = ap.parse_args()
-    src, dest = Path(args.runs), Path(args.dest)
+def copy_finished(src: Path, dest: Path) -> None:
     for summary in sorted(src.glob("*/summary.json")):  # a run still training has no summary yet
         run = summary.parent
         if not (run / "model.safetensors").is_file():
@@ -85,6 +89,18 @@ def main() -> None:
             if (run / name).is_file():
                 (dest / "runs" / run.name / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(run / name, dest / "runs" / run.name / name)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", default="runs/cpu", help="the sweep's output folder")
+    ap.add_argument("--dest", default=str(HERE / "results" / "cpu"))
+    ap.add_argument("--ablation-runs", help="the ablation sweep's output folder (recipes/sweeps/cpu_ablation.toml)")
+    args = ap.parse_args()
+    src, dest = Path(args.runs), Path(args.dest)
+    copy_finished(src, dest)
+    if args.ablation_runs:
+        copy_finished(Path(args.ablation_runs), ablation_folder(dest))
     notes = dest / "README.md"
     text = notes.read_text() if notes.is_file() else f"# CPU protocol results\n\n{TABLE_START}\n{TABLE_END}\n"
     for name, body in blocks(dest).items():

@@ -1,0 +1,17 @@
+"""The ablation table pairs each run with the protocol's MIMKD and KD runs of the same student and seed."""
+
+from pathlib import Path
+
+from mimkd_edge.report.protocol import ablation_markdown
+
+RUNS = Path(__file__).resolve().parents[2] / "bench" / "results" / "cpu" / "runs"
+
+
+def test_gaps_are_to_the_same_student_and_seed():
+    protocol = sorted(p.parent for p in RUNS.glob("*/summary.json"))
+    # a protocol run read as if it were an ablation run: its gap to itself is zero
+    row = ablation_markdown([RUNS / "cpu-conv4-mimkd-s1"], protocol).splitlines()[-1]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:3] == ["cpu-conv4-mimkd-s1", "Conv-4", "1"]
+    assert cells[3:7] == ["1", "1", "0.75", "1"]  # α, λg, λl, λf from the run's resolved recipe
+    assert cells[7] == "72.74" and cells[8] == "+0.00" and cells[9] == "-0.07"  # − MIMKD, − KD seed 1 (72.81)

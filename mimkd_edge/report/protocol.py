@@ -8,11 +8,11 @@ against a committed copy.
 from __future__ import annotations
 
 import statistics
-import tomllib
 from itertools import pairwise
 from pathlib import Path
 from typing import Iterable
 
+from ..recipe import load_recipe
 from ..rundir import RunDir, read_metrics, read_summary
 from ..rundir.bench_results import read_bench_rows
 from ..rundir.probe_results import read_probe_results
@@ -139,15 +139,15 @@ ABLATION_KEYS = (("alpha", "α (CE weight)"), ("lambda_global", "λg"), ("lambda
 def ablation_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
     """MIMKD with terms left out or added, one row per run: its weights (read from the run's resolved
     recipe), its test accuracy, and the gap to the protocol's full MIMKD and KD runs of the same
-    student and seed (paired: same initialisation, data order and augmentation)."""
+    student and seed (paired: same initialisation, data order and augmentation). Best run first."""
     reference = _seed_accuracies(protocol)
+    summaries = sorted(((read_summary(run), run) for run in runs), key=lambda sr: -sr[0].final_test_acc)
     rows = []
-    for run in sorted(runs, key=lambda r: read_summary(r).final_test_acc, reverse=True):
-        s = read_summary(run)
-        method = tomllib.loads(RunDir(run).recipe.read_text(encoding="utf-8"))["method"]
+    for s, run in summaries:
+        options = load_recipe(RunDir(run).recipe).method.options
         ref = reference.get(s.student.model, {})
         gaps = [ref.get(m, {}).get(s.seed) for m in ("mimkd", "kd")]
-        weights = [f"{method[k]:g}" if k in method else "–" for k, _ in ABLATION_KEYS]
+        weights = [f"{getattr(options, k):g}" if hasattr(options, k) else "–" for k, _ in ABLATION_KEYS]
         rows.append([run.name, student_name(s.student.model), s.seed, *weights, f"{s.final_test_acc:.2f}",
                      *("–" if g is None else f"{s.final_test_acc - g:+.2f}" for g in gaps)])
     columns = ["run", "student", "seed", *(label for _, label in ABLATION_KEYS), "test acc %",

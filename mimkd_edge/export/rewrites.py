@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..models.shufflenet import ShuffleNetV2, ShuffleV2Block, ShuffleV2Down
+from ..models.shufflenet import ShuffleNetV2, ShuffleV2Block, ShuffleV2Down, channel_shuffle
 
 REWRITES = ("fold-channel-shuffle", "align-branch-width")
 BRANCH_ALIGN = 8  # onnxruntime's NCHWc block on the CPUs measured here (it padded 116 channels to 120 itself)
@@ -115,9 +115,9 @@ def _convs(seq: nn.Sequential) -> list[_Conv]:
 
 
 def _shuffle(labels: list[int]) -> list[int]:
-    """channel_shuffle(·, 2) on a list of channel labels: out[2k + g] = in[g·C/2 + k]."""
-    half = len(labels) // 2
-    return [labels[g * half + k] for k in range(half) for g in range(2)]
+    """Where the model's own channel_shuffle(·, 2) moves each channel label (run on the labels, so
+    the fold can never disagree with the model's definition)."""
+    return channel_shuffle(torch.tensor(labels).view(1, -1, 1, 1), 2).flatten().tolist()
 
 
 # --------------------------------------------------------------------------- the folded network

@@ -3,6 +3,7 @@ results table and the trade-off figure from those copies alone.
 
     python bench/collect_cpu_results.py            # after `mimkd-edge sweep recipes/sweeps/cpu.toml --export --bench`
     python bench/collect_cpu_results.py --ablation-runs runs/cpu-ablation   # + recipes/sweeps/cpu_ablation.toml's runs
+    python bench/collect_cpu_results.py --fast-critics-runs runs/cpu-fast-critics   # + fast_critics.toml's (issue 17)
 
 Copied per run: summary.json, metrics.jsonl, recipe.toml, bench.json, export/manifest.json and the
 weights (model.safetensors, 0.45 MB for Conv-4): with them the sweep can be resumed on another
@@ -20,7 +21,10 @@ from pathlib import Path
 
 from mimkd_edge.atomic import write_text
 from mimkd_edge.report.plot import plot_tradeoff
-from mimkd_edge.report.protocol import (ablation_markdown, mi_trace_markdown, paired_seed_markdown, probe_markdown,
+from mimkd_edge.recipe import load_recipe
+from mimkd_edge.report.ablation_figure import plot_ablation
+from mimkd_edge.report.protocol import (ablation_markdown, ablation_points, fast_critics_markdown, mi_trace_markdown,
+                                        paired_seed_markdown, paired_trace_markdown, probe_markdown,
                                         protocol_markdown, protocol_rows)
 from mimkd_edge.rundir.bench_results import BenchRow, read_bench_rows
 
@@ -41,6 +45,26 @@ def ablation_folder(dest: Path) -> Path:
     return dest.with_name(f"{dest.name}-ablation")
 
 
+def fast_critics_folder(dest: Path) -> Path:
+    """Where issue 17's exact-vs-sampled MIMKD runs are copied (bench/results/cpu-fast-critics)."""
+    return dest.with_name(f"{dest.name}-fast-critics")
+
+
+def copied_fast_critics_runs(dest: Path) -> list[Path]:
+    """Finished or not: a long exact run is reported epoch by epoch while it trains (and says so)."""
+    return sorted(p.parent for p in (fast_critics_folder(dest) / "runs").glob("*/metrics.jsonl"))
+
+
+def exact_sampled_pairs(runs: list[Path]) -> list[tuple[int, Path, Path]]:
+    """(seed, exact run, sampled run) for every seed that has both, at the same student and critic width."""
+    by_key: dict[tuple, dict[bool, Path]] = {}
+    for run in runs:
+        r = load_recipe(run / "recipe.toml")
+        o = r.method.options
+        by_key.setdefault((r.seed, r.student.model, o.critic_hidden), {})[o.locations == 0] = run
+    return [(key[0], pair[True], pair[False]) for key, pair in sorted(by_key.items()) if len(pair) == 2]
+
+
 def table(dest: Path) -> str:
     return protocol_markdown(protocol_rows(copied_runs(dest)))
 
@@ -58,6 +82,11 @@ def blocks(dest: Path) -> dict[str, str]:
     ablation = copied_runs(ablation_folder(dest))
     if ablation:
         out["ablation"] = ablation_markdown(ablation, runs)
+    fast = copied_fast_critics_runs(dest)
+    if fast:
+        out["fast-critics"] = fast_critics_markdown(fast, runs)
+        for seed, exact, sampled in exact_sampled_pairs(fast):
+            out[f"fast-critics-trace-s{seed}"] = paired_trace_markdown(exact, sampled)
     return out
 
 
@@ -80,10 +109,12 @@ def bench_rows(dest: Path) -> list[BenchRow]:
     return [row for run in copied_runs(dest) for row in read_bench_rows(run)]
 
 
-def copy_finished(src: Path, dest: Path) -> None:
-    for summary in sorted(src.glob("*/summary.json")):  # a run still training has no summary yet
-        run = summary.parent
-        if not (run / "model.safetensors").is_file():
+def copy_finished(src: Path, dest: Path, *, unfinished: bool = False) -> None:
+    """Copy FILES of every finished run of `src`; with `unfinished`, also the recipe and metrics of
+    runs still training (their summary and weights follow once they end)."""
+    for run in sorted(p.parent for p in src.glob("*/metrics.jsonl")):
+        finished = (run / "summary.json").is_file() and (run / "model.safetensors").is_file()
+        if not finished and not unfinished:  # a run still training has no summary yet
             continue
         for name in FILES:
             if (run / name).is_file():
@@ -96,11 +127,15 @@ def main() -> None:
     ap.add_argument("--runs", default="runs/cpu", help="the sweep's output folder")
     ap.add_argument("--dest", default=str(HERE / "results" / "cpu"))
     ap.add_argument("--ablation-runs", help="the ablation sweep's output folder (recipes/sweeps/cpu_ablation.toml)")
+    ap.add_argument("--fast-critics-runs",
+                    help="issue 17's output folder (recipes/sweeps/fast_critics.toml); runs still training included")
     args = ap.parse_args()
     src, dest = Path(args.runs), Path(args.dest)
     copy_finished(src, dest)
     if args.ablation_runs:
         copy_finished(Path(args.ablation_runs), ablation_folder(dest))
+    if args.fast_critics_runs:
+        copy_finished(Path(args.fast_critics_runs), fast_critics_folder(dest), unfinished=True)
     notes = dest / "README.md"
     text = notes.read_text() if notes.is_file() else f"# CPU protocol results\n\n{TABLE_START}\n{TABLE_END}\n"
     for name, body in blocks(dest).items():
@@ -111,6 +146,9 @@ def main() -> None:
         paths = plot_tradeoff(rows, dest / "tradeoff.png", paper=True,
                               title="CIFAR-10 (JPEG q75), 8 CPU epochs: top-1 vs batch-1 CPU latency")
         print(f"wrote {notes}, {paths['png']}, {paths['svg']}")
+    ablation = copied_runs(ablation_folder(dest))
+    if ablation:
+        print(f"wrote {plot_ablation(ablation_points(ablation, copied_runs(dest)), dest / 'ablation.png')}")
 
 
 if __name__ == "__main__":

@@ -136,20 +136,85 @@ ABLATION_KEYS = (("alpha", "α (CE weight)"), ("lambda_global", "λg"), ("lambda
                  ("lambda_feature", "λf"))
 
 
-def ablation_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
-    """MIMKD with terms left out or added, one row per run: its weights (read from the run's resolved
-    recipe), its test accuracy, and the gap to the protocol's full MIMKD and KD runs of the same
-    student and seed (paired: same initialisation, data order and augmentation). Best run first."""
+def ablation_points(runs: Iterable[Path], protocol: Iterable[Path]) -> list[dict]:
+    """MIMKD with terms left out or added, one dict per run, best first: its name, student, seed, loss
+    weights (read from the run's resolved recipe), test accuracy, and the protocol's none / KD / MIMKD
+    accuracies of the same student and seed (paired: same initialisation, data order, augmentation)."""
     reference = _seed_accuracies(protocol)
-    summaries = sorted(((read_summary(run), run) for run in runs), key=lambda sr: -sr[0].final_test_acc)
-    rows = []
-    for s, run in summaries:
+    points = []
+    for run in runs:
+        s = read_summary(run)
         options = load_recipe(RunDir(run).recipe).method.options
         ref = reference.get(s.student.model, {})
-        gaps = [ref.get(m, {}).get(s.seed) for m in ("mimkd", "kd")]
-        weights = [f"{getattr(options, k):g}" if hasattr(options, k) else "–" for k, _ in ABLATION_KEYS]
-        rows.append([run.name, student_name(s.student.model), s.seed, *weights, f"{s.final_test_acc:.2f}",
-                     *("–" if g is None else f"{s.final_test_acc - g:+.2f}" for g in gaps)])
+        points.append({"run": run.name, "student": s.student.model, "seed": s.seed, "acc": s.final_test_acc,
+                       "weights": {k: getattr(options, k, None) for k, _ in ABLATION_KEYS},
+                       "reference": {m: ref.get(m, {}).get(s.seed) for m in ("none", "kd", "mimkd")}})
+    return sorted(points, key=lambda p: -p["acc"])
+
+
+def ablation_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
+    """The ablation as a table: weights, accuracy and the gaps to the protocol's full MIMKD and KD runs
+    of the same student and seed (`ablation_points`). Best run first."""
+    rows = []
+    for p in ablation_points(runs, protocol):
+        weights = ["–" if p["weights"][k] is None else f"{p['weights'][k]:g}" for k, _ in ABLATION_KEYS]
+        gaps = [p["reference"][m] for m in ("mimkd", "kd")]
+        rows.append([p["run"], student_name(p["student"]), p["seed"], *weights, f"{p['acc']:.2f}",
+                     *("–" if g is None else f"{p['acc'] - g:+.2f}" for g in gaps)])
     columns = ["run", "student", "seed", *(label for _, label in ABLATION_KEYS), "test acc %",
                "− MIMKD (all terms)", "− KD"]
     return markdown(columns, rows, align=["l", "l"] + ["r"] * (len(columns) - 2))
+
+
+def _critic_path(run: Path) -> tuple[str, int, int]:
+    """(student, critic width, sampled locations; 0 = every location) of a MIMKD run, from its recipe."""
+    recipe = load_recipe(RunDir(run).recipe)
+    return recipe.student.model, recipe.method.options.critic_hidden, recipe.method.options.locations
+
+
+def _path_label(width: int, locations: int) -> str:
+    return f"width {width}, " + ("every location (exact)" if locations == 0 else f"L = {locations} sampled")
+
+
+def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
+    """MIMKD's exact computation against its sampled-location path (issue 17), one row per run: epochs
+    done, last test accuracy and the MI estimates of its last epoch, beside the protocol's MIMKD run of
+    the same student and seed (critic width 128, every location). An unfinished run is shown with the
+    epochs it has and says so: its numbers are not final."""
+    reference = _seed_accuracies(protocol)
+    rows = []
+    for run in runs:
+        metrics = read_metrics(run)
+        if not metrics:
+            continue
+        recipe = load_recipe(RunDir(run).recipe)
+        o, last = recipe.method.options, metrics[-1]
+        done = RunDir(run).summary.is_file()
+        ref = reference.get(recipe.student.model, {}).get("mimkd", {}).get(recipe.seed)
+        rows.append([(recipe.student.model, o.critic_hidden, o.locations == 0, o.locations, recipe.seed),
+                     [run.name, student_name(recipe.student.model), recipe.seed,
+                      _path_label(o.critic_hidden, o.locations),
+                      f"{last['epoch']} of {recipe.train.epochs}" + ("" if done else " (running)"),
+                      _fixed(last.get("test_acc"), 2), *(_fixed(last.get(k), 3) for k in MI_KEYS), _fixed(ref, 2)]])
+    return markdown(["run", "student", "seed", "MIMKD critics", "epochs", "test acc %", "I_global", "I_local",
+                     "I_feature", "protocol MIMKD (width 128) %"], [r for _, r in sorted(rows)],
+                    align=["l", "l", "r", "l"] + ["r"] * 6)
+
+
+def paired_trace_markdown(a: Path, b: Path) -> str:
+    """Two runs of the same seed side by side, epoch by epoch: test accuracy and MI estimates, with the
+    difference b − a; the epochs both have."""
+    ma, mb = {m["epoch"]: m for m in read_metrics(a)}, {m["epoch"]: m for m in read_metrics(b)}
+    rows = []
+    for epoch in sorted(set(ma) & set(mb)):
+        cells = []
+        for key, digits in (("test_acc", 2), *((k, 3) for k in MI_KEYS)):
+            x, y = ma[epoch].get(key), mb[epoch].get(key)
+            cells += [_fixed(x, digits), _fixed(y, digits),
+                      "–" if x is None or y is None else f"{y - x:+.{digits}f}"]
+        rows.append([epoch, *cells])
+    la, lb = (_path_label(*_critic_path(r)[1:]) for r in (a, b))
+    columns = ["epoch"]
+    for name in ("test acc %", "I_global", "I_local", "I_feature"):
+        columns += [f"{name} ({la})", f"{name} ({lb})", "Δ"]
+    return markdown(columns, rows, align=["r"] * len(columns))

@@ -15,3 +15,20 @@ def test_gaps_are_to_the_same_student_and_seed():
     assert cells[:3] == ["cpu-conv4-mimkd-s1", "Conv-4", "1"]
     assert cells[3:7] == ["1", "1", "0.75", "1"]  # α, λg, λl, λf from the run's resolved recipe
     assert cells[7] == "72.74" and cells[8] == "+0.00" and cells[9] == "-0.07"  # − MIMKD, − KD seed 1 (72.81)
+
+
+def test_figure_draws_one_student_and_seed_and_refuses_a_mix(tmp_path):
+    import pytest
+
+    from mimkd_edge.report.ablation_figure import plot_ablation, variant_label
+    from mimkd_edge.report.protocol import ablation_points
+
+    protocol = sorted(p.parent for p in RUNS.glob("*/summary.json"))
+    points = ablation_points([RUNS / "cpu-conv4-mimkd-s1", RUNS / "cpu-conv4-kd-s1"], protocol)
+    mimkd = [p for p in points if p["run"].endswith("mimkd-s1")]
+    assert variant_label(mimkd[0]["weights"]) == "α 1, λg 1, λl 0.75, λf 1"
+    png = plot_ablation(mimkd, tmp_path / "ablation")
+    assert png.suffix == ".png" and png.stat().st_size > 1000
+    mixed = ablation_points([RUNS / "cpu-conv4-mimkd-s1", RUNS / "cpu-conv4-mimkd-s2"], protocol)
+    with pytest.raises(ValueError, match="one student and seed"):
+        plot_ablation(mixed, tmp_path / "mixed")

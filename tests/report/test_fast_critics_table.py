@@ -1,0 +1,46 @@
+"""Issue 17's report pairs each exact MIMKD run with the sampled-location run of the same seed, and shows a
+run still training with the epochs it has, marked as such."""
+
+import json
+from pathlib import Path
+
+from mimkd_edge.report.protocol import fast_critics_markdown, paired_trace_markdown
+
+RUNS = Path(__file__).resolve().parents[2] / "bench" / "results" / "cpu" / "runs"
+SOURCE = RUNS / "cpu-conv4_mp-mimkd-s0"
+
+
+def _run(tmp_path: Path, name: str, locations: int, epochs: int, acc_shift: float = 0.0) -> Path:
+    run = tmp_path / name
+    run.mkdir()
+    recipe = (SOURCE / "recipe.toml").read_text().replace("critic_hidden = 128",
+                                                          f"critic_hidden = 512\nlocations = {locations}")
+    (run / "recipe.toml").write_text(recipe)
+    lines = (SOURCE / "metrics.jsonl").read_text().splitlines()[:epochs]
+    shifted = [json.dumps({**json.loads(line), "test_acc": json.loads(line)["test_acc"] + acc_shift}) for line in lines]
+    (run / "metrics.jsonl").write_text("\n".join(shifted) + "\n")
+    return run
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+def test_unfinished_run_is_marked_and_compared_with_the_protocol_seed(tmp_path):
+    exact = _run(tmp_path, "exact-s0", locations=0, epochs=3)
+    protocol = sorted(p.parent for p in RUNS.glob("*/summary.json"))
+    cells = _cells(fast_critics_markdown([exact], protocol).splitlines()[-1])
+    assert cells[:5] == ["exact-s0", "Conv-4-MP", "0", "width 512, every location (exact)", "3 of 8 (running)"]
+    assert cells[5] == "72.58"  # epoch 3 of the source run
+    assert cells[-1] == "78.81"  # the protocol's width-128 MIMKD, seed 0, 8 epochs
+
+
+def test_trace_shows_both_runs_and_their_difference_on_common_epochs(tmp_path):
+    exact = _run(tmp_path, "exact-s0", locations=0, epochs=2)
+    sampled = _run(tmp_path, "sampled-s0", locations=16, epochs=5, acc_shift=0.5)
+    rows = paired_trace_markdown(exact, sampled).splitlines()
+    assert "L = 16 sampled" in rows[0] and "every location (exact)" in rows[0]
+    body = [_cells(r) for r in rows[2:]]
+    assert [r[0] for r in body] == ["1", "2"]  # only the epochs both runs have
+    assert body[0][1:4] == ["64.18", "64.68", "+0.50"]
+    assert body[0][6] == "+0.000"  # same MI (same source metrics): Δ 0

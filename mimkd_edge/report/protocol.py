@@ -166,12 +166,6 @@ def ablation_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
     return markdown(columns, rows, align=["l", "l"] + ["r"] * (len(columns) - 2))
 
 
-def _critic_path(run: Path) -> tuple[str, int, int]:
-    """(student, critic width, sampled locations; 0 = every location) of a MIMKD run, from its recipe."""
-    recipe = load_recipe(RunDir(run).recipe)
-    return recipe.student.model, recipe.method.options.critic_hidden, recipe.method.options.locations
-
-
 def _path_label(width: int, locations: int) -> str:
     return f"width {width}, " + ("every location (exact)" if locations == 0 else f"L = {locations} sampled")
 
@@ -202,8 +196,9 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
 
 
 def paired_trace_markdown(a: Path, b: Path) -> str:
-    """Two runs of the same seed side by side, epoch by epoch: test accuracy and MI estimates, with the
-    difference b − a; the epochs both have."""
+    """Two runs of the same seed and critic width side by side, epoch by epoch (the epochs both have):
+    test accuracy and MI estimates, and the difference b − a. Columns name each run's path: "exact"
+    (every location) or "L = 16" (sampled)."""
     ma, mb = {m["epoch"]: m for m in read_metrics(a)}, {m["epoch"]: m for m in read_metrics(b)}
     rows = []
     for epoch in sorted(set(ma) & set(mb)):
@@ -213,8 +208,9 @@ def paired_trace_markdown(a: Path, b: Path) -> str:
             cells += [_fixed(x, digits), _fixed(y, digits),
                       "–" if x is None or y is None else f"{y - x:+.{digits}f}"]
         rows.append([epoch, *cells])
-    la, lb = (_path_label(*_critic_path(r)[1:]) for r in (a, b))
+    la, lb = ("exact" if loc == 0 else f"L = {loc}"
+              for loc in (load_recipe(RunDir(r).recipe).method.options.locations for r in (a, b)))
     columns = ["epoch"]
     for name in ("test acc %", "I_global", "I_local", "I_feature"):
-        columns += [f"{name} ({la})", f"{name} ({lb})", "Δ"]
+        columns += [f"{name}, {la}", f"{name}, {lb}", "Δ"]
     return markdown(columns, rows, align=["r"] * len(columns))

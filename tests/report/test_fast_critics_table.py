@@ -39,7 +39,7 @@ def test_trace_shows_both_runs_and_their_difference_on_common_epochs(tmp_path):
     exact = _run(tmp_path, "exact-s0", locations=0, epochs=2)
     sampled = _run(tmp_path, "sampled-s0", locations=16, epochs=5, acc_shift=0.5)
     rows = paired_trace_markdown(exact, sampled).splitlines()
-    assert "L = 16 sampled" in rows[0] and "every location (exact)" in rows[0]
+    assert "test acc %, exact" in rows[0] and "test acc %, L = 16" in rows[0]
     body = [_cells(r) for r in rows[2:]]
     assert [r[0] for r in body] == ["1", "2"]  # only the epochs both runs have
     assert body[0][1:4] == ["64.18", "64.68", "+0.50"]

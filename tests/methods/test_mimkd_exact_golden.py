@@ -23,7 +23,7 @@ def _check():
     return module
 
 
-@pytest.mark.parametrize("index, name", enumerate(BEFORE_LEVERS))
+@pytest.mark.parametrize("index, name", list(enumerate(BEFORE_LEVERS)))
 def test_exact_path_losses_are_those_before_the_levers(index, name):
     check = _check()
     losses = [loss.item() for loss, _ in check.exact_steps(check.SETTINGS[index])]

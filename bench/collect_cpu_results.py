@@ -26,6 +26,7 @@ from mimkd_edge.report.ablation_figure import plot_ablation
 from mimkd_edge.report.protocol import (ablation_markdown, ablation_points, fast_critics_markdown, mi_trace_markdown,
                                         paired_seed_markdown, paired_trace_markdown, probe_markdown,
                                         protocol_markdown, protocol_rows)
+from mimkd_edge.rundir import RunDir
 from mimkd_edge.rundir.bench_results import BenchRow, read_bench_rows
 
 FILES = ("summary.json", "metrics.jsonl", "recipe.toml", "bench.json", "export/manifest.json", "model.safetensors",
@@ -59,7 +60,7 @@ def exact_sampled_pairs(runs: list[Path]) -> list[tuple[int, Path, Path]]:
     """(seed, exact run, sampled run) for every seed that has both, at the same student and critic width."""
     by_key: dict[tuple, dict[bool, Path]] = {}
     for run in runs:
-        r = load_recipe(run / "recipe.toml")
+        r = load_recipe(RunDir(run).recipe)
         o = r.method.options
         by_key.setdefault((r.seed, r.student.model, o.critic_hidden), {})[o.locations == 0] = run
     return [(key[0], pair[True], pair[False]) for key, pair in sorted(by_key.items()) if len(pair) == 2]

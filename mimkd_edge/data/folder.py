@@ -32,28 +32,37 @@ def unpack(archive: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".unpack-"))
     try:
-        name = archive.name.lower()
-        if name.endswith((".tar.gz", ".tgz", ".tar")):
-            with tarfile.open(archive) as tf:
-                tf.extractall(tmp, filter="data")
-                while tf.fileobj.read(1 << 20):  # to the end: gzip checks its CRC only there
-                    pass
-        elif name.endswith(".zip"):
-            with zipfile.ZipFile(archive) as zf:
-                for member in zf.namelist():
-                    target = (tmp / member).resolve()
-                    if not str(target).startswith(str(tmp.resolve())):
-                        raise UserError(f"{archive}: unsafe path in archive: {member}")
-                zf.extractall(tmp)
-        else:
-            raise UserError(f"{archive}: expected a folder or a .tar.gz/.tgz/.tar/.zip archive")
-        os.replace(tmp, dest)
+        _extract(archive, tmp)
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            if not dest.is_dir():
+                raise
+            # another process (two runs started together) unpacked the same archive first: same bytes, use it
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
         raise UserError(f"{archive}: cannot unpack ({e})") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _extract(archive: Path, into: Path) -> None:
+    name = archive.name.lower()
+    if name.endswith((".tar.gz", ".tgz", ".tar")):
+        with tarfile.open(archive) as tf:
+            tf.extractall(into, filter="data")
+            while tf.fileobj.read(1 << 20):  # to the end: gzip checks its CRC only there
+                pass
+    elif name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                target = (into / member).resolve()
+                if not str(target).startswith(str(into.resolve())):
+                    raise UserError(f"{archive}: unsafe path in archive: {member}")
+            zf.extractall(into)
+    else:
+        raise UserError(f"{archive}: expected a folder or a .tar.gz/.tgz/.tar/.zip archive")
 
 
 def split_root(root: Path) -> Path | None:

@@ -49,6 +49,33 @@ def test_archive_is_read_like_the_folder(tmp_path):
     assert torch.equal(a.test.images, b.test.images) and torch.equal(a.train.labels, b.train.labels)
 
 
+def test_two_runs_unpacking_one_archive_at_once_both_read_it(tmp_path, monkeypatch):
+    """The second run to finish unpacking finds the folder already there: it uses it, no error."""
+    import os
+
+    from mimkd_edge.data import folder
+
+    root = write_image_folder(tmp_path / "set")
+    archive = tmp_path / "set.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(root, arcname="set")
+    real_replace = os.replace
+
+    def replace_after_other(src, dst):  # the other run renames its copy in just before this one does
+        other = tmp_path / "other"
+        with tarfile.open(archive) as tf:
+            tf.extractall(other, filter="data")
+        real_replace(other, dst)
+        real_replace(src, dst)  # ENOTEMPTY, as on Linux
+
+    monkeypatch.setattr(folder.os, "replace", replace_after_other)
+    dest = folder.unpack(archive)
+    monkeypatch.setattr(folder.os, "replace", real_replace)
+    assert (dest / "set" / "train" / "class0").is_dir()
+    assert not [p for p in dest.parent.iterdir() if p.name.startswith(".unpack-")]  # its own copy removed
+    assert torch.equal(load_splits(_cfg(archive)).train.labels, load_splits(_cfg(root)).train.labels)
+
+
 def test_missing_class_in_test_split_is_a_one_line_error(tmp_path):
     root = write_image_folder(tmp_path / "set")
     for f in (root / "test" / "class2").iterdir():

@@ -18,6 +18,11 @@ Backends and the artifacts they open:
   ``INFERENCE_PRECISION_HINT=inference_precision``. With `static_batch`, the model is reshaped to
   ``(static_batch, C, H, W)`` before compiling (dynamic-shape IRs run slower on CPU).
 
+With `static_batch`, both runtimes also keep one input and one output buffer for the session's life
+and copy into/out of them (ORT's I/O binding, OpenVINO's own request tensors): per call that is
+~2 µs less in ORT and ~30 µs less in OpenVINO than handing each call's arrays over (measured here on a
+one-op graph), which is 10-20 % of Conv-4's whole inference. The caller still gets a fresh array.
+
 Precision is reported twice, because they differ: `precision` is how the weights are *stored*
 (``fp32``, ``fp16``, ``int8``); `inference_precision` is what the kernels *compute* in, read back from
 the runtime (OpenVINO's executed graph; an FP16 IR computes in f32 on most CPUs, and OpenVINO's own
@@ -185,8 +190,22 @@ class OrtSession(Session):
         self.precision = onnx_storage_precision(path)
         self.inference_precision = _ort_executed_precision(path, threads) if self.precision == "int8" else "fp32"
 
+        self._bound: tuple[Any, np.ndarray, np.ndarray] | None = None  # (binding, input, output), static batch
+
     def _run(self, x: np.ndarray) -> np.ndarray:
-        return self._sess.run([self._out], {self.input_name: x})[0]
+        if self._bound is not None:
+            binding, inp, out = self._bound
+            np.copyto(inp, x)
+            self._sess.run_with_iobinding(binding)
+            return out.copy()
+        y = self._sess.run([self._out], {self.input_name: x})[0]
+        if self.static_batch is not None:  # the shapes never change again: bind buffers for every later call
+            inp, out = np.empty_like(x), np.empty_like(y)
+            binding = self._sess.io_binding()
+            binding.bind_cpu_input(self.input_name, inp)
+            binding.bind_output(self._out, "cpu", 0, out.dtype, out.shape, out.ctypes.data)
+            self._bound = (binding, inp, out)
+        return y
 
 
 _ORT_INT_OPS = {"QLinearConv", "QGemm", "QLinearMatMul", "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat",
@@ -278,6 +297,7 @@ class OpenVinoSession(Session):
         except Exception as e:
             raise UserError(f"{path}: OpenVINO cannot compile this model for the CPU ({one_line(e)})") from None
         self._request = self._compiled.create_infer_request()
+        self._views: tuple[np.ndarray, np.ndarray] | None = None  # (input, output) of the request, static batch
         inp = self._compiled.input(0)
         self.input_name = inp.get_any_name()
         self.input_shape = tuple(d.get_length() if d.is_static else None for d in inp.get_partial_shape())
@@ -304,8 +324,24 @@ class OpenVinoSession(Session):
         return "+".join(sorted(found, key=lambda p: (p != "int8", p)))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        self._request.infer({0: x}, share_inputs=True)
-        return self._request.get_output_tensor(0).data.copy()
+        if self._views is not None:
+            inp, out = self._views
+            np.copyto(inp, x)
+            self._request.infer()
+            return out.copy()
+        if self.static_batch is None:
+            self._request.infer({0: x}, share_inputs=True)
+            return self._request.get_output_tensor(0).data.copy()
+        # Static shapes: the request's own tensors keep their memory, so views of them stay valid.
+        import openvino as ov
+
+        inp = ov.Tensor(self._compiled.input(0).get_element_type(), ov.Shape(list(x.shape)))
+        self._request.set_input_tensor(inp)
+        np.copyto(inp.data, x)
+        self._request.infer()
+        self._input_tensor = inp  # owns the memory the input view points into
+        self._views = (inp.data, self._request.get_output_tensor(0).data)
+        return self._views[1].copy()
 
 
 def ov_storage_precision(model) -> str:

@@ -51,6 +51,22 @@ def test_static_batch(artifacts, backend, key):
         s.run(artifacts["x"])
 
 
+@pytest.mark.parametrize("backend,key", [("onnxruntime", "onnx"), ("openvino", "xml")])
+def test_static_batch_buffers_are_refilled_each_call_and_never_handed_out(artifacts, backend, key):
+    """Static-batch sessions reuse one input and one output buffer: every call must see its own
+    input, and an earlier result must not change under the caller when a later call runs."""
+    s = open_session(artifacts[key], backend, static_batch=1)
+    x, ref = artifacts["x"], artifacts["ref"]
+    outs = []
+    for i in [0, 1, 2, 3, 1]:
+        xi = x[i:i + 1].copy()
+        outs.append(s.run(xi))
+        xi[:] = 0  # the caller reusing its array must not reach the session's buffer
+    for out, i in zip(outs, [0, 1, 2, 3, 1], strict=True):
+        assert np.abs(out - ref[i:i + 1]).max() <= 1e-4
+    assert not np.shares_memory(outs[1], outs[4])
+
+
 def test_openvino_defaults_to_f32_compute(artifacts):
     s = open_session(artifacts["xml"], "openvino")
     assert s.hint == "f32" and s.inference_precision == "fp32"

@@ -56,6 +56,8 @@ REWRITTEN = "_rewritten"  # suffix of the artifact keys built from the rewritten
 REWRITTEN_LABEL = ", rewritten"
 FOLD_ONLY = "_fold_only"  # FP32 only: the channel-shuffle fold without the branch-width alignment
 FOLD_ONLY_LABEL = ", fold only"
+PROBE = "sgemm probe (torch, n=512, 1 thr)"  # timed in the same rounds: the machine's matmul rate meanwhile
+PROBE_N = 512  # the size of the probe at the start (hardware.sgemm_probe), so the two rates compare
 
 
 def build(name: str, folder: Path, calib: int, int8: bool) -> tuple[torch.nn.Module, dict[str, Path], dict]:
@@ -126,6 +128,10 @@ def candidates(model: torch.nn.Module, paths: dict[str, Path], x: np.ndarray, de
         {"kind": "plain", "threads": default_threads, "threads_n": default_threads})
     out["PyTorch eager (1 thr)"] = (eager, lambda: torch.set_num_threads(1),
                                     {"kind": "plain", "threads": 1, "threads_n": 1})
+
+    a, b = torch.randn(PROBE_N, PROBE_N), torch.randn(PROBE_N, PROBE_N)
+    out[PROBE] = (lambda: torch.mm(a, b), lambda: torch.set_num_threads(1), {"kind": "probe", "threads": 1,
+                                                                           "threads_n": 1})
 
     sess = ort.InferenceSession(str(paths["onnx_fp32"]), providers=["CPUExecutionProvider"])
     feed = {sess.get_inputs()[0].name: x}
@@ -218,6 +224,50 @@ def profile_ort(path: Path, x: np.ndarray, calls: int = 100) -> dict[str, dict]:
                 "macs_per_call": g["macs"] / runs} for k, g in sorted(groups.items(), key=lambda kv: -kv[1]["us"])}
 
 
+def profile_openvino(path: Path, x: np.ndarray, calls: int = 100) -> dict[str, dict]:
+    """OpenVINO's own per-node counters (PERF_COUNT; 1 thread, static batch 1, f32 hint as in
+    runtime.session), grouped like `profile_ort`: dense conv (Convolution), depthwise conv
+    (GroupConvolution), linear, (de)quantise (FakeQuantize), data movement, other. MACs are not
+    counted here (take them from the ONNX profile of the same graph)."""
+    from mimkd_edge.runtime.session import ov_core
+
+    model = ov_core().read_model(str(path))
+    model.reshape(list(x.shape))
+    compiled = ov_core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY",
+                                                      "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": "f32",
+                                                      "PERF_COUNT": True})
+    request = compiled.create_infer_request()
+    for _ in range(20):
+        request.infer({0: x})
+    groups: dict[str, dict] = {}
+    for _ in range(calls):
+        request.infer({0: x})
+        for node in request.profiling_info:
+            if node.status != node.Status.EXECUTED:
+                continue
+            kind = _classify_ov(node.node_type)
+            g = groups.setdefault(kind, {"nodes": 0, "us": 0.0})
+            g["nodes"] += 1
+            g["us"] += node.real_time.total_seconds() * 1e6
+    total = sum(g["us"] for g in groups.values()) or 1.0
+    return {k: {"nodes_per_call": g["nodes"] / calls, "ms_per_call": g["us"] / calls / 1000, "share": g["us"] / total,
+                "macs_per_call": 0} for k, g in sorted(groups.items(), key=lambda kv: -kv[1]["us"])}
+
+
+def _classify_ov(node_type: str) -> str:
+    if node_type == "Convolution":
+        return "conv, dense"
+    if node_type == "GroupConvolution":
+        return "conv, depthwise"
+    if node_type in ("FullyConnected", "MatMul"):
+        return "linear"
+    if node_type == "FakeQuantize":
+        return "(de)quantise"
+    if any(k in node_type for k in DATA_MOVEMENT):  # VariadicSplit, Concat, Reorder, ...
+        return "data movement"
+    return "other (pooling, element-wise)"
+
+
 def _classify(op: str, args: dict) -> tuple[str, int]:
     if op in QDQ:
         return "(de)quantise", 0
@@ -301,11 +351,17 @@ def main() -> None:
             profiles = {k: profile_ort(paths[k], x) for k in ("onnx_fp32", "onnx_int8", "onnx_fp32" + REWRITTEN,
                                                               "onnx_int8" + REWRITTEN, "onnx_fp32" + FOLD_ONLY)
                         if k in paths}
+            ov_profiles = {k: profile_openvino(paths[k], x) for k in ("ir_fp32", "ir_fp32" + REWRITTEN,
+                                                                     "ir_int8" + REWRITTEN) if k in paths}
+            probe_gflops = 2 * PROBE_N ** 3 / (rows[PROBE]["median_ms"] * 1e6)
             results[name] = {"macs": macs, "bound_ms_est": hardware.flop_bound_ms(macs, est),
                              "bound_ms_sgemm": hardware.flop_bound_ms(macs, meas),
+                             "probe_gflops": round(probe_gflops, 2),
+                             "bound_ms_probe": hardware.flop_bound_ms(macs, probe_gflops),
                              "bound_ms_int8_est": hardware.flop_bound_ms(
                                  macs, machine["peak_estimated"].get("int8_gops_per_core")),
-                             "export_seconds": export_s, "candidates": rows, "ort_profile": profiles}
+                             "export_seconds": export_s, "candidates": rows, "ort_profile": profiles,
+                             "ov_profile": ov_profiles}
             best = min((r["median_ms"] for r in rows.values() if r["kind"] == "ours"), default=None)
             print(f"{name}: best mimkd-edge {fmt(best)} ms, bound {fmt(results[name]['bound_ms_est'])} ms", flush=True)
             del cands, run
@@ -399,8 +455,8 @@ def render(results: dict, machine: dict, over: dict, args, started: str, load_st
             cells.append("–")
         verdict = (f"- **{name}**: FP32 {fmt(f_ms)} ms = {f_ms / bound:.2f}× the estimated FP32 bound "
                    f"({'within' if f_ms / bound <= 1.5 else '**outside**'} 1.5×; {f_ms / r['bound_ms_sgemm']:.2f}× "
-                   f"the bound at the measured sgemm rate); {eager1['median_ms'] / f_ms:.1f}× faster than PyTorch "
-                   "eager at 1 thread")
+                   f"the bound at the measured sgemm rate, {f_ms / r['bound_ms_probe']:.2f}× at the sgemm rate of "
+                   f"these rounds); {eager1['median_ms'] / f_ms:.1f}× faster than PyTorch eager at 1 thread")
         if int8:
             b_int8 = min(int8, key=lambda k: int8[k]["median_ms"])
             i_ms = int8[b_int8]["median_ms"]
@@ -418,28 +474,42 @@ def render(results: dict, machine: dict, over: dict, args, started: str, load_st
     lines += rewrite_lines(results)
     lines += ["", "## What limits it (measured here)", ""] + limits(results, over)
     for name, r in results.items():
-        lines += ["", f"## {name}: {r['macs'] / 1e6:.1f} M MACs; FP32 bound {fmt(r['bound_ms_est'])} ms estimated "
-                      f"({fmt(r['bound_ms_sgemm'])} ms at the sgemm rate), "
-                      f"INT8 bound {fmt(r.get('bound_ms_int8_est'))} ms",
-                  "", f"Export (once, seconds): {', '.join(f'{k} {v}' for k, v in r['export_seconds'].items())}.", "",
-                  "| candidate | threads | computes in | median ms | p90 ms | min ms | calls | "
-                  "× FP32 bound of its cores | vs PyTorch eager 1 thr |", "|---|---|---|--:|--:|--:|--:|--:|--:|"]
-        c = r["candidates"]
-        ref = c["PyTorch eager (1 thr)"]["median_ms"]
-        for k, row in sorted(c.items(), key=lambda kv: kv[1]["median_ms"]):
-            speed = ref / row["median_ms"]
-            rel = f"{speed:.2f}× faster" if speed >= 1 else f"{1 / speed:.2f}× slower"
-            used = min(int(row.get("threads_n") or 1), machine["usable_cpus"] or 1)
-            lines.append(f"| {k} | {row['threads']} | {row.get('inference_precision', 'fp32')} | "
-                         f"{fmt(row['median_ms'])} | {fmt(row['p90_ms'])} | {fmt(row['min_ms'])} | {row['iters']} | "
-                         f"{row['median_ms'] / (r['bound_ms_est'] / used):.2f}× | {rel} |")
-        props = c["OpenVINO (defaults)"].get("properties")
-        if props:
-            lines.append(f"\nPlain OpenVINO compiled with: {', '.join(f'{a}={b}' for a, b in props.items())}.")
-        prof = r.get("ort_profile") or {}
-        if prof:
-            lines += _profile_table(prof)
+        lines += _model_section(name, r, machine)
     return "\n".join(lines) + "\n"
+
+
+def _model_section(name: str, r: dict, machine: dict) -> list[str]:
+    """One model's detailed section: every candidate's row and the runtimes' own profiles."""
+    meas = machine["peak_measured"]
+    lines = ["", f"## {name}: {r['macs'] / 1e6:.1f} M MACs; FP32 bound {fmt(r['bound_ms_est'])} ms estimated "
+                  f"({fmt(r['bound_ms_sgemm'])} ms at the sgemm rate), "
+                  f"INT8 bound {fmt(r.get('bound_ms_int8_est'))} ms",
+              "", f"Export (once, seconds): {', '.join(f'{k} {v}' for k, v in r['export_seconds'].items())}.", "",
+              f"Machine meanwhile: the interleaved {PROBE} ran at {r['probe_gflops']:.1f} GFLOP/s "
+              f"(median; {100 * r['probe_gflops'] / meas['gflops_best']:.0f} % of the best rate of the same probe "
+              f"at the start); the FP32 bound at that rate is {fmt(r['bound_ms_probe'])} ms.", "",
+              "| candidate | threads | computes in | median ms | p90 ms | min ms | calls | "
+              "× FP32 bound of its cores | vs PyTorch eager 1 thr |", "|---|---|---|--:|--:|--:|--:|--:|--:|"]
+    c = r["candidates"]
+    ref = c["PyTorch eager (1 thr)"]["median_ms"]
+    for k, row in sorted(c.items(), key=lambda kv: kv[1]["median_ms"]):
+        if row["kind"] == "probe":
+            continue
+        speed = ref / row["median_ms"]
+        rel = f"{speed:.2f}× faster" if speed >= 1 else f"{1 / speed:.2f}× slower"
+        used = min(int(row.get("threads_n") or 1), machine["usable_cpus"] or 1)
+        lines.append(f"| {k} | {row['threads']} | {row.get('inference_precision', 'fp32')} | "
+                     f"{fmt(row['median_ms'])} | {fmt(row['p90_ms'])} | {fmt(row['min_ms'])} | {row['iters']} | "
+                     f"{row['median_ms'] / (r['bound_ms_est'] / used):.2f}× | {rel} |")
+    props = c["OpenVINO (defaults)"].get("properties")
+    if props:
+        lines.append(f"\nPlain OpenVINO compiled with: {', '.join(f'{a}={b}' for a, b in props.items())}.")
+    prof = r.get("ort_profile") or {}
+    if prof:
+        lines += _profile_table(prof, "onnxruntime's per-node profile", "onnx_")
+    if r.get("ov_profile"):
+        lines += _profile_table(r["ov_profile"], "OpenVINO's per-node counters (PERF_COUNT)", "ir_", macs=prof)
+    return lines
 
 
 def rewrite_lines(results: dict) -> list[str]:
@@ -468,22 +538,25 @@ def rewrite_lines(results: dict) -> list[str]:
         ms, plain = c[best]["median_ms"], c["onnxruntime (defaults)"]["median_ms"]
         plain1 = c["mimkd-edge ORT FP32 (1 thr, static)"]["median_ms"]
         lines += ["", f"Best rewritten FP32 at 1 thread: {_short(best)} {fmt(ms)} ms = {ms / r['bound_ms_est']:.2f}× "
-                      f"the estimated FP32 bound; {plain / ms:.2f}× the speed of the plain onnxruntime export with "
+                      f"the estimated FP32 bound ({ms / r['bound_ms_probe']:.2f}× at the sgemm rate of these rounds); "
+                      f"{plain / ms:.2f}× the speed of the plain onnxruntime export with "
                       f"its defaults ({fmt(plain)} ms, {c['onnxruntime (defaults)']['threads']} threads) and "
                       f"{plain1 / ms:.2f}× that of the plain graph in onnxruntime at 1 thread ({fmt(plain1)} ms)."]
     return ["", "## Export-time rewrites", ""] + lines[1:] if lines else []
 
 
-def _profile_table(prof: dict) -> list[str]:
-    """The per-node profile section of one model, apart from `render` to keep that under the complexity limit."""
-    lines = ["", "onnxruntime's per-node profile of the mimkd-edge artifacts (1 thread; shares of kernel "
+def _profile_table(prof: dict, title: str, prefix: str, macs: dict | None = None) -> list[str]:
+    """One model's per-node profile section (ORT's or OpenVINO's; MAC shares from `macs`, the ORT
+    profile, when the profile has none), apart from `render` to keep that under the complexity limit."""
+    lines = ["", f"{title} of the mimkd-edge artifacts (1 thread; shares of kernel "
                  "time, the profiler's own cost included):", "",
-             "| node group | " + " | ".join(f"{k.replace('onnx_', '').upper()} nodes | "
-                                            f"{k.replace('onnx_', '').upper()} time share" for k in prof)
+             "| node group | " + " | ".join(f"{k.replace(prefix, '').upper()} nodes | "
+                                            f"{k.replace(prefix, '').upper()} time share" for k in prof)
              + " | share of MACs |",
              "|---|" + "--:|--:|" * len(prof) + "--:|"]
     kinds = list(dict.fromkeys(g for p in prof.values() for g in p))
-    fp = prof.get("onnx_fp32") or next(iter(prof.values()))
+    macs = macs or prof
+    fp = macs.get("onnx_fp32") or macs.get("ir_fp32") or next(iter(macs.values()))
     total_macs = sum(g["macs_per_call"] for g in fp.values()) or 1
     for kind in kinds:
         cells = []
@@ -537,8 +610,32 @@ def limits(results: dict, over: dict) -> list[str]:
             conv = sum(g["share"] for k, g in i8.items() if k.startswith("conv"))
             parts.append(f"INT8 (ORT): convolutions {100 * conv:.0f} %, data movement {100 * dm:.0f} %, "
                          f"(de)quantisation {100 * q:.0f} % of kernel time")
+        parts += _ov_account(r)
         out.append(f"- **{name}**: " + "; ".join(parts) + ".")
     return out
+
+
+def _ov_account(r: dict) -> list[str]:
+    """Where OpenVINO's FP32 time goes (its own counters), with the dense convolutions set against their
+    own FLOP bound: what no graph rewrite can remove."""
+    key = "ir_fp32" + REWRITTEN if "ir_fp32" + REWRITTEN in (r.get("ov_profile") or {}) else "ir_fp32"
+    ov = (r.get("ov_profile") or {}).get(key)
+    ort = (r.get("ort_profile") or {}).get(key.replace("ir_", "onnx_"), {})
+    if not ov or "conv, dense" not in ov:
+        return []
+    dense = ov["conv, dense"]
+    macs = ort.get("conv, dense", {}).get("macs_per_call", 0)
+    text = (f"OpenVINO FP32{' rewritten' if key != 'ir_fp32' else ''} (its counters): dense convolutions "
+            f"{100 * dense['share']:.0f} % of kernel time")
+    if macs:
+        bound = r["bound_ms_est"] * macs / r["macs"]
+        sgemm = r["bound_ms_sgemm"] * macs / r["macs"]
+        text += (f" ({1000 * dense['ms_per_call']:.0f} µs/call = {dense['ms_per_call'] / bound:.2f}× their own "
+                 f"estimated FLOP bound, {dense['ms_per_call'] / sgemm:.2f}× at the sgemm rate)")
+    for kind in ("conv, depthwise", "data movement"):
+        if kind in ov:
+            text += f", {kind.replace('conv, ', '')} {100 * ov[kind]['share']:.0f} %"
+    return [text]
 
 
 def _probe_text(probe: dict | None) -> str:

@@ -23,7 +23,8 @@ from mimkd_edge.atomic import write_text
 from mimkd_edge.report.plot import plot_tradeoff
 from mimkd_edge.recipe import load_recipe
 from mimkd_edge.report.ablation_figure import plot_ablation
-from mimkd_edge.report.protocol import (ablation_markdown, ablation_points, fast_critics_markdown, mi_trace_markdown,
+from mimkd_edge.report.protocol import (ablation_markdown, ablation_points, exact_sampled_markdown,
+                                        fast_critics_markdown, mi_trace_markdown,
                                         paired_seed_markdown, paired_trace_markdown, probe_markdown,
                                         protocol_markdown, protocol_rows)
 from mimkd_edge.rundir import RunDir
@@ -86,6 +87,7 @@ def blocks(dest: Path) -> dict[str, str]:
     fast = copied_fast_critics_runs(dest)
     if fast:
         out["fast-critics"] = fast_critics_markdown(fast, runs)
+        out["fast-critics-pairs"] = exact_sampled_markdown(exact_sampled_pairs(fast))
         for seed, exact, sampled in exact_sampled_pairs(fast):
             out[f"fast-critics-trace-s{seed}"] = paired_trace_markdown(exact, sampled)
     return out

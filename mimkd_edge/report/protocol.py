@@ -195,6 +195,28 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
                     align=["l", "l", "r", "l"] + ["r"] * 6)
 
 
+def exact_sampled_markdown(pairs: Iterable[tuple[int, Path, Path]]) -> str:
+    """Issue 17's verdict table: per seed whose exact and sampled runs have both finished, the final
+    test accuracy of each and the differences sampled − exact (accuracy and the three MI estimates of
+    the last epoch); then their mean ± std over those seeds (the sample std, shown with two or more)."""
+    rows, deltas = [], []
+    for seed, exact, sampled in pairs:
+        if not (RunDir(exact).summary.is_file() and RunDir(sampled).summary.is_file()):
+            continue
+        e, f = read_metrics(exact)[-1], read_metrics(sampled)[-1]
+        d = [f["test_acc"] - e["test_acc"], *(f[k] - e[k] for k in MI_KEYS)]
+        deltas.append(d)
+        rows.append([seed, _fixed(e["test_acc"], 2), _fixed(f["test_acc"], 2), f"{d[0]:+.2f}",
+                     *(f"{v:+.3f}" for v in d[1:])])
+    if len(deltas) > 1:
+        cols = list(zip(*deltas, strict=True))
+        rows.append([f"mean ± std ({len(deltas)} seeds)", "", "",
+                     *(f"{statistics.mean(c):+.{2 if i == 0 else 3}f} ± {statistics.stdev(c):.{2 if i == 0 else 3}f}"
+                       for i, c in enumerate(cols))])
+    return markdown(["seed", "exact %", "sampled %", "Δ acc", "Δ I_global", "Δ I_local", "Δ I_feature"], rows,
+                    align=["l"] + ["r"] * 6)
+
+
 def paired_trace_markdown(a: Path, b: Path) -> str:
     """Two runs of the same seed and critic width side by side, epoch by epoch (the epochs both have):
     test accuracy and MI estimates, and the difference b − a. Columns name each run's path: "exact"

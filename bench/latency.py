@@ -18,7 +18,11 @@ here; only their speed is measured). Candidates, all fed the same float32 1×3×
 They run round-robin (the starting candidate rotates), several rounds of a fixed time budget each;
 the report gives the median over all calls, p90, the minimum, ratios, and the FLOP bound
 2·MACs / peak (peak per core: ISA × measured clock, labelled "estimated"; and the measured sgemm
-rate). Also measured: the fixed per-call cost of each runtime (a graph holding one Identity op).
+rate). One more candidate is a torch sgemm (n = 512, 1 thread) timed in the same rounds: on a shared
+machine the neighbours slow everything down at times, and the bound at the rate that probe reached
+meanwhile says how much of a ratio is the machine's. Also measured: the fixed per-call cost of each
+runtime (a graph holding one Identity op), with the session's kept buffers and without; and where the
+time goes, by each runtime's own per-node profile (onnxruntime's profiler, OpenVINO's PERF_COUNT).
 
     python bench/latency.py                      # all four models, about 5 minutes on 2 cores
     python bench/latency.py --models conv4_mp --rounds 3 --seconds 0.2

@@ -20,8 +20,9 @@ Backends and the artifacts they open:
 
 With `static_batch`, both runtimes also keep one input and one output buffer for the session's life
 and copy into/out of them (ORT's I/O binding, OpenVINO's own request tensors): per call that is
-~2 µs less in ORT and ~30 µs less in OpenVINO than handing each call's arrays over (measured here on a
-one-op graph), which is 10-20 % of Conv-4's whole inference. The caller still gets a fresh array.
+~2 µs less in ORT and ~30 µs less in OpenVINO than handing each call's arrays over (measured on a
+one-op graph, bench/results/latency.md); in OpenVINO that is about a fifth of Conv-4's whole inference.
+The caller still gets a fresh array.
 
 Precision is reported twice, because they differ: `precision` is how the weights are *stored*
 (``fp32``, ``fp16``, ``int8``); `inference_precision` is what the kernels *compute* in, read back from

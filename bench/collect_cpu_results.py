@@ -87,8 +87,9 @@ def blocks(dest: Path) -> dict[str, str]:
     fast = copied_fast_critics_runs(dest)
     if fast:
         out["fast-critics"] = fast_critics_markdown(fast, runs)
-        out["fast-critics-pairs"] = exact_sampled_markdown(exact_sampled_pairs(fast))
-        for seed, exact, sampled in exact_sampled_pairs(fast):
+        pairs = exact_sampled_pairs(fast)
+        out["fast-critics-pairs"] = exact_sampled_markdown(pairs)
+        for seed, exact, sampled in pairs:
             out[f"fast-critics-trace-s{seed}"] = paired_trace_markdown(exact, sampled)
     return out
 

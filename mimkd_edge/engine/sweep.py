@@ -28,7 +28,9 @@ from typing import Any, Callable
 
 from ..recipe import Recipe, load_recipe, read_toml, toml_value
 from ..schema import ConfigError, build, param
+from ..errors import UserError
 from ..rundir import RunDir
+from .resume import RESUMABLE, recipe_changes
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,10 @@ def expand(cfg: SweepConfig, base: Path = Path(".")) -> list[Job]:
 
 def run_sweep(jobs: list[Job], train: Callable[[Job, bool], None],
               on_skip: Callable[[Job], None] | None = None) -> list[Job]:
-    """Run every unfinished job with `train(job, resume)`; returns the jobs that ran."""
+    """Run every unfinished job with `train(job, resume)`; returns the jobs that ran. A finished run is
+    skipped only when it ran the recipe the sweep asks for now (its name and the schedule-only keys
+    `--resume` may change aside): a changed recipe default must not pass old runs off as new ones."""
+    check_finished_recipes(jobs)
     ran = []
     for job in jobs:
         if job.finished:
@@ -115,3 +120,20 @@ def run_sweep(jobs: list[Job], train: Callable[[Job, bool], None],
         train(job, job.started)
         ran.append(job)
     return ran
+
+
+def check_finished_recipes(jobs: list[Job]) -> None:
+    """A one-line UserError for the first finished run whose recorded recipe differs from the sweep's
+    (its name, the schedule-only keys `--resume` may change, and keys the sweep leaves unset — None:
+    the data set fills them at run time — aside): skipping, exporting or reporting it as the sweep's
+    run would pass an old run off as a new one."""
+    for job in jobs:
+        if not job.finished:
+            continue
+        recorded = load_recipe(RunDir(job.out).recipe)
+        keys = [c["key"] for c in recipe_changes(recorded, job.recipe, 0)
+                if c["key"] != "name" and c["key"] not in RESUMABLE and c["to"] is not None]
+        if keys:
+            raise UserError(f"{job.out}: finished with a recipe that differs from the sweep's in "
+                            f"{', '.join(keys)}; move the run away (or give the difference its own grid entry) "
+                            "to run the sweep's")

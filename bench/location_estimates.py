@@ -1,0 +1,134 @@
+"""Issue 17: is the sampled-location estimate of MIMKD's local and feature terms the same estimate as
+the exact one on *trained* critics, and where does the gap between exact and sampled runs come from?
+
+For each finished run given (exact `locations = 0` or sampled `locations = L`), its last checkpoint
+(student, critics, standardisers) is loaded and its local and feature JSD bounds (eq. 2) are evaluated
+on the first `--images` test images (no augmentation, eval mode) two ways: over every location (the
+exact mean) and over L random locations per image and map, averaged over `--draws` draws per batch
+(the sampled estimate; its mean over draws must equal the exact value within Monte-Carlo error if it
+is unbiased on these critics). Negatives are paired by one fixed derangement (image i with image
+i−1's teacher) in both, so that the two differ only in the locations scored. Evaluating every run's
+critic with the same exact estimator then says whether the runs' difference in their training-time
+estimates is the estimator's or the critics'.
+
+    python bench/location_estimates.py runs/cpu-fast-critics/*-s0 runs/cpu-fast-critics/*-s1 \\
+        --data-dir ../shared/data/cifar10-jpeg-q75.tar.gz --out bench/results/location_estimates.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from unittest import mock
+
+import torch
+
+from mimkd_edge.atomic import write_text
+from mimkd_edge.engine.trainer import build_training
+from mimkd_edge.methods import critics
+from mimkd_edge.provenance import git_commit
+from mimkd_edge.recipe import load_recipe
+from mimkd_edge.rundir import RunDir
+
+
+def _shift_by_one(n: int, device=None) -> torch.Tensor:
+    """A fixed derangement (image i's negative is image i−1's teacher): every estimate of a batch then
+    pairs the same negatives, and exact and sampled differ only in the locations they score."""
+    return torch.roll(torch.arange(n, device=device), 1)
+
+
+def bounds(method, student_f, teacher_f, locations: int) -> tuple[float, float]:
+    """(local, feature) JSD bounds of one batch with `locations` per image and map (0: every one)."""
+    method.opts = replace(method.opts, locations=locations)
+    local = method._jsd(method.local_critic, method._vector(teacher_f.vector), student_f.maps[method.local_map])
+    feature = torch.stack([method._jsd(c, method._map(k, teacher_f.maps[ti]), student_f.maps[si])
+                           for k, (c, (ti, si)) in enumerate(zip(method.feature_critics, method.pairs, strict=True))])
+    return float(local), float(feature.mean())
+
+
+def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str | None) -> dict:
+    recipe = load_recipe(RunDir(run).recipe)
+    s = build_training(recipe, data_dir)
+    ckpt = torch.load(RunDir(run).checkpoint, map_location="cpu", weights_only=True)
+    s.student.load_state_dict(ckpt["model"])
+    s.method.load_state_dict(ckpt["method"])
+    s.student.eval(), s.method.eval()
+    trained_with = recipe.method.options.locations
+    exact, sampled = [], []  # per batch: (local, feature)
+    seen = 0
+    gen_state = torch.get_rng_state()
+    torch.manual_seed(0)  # the same draws for every run
+    with torch.inference_mode(), mock.patch.object(critics, "derangement", _shift_by_one):
+        for x, _, _ in s.test_loader.epoch(0):
+            x = x[: images - seen]
+            sf, tf = s.student.forward_features(x), s.teacher.forward_features(x).detach()
+            exact.append(bounds(s.method, sf, tf, 0))
+            sampled.append([statistics.fmean(v) for v in zip(*(bounds(s.method, sf, tf, sample)
+                                                                for _ in range(draws)), strict=True)])
+            seen += len(x)
+            if seen >= images:
+                break
+    torch.set_rng_state(gen_state)
+    out = {"run": run.name, "seed": recipe.seed, "trained_with": trained_with, "images": seen,
+           "epoch": ckpt["epoch"] + 1, "history": ckpt["history"][-1] if ckpt["history"] else {}}
+    for i, key in enumerate(("local", "feature")):
+        e = [b[i] for b in exact]
+        d = [sb[i] - b[i] for sb, b in zip(sampled, exact, strict=True)]  # per batch: sampled − exact
+        out[key] = {"exact": statistics.fmean(e), "sampled": statistics.fmean(sb[i] for sb in sampled),
+                    "diff": statistics.fmean(d), "diff_se": statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else None}
+    return out
+
+
+def render(results: list[dict], args, seconds: float, sample: int) -> str:
+    cmd = "python bench/location_estimates.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    lines = ["# Sampled-location estimates on trained critics (issue 17)", "",
+             f"- Command: `{cmd}`",
+             f"- Code: commit {git_commit() or '?'}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+             f"{seconds / 60:.1f} min on this machine",
+             f"- Each run's last checkpoint, eval mode, the first {results[0]['images']} test images (batches of "
+             f"256, no augmentation); sampled: L = {sample} random locations per image and map, {args.draws} draws "
+             "per batch, the same draws for every run (seed 0); negatives: image i with image i−1's teacher "
+             "in both. Δ = sampled − exact, mean over batches ± its "
+             "standard error (over batches).", "",
+             "| run | seed | trained with | epochs | local, exact | local, sampled | Δ local | feature, exact | "
+             "feature, sampled | Δ feature | training-time I_local | training-time I_feature |",
+             "| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |"]
+    for r in results:
+        h = r["history"]
+        trained = "every location" if r["trained_with"] == 0 else f"L = {r['trained_with']}"
+        cells = [r["run"], r["seed"], trained, r["epoch"]]
+        for key in ("local", "feature"):
+            v = r[key]
+            cells += [f"{v['exact']:.4f}", f"{v['sampled']:.4f}", f"{v['diff']:+.4f} ± {v['diff_se']:.4f}"]
+        cells += [f"{h.get('mi_local', float('nan')):.3f}", f"{h.get('mi_feature', float('nan')):.3f}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--data-dir")
+    ap.add_argument("--images", type=int, default=2048)
+    ap.add_argument("--draws", type=int, default=8)
+    ap.add_argument("--locations", type=int, default=16, help="L of the sampled estimate")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    results = []
+    for run in args.runs:
+        results.append(evaluate_run(Path(run), args.images, args.draws, args.locations, args.data_dir))
+        print(results[-1], flush=True)
+    text = render(results, args, time.perf_counter() - t0, args.locations)
+    print(text)
+    if args.out:
+        write_text(Path(args.out), text)
+
+
+if __name__ == "__main__":
+    main()

@@ -23,12 +23,12 @@ from mimkd_edge.atomic import write_text
 from mimkd_edge.report.plot import plot_tradeoff
 from mimkd_edge.recipe import load_recipe
 from mimkd_edge.report.ablation_figure import plot_ablation
-from mimkd_edge.report.protocol import (ablation_markdown, ablation_points, exact_sampled_markdown,
+from mimkd_edge.report.protocol import (ablation_markdown, ablation_points, arm_rows, exact_sampled_markdown,
                                         fast_critics_markdown, mi_trace_markdown,
                                         paired_seed_markdown, paired_trace_markdown, probe_markdown,
-                                        protocol_markdown, protocol_rows)
+                                        protocol_markdown, protocol_rows, run_arm)
 from mimkd_edge.rundir import RunDir
-from mimkd_edge.rundir.bench_results import BenchRow, read_bench_rows
+from mimkd_edge.rundir.bench_results import BenchRow
 
 FILES = ("summary.json", "metrics.jsonl", "recipe.toml", "bench.json", "export/manifest.json", "model.safetensors",
          "probe.json")
@@ -75,8 +75,12 @@ def blocks(dest: Path) -> dict[str, str]:
     """Every generated block of the notes, by name: the results table, the paired-seed comparisons
     and the MI trace of one MIMKD run. Each sits between `<!-- NAME: generated ... -->` markers."""
     runs = copied_runs(dest)
-    out = {"table": table(dest), "paired": paired_seed_markdown(runs),
-           "paired-crd": paired_seed_markdown(runs, ("crd", "kd"))}
+    out = {"table": table(dest)}
+    arms = {run_arm(run) for run in runs}
+    for name, top in (("paired", "mimkd"), ("paired-w128", "mimkd-w128")):  # MIMKD at each critic width run
+        if top in arms:
+            out[name] = paired_seed_markdown(runs, (top, "kd", "none"))
+    out["paired-crd"] = paired_seed_markdown(runs, ("crd", "kd"))
     if any((run / "probe.json").is_file() for run in runs):
         out["probe"] = probe_markdown(runs)
     if (dest / "runs" / MI_TRACE_RUN / "metrics.jsonl").is_file():
@@ -110,7 +114,8 @@ def fill(text: str, name: str, body: str) -> str:
 
 
 def bench_rows(dest: Path) -> list[BenchRow]:
-    return [row for run in copied_runs(dest) for row in read_bench_rows(run)]
+    """Every benchmark row of the copied runs, labelled by method arm (MIMKD split by critic width)."""
+    return arm_rows(copied_runs(dest))
 
 
 def copy_finished(src: Path, dest: Path, *, unfinished: bool = False) -> None:

@@ -22,7 +22,7 @@ from . import main
 def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench):
     """Train every run of SWEEP_FILE in order (teachers first); finished runs are skipped, started ones resumed."""
     from ..console import TrainingProgress, console, plain, say, table
-    from ..engine.sweep import expand, load_sweep, run_sweep
+    from ..engine.sweep import check_finished_recipes, expand, load_sweep, run_sweep
     from ..engine.trainer import fit
 
     cfg = load_sweep(sweep_file)
@@ -38,7 +38,9 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench):
         with TrainingProgress() as progress:
             fit(job.recipe, job.out, resume=resume, data_dir=data_dir, on_event=progress)
 
-    if not no_train:
+    if no_train:
+        check_finished_recipes(jobs)
+    else:
         ran = run_sweep(jobs, train, on_skip=lambda j: say(f"skip {j.name} (finished)", style="dim"))
         console.print(f"sweep done: {len(ran)} trained, {len(jobs) - len(ran)} already finished")
     jobs = [j for j in jobs if j.finished]
@@ -80,9 +82,8 @@ def _bench_and_report(jobs, out: Path, data_dir) -> None:
     from ..atomic import write_text
     from ..console import console, plain, say
     from ..report.plot import plot_tradeoff
-    from ..report.protocol import protocol_markdown, protocol_rows
+    from ..report.protocol import arm_rows, protocol_markdown, protocol_rows
     from ..rundir import DEFAULT_RESULTS, RunDir
-    from ..rundir.bench_results import load_results
     from ..rundir.layout import RESULTS_MARKDOWN, TRADEOFF_FIGURE
     from ..runtime.bench import BenchConfig, bench_runs
 
@@ -97,7 +98,7 @@ def _bench_and_report(jobs, out: Path, data_dir) -> None:
     table = out / RESULTS_MARKDOWN
     write_text(table, protocol_markdown(protocol_rows(finished)))
     if benched:
-        rows = load_results(benched, results if results.is_file() else None)
+        rows = arm_rows(benched)  # each run's bench file, MIMKD labelled by critic width
         paths = plot_tradeoff(rows, out / TRADEOFF_FIGURE, paper=True)
         say(f"wrote {table}, {paths['png']}, {paths['svg']}")
     else:

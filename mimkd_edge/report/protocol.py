@@ -8,21 +8,36 @@ against a committed copy.
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Iterable
 
-from ..recipe import load_recipe
+from ..recipe import load_recipe, read_toml
 from ..rundir import RunDir, read_metrics, read_summary
-from ..rundir.bench_results import read_bench_rows
+from ..rundir.bench_results import BenchRow, read_bench_rows
 from ..rundir.probe_results import read_probe_results
-from .tables import _fixed, markdown, method_name, student_name
+from .tables import _fixed, markdown, method_arm, method_name, student_name
 
 # (backend, storage precision) columns, in the order the table shows them
 LATENCY_COLUMNS = (("torch", "fp32", "PyTorch"), ("onnxruntime", "fp32", "ORT FP32"),
                    ("openvino", "fp32", "OpenVINO FP32"), ("onnxruntime", "int8", "ORT INT8"),
                    ("openvino", "int8", "OpenVINO INT8"))
-METHOD_ORDER = ("none", "kd", "fitnet", "at", "vid", "crd", "mimkd")
+METHOD_ORDER = ("none", "kd", "fitnet", "at", "vid", "crd", "mimkd-w128", "mimkd")
+
+
+def run_arm(run: Path) -> str:
+    """The run's method as the reports group it (`tables.method_arm`: MIMKD split by critic width),
+    read from the run's recorded recipe as plain TOML: runs of older versions, whose recipes carry
+    keys this version no longer takes, are still reported."""
+    method = read_toml(RunDir(run).recipe).get("method", {})
+    return method_arm(method.get("name"), method.get("critic_hidden"))
+
+
+def arm_rows(runs: Iterable[Path]) -> list[BenchRow]:
+    """Every row of the runs' bench files, its method replaced by its run's arm (`run_arm`), for the
+    trade-off figure. Read per run directory: a row's recorded run path is where it was benchmarked."""
+    return [replace(row, method=run_arm(run)) for run in runs for row in read_bench_rows(run)]
 
 
 def _latency(run: Path, backend: str, precision: str) -> float | None:
@@ -40,7 +55,7 @@ def protocol_rows(runs: Iterable[Path]) -> list[dict]:
     groups: dict[tuple[str, str], list[Path]] = {}
     for run in runs:
         s = read_summary(run)
-        groups.setdefault((s.student.model, s.method), []).append(run)
+        groups.setdefault((s.student.model, run_arm(run)), []).append(run)
     rows = []
     for (student, method), members in groups.items():
         summaries = [read_summary(r) for r in sorted(members)]
@@ -71,11 +86,11 @@ def protocol_markdown(rows: list[dict]) -> str:
 
 
 def _seed_accuracies(runs: Iterable[Path]) -> dict[str, dict[str, dict[int, float]]]:
-    """student → method → seed → last-epoch test accuracy."""
+    """student → method arm (`run_arm`) → seed → last-epoch test accuracy."""
     out: dict[str, dict[str, dict[int, float]]] = {}
     for run in runs:
         s = read_summary(run)
-        out.setdefault(s.student.model, {}).setdefault(s.method, {})[s.seed] = s.final_test_acc
+        out.setdefault(s.student.model, {}).setdefault(run_arm(run), {})[s.seed] = s.final_test_acc
     return out
 
 
@@ -123,11 +138,11 @@ def mi_trace_markdown(run: Path) -> str:
 def probe_markdown(runs: Iterable[Path]) -> str:
     """The linear-probe table (the paper's Table 3 layout): per student, method and seed, the run's own
     test accuracy and its probe test accuracy on each probe data set found in the runs."""
-    results = [r for run in runs for r in read_probe_results(run)]
+    results = [(r, run_arm(run)) for run in runs for r in read_probe_results(run)]
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    results.sort(key=lambda r: (r.source, r.student, order.get(r.method, 99), r.seed))
-    rows = [[Path(r.source).name, student_name(r.student), method_name(r.method), r.seed,
-             _fixed(r.run_test_accuracy, 2), _fixed(r.test_accuracy, 2), f"{r.weight_decay:g}"] for r in results]
+    results.sort(key=lambda ra: (ra[0].source, ra[0].student, order.get(ra[1], 99), ra[0].seed))
+    rows = [[Path(r.source).name, student_name(r.student), method_name(arm), r.seed,
+             _fixed(r.run_test_accuracy, 2), _fixed(r.test_accuracy, 2), f"{r.weight_decay:g}"] for r, arm in results]
     return markdown(["probe data", "student", "method", "seed", "own test acc %", "probe test acc %", "probe L2"],
                     rows, align=["l", "l", "l", "r", "r", "r", "r"])
 
@@ -139,16 +154,18 @@ ABLATION_KEYS = (("alpha", "α (CE weight)"), ("lambda_global", "λg"), ("lambda
 def ablation_points(runs: Iterable[Path], protocol: Iterable[Path]) -> list[dict]:
     """MIMKD with terms left out or added, one dict per run, best first: its name, student, seed, loss
     weights (read from the run's resolved recipe), test accuracy, and the protocol's none / KD / MIMKD
-    accuracies of the same student and seed (paired: same initialisation, data order, augmentation)."""
+    accuracies of the same student and seed (paired: same initialisation, data order, augmentation);
+    "mimkd" is the protocol's MIMKD arm at the ablation run's own critic width."""
     reference = _seed_accuracies(protocol)
     points = []
     for run in runs:
         s = read_summary(run)
         options = load_recipe(RunDir(run).recipe).method.options
         ref = reference.get(s.student.model, {})
+        arms = {"none": "none", "kd": "kd", "mimkd": run_arm(run)}
         points.append({"run": run.name, "student": s.student.model, "seed": s.seed, "acc": s.final_test_acc,
                        "weights": {k: getattr(options, k, None) for k, _ in ABLATION_KEYS},
-                       "reference": {m: ref.get(m, {}).get(s.seed) for m in ("none", "kd", "mimkd")}})
+                       "reference": {m: ref.get(arm, {}).get(s.seed) for m, arm in arms.items()}})
     return sorted(points, key=lambda p: -p["acc"])
 
 
@@ -184,7 +201,7 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
         recipe = load_recipe(RunDir(run).recipe)
         o, last = recipe.method.options, metrics[-1]
         done = RunDir(run).summary.is_file()
-        ref = reference.get(recipe.student.model, {}).get("mimkd", {}).get(recipe.seed)
+        ref = reference.get(recipe.student.model, {}).get("mimkd-w128", {}).get(recipe.seed)
         rows.append([(recipe.student.model, o.critic_hidden, o.locations == 0, o.locations, recipe.seed),
                      [run.name, student_name(recipe.student.model), recipe.seed,
                       _path_label(o.critic_hidden, o.locations),
@@ -198,14 +215,17 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
 def exact_sampled_markdown(pairs: Iterable[tuple[int, Path, Path]]) -> str:
     """Issue 17's verdict table: per seed whose exact and sampled runs have both finished, the final
     test accuracy of each and the differences sampled − exact (accuracy and the three MI estimates of
-    the last epoch); then their mean ± std over those seeds (the sample std, shown with two or more)."""
-    rows, deltas = [], []
+    the last epoch); then their mean ± std over those seeds (the sample std, shown with two or more),
+    and the seed-to-seed std of the exact runs' own final figures: the seed noise a difference is
+    judged against."""
+    rows, deltas, finals = [], [], []
     for seed, exact, sampled in pairs:
         if not (RunDir(exact).summary.is_file() and RunDir(sampled).summary.is_file()):
             continue
         e, f = read_metrics(exact)[-1], read_metrics(sampled)[-1]
         d = [f["test_acc"] - e["test_acc"], *(f[k] - e[k] for k in MI_KEYS)]
         deltas.append(d)
+        finals.append([e["test_acc"], *(e[k] for k in MI_KEYS)])
         rows.append([seed, _fixed(e["test_acc"], 2), _fixed(f["test_acc"], 2), f"{d[0]:+.2f}",
                      *(f"{v:+.3f}" for v in d[1:])])
     if len(deltas) > 1:
@@ -213,6 +233,9 @@ def exact_sampled_markdown(pairs: Iterable[tuple[int, Path, Path]]) -> str:
         rows.append([f"mean ± std ({len(deltas)} seeds)", "", "",
                      *(f"{statistics.mean(c):+.{2 if i == 0 else 3}f} ± {statistics.stdev(c):.{2 if i == 0 else 3}f}"
                        for i, c in enumerate(cols))])
+        spread = [statistics.stdev(c) for c in zip(*finals, strict=True)]
+        rows.append([f"seed std of the exact runs ({len(finals)} seeds)", "", "",
+                     *(f"{v:.{2 if i == 0 else 3}f}" for i, v in enumerate(spread))])
     return markdown(["seed", "exact %", "sampled %", "Δ acc", "Δ I_global", "Δ I_local", "Δ I_feature"], rows,
                     align=["l"] + ["r"] * 6)
 

@@ -21,7 +21,20 @@ def student_name(s: str | None) -> str:
     return STUDENT_NAMES.get(s or "", s or "?")
 
 
+PAPER_CRITIC_WIDTH = 512  # MIMKD's critics as the paper sets them (hidden width)
+
+
+def method_arm(method: str | None, critic_hidden: int | None = None) -> str:
+    """The method as the reports group it: MIMKD at another critic width than the paper's is its own
+    arm ("mimkd-w128"), so the two never pool into one row; every other method is its name."""
+    if method == "mimkd" and critic_hidden is not None and critic_hidden != PAPER_CRITIC_WIDTH:
+        return f"mimkd-w{critic_hidden}"
+    return method or "?"
+
+
 def method_name(m: str | None) -> str:
+    if m and m.startswith("mimkd-w") and m[len("mimkd-w"):].isdigit():
+        return f"MIMKD, {m[len('mimkd-w'):]}-wide critics"
     return METHOD_NAMES.get(m or "", m or "?")
 
 

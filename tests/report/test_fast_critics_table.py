@@ -7,7 +7,7 @@ from pathlib import Path
 from mimkd_edge.report.protocol import exact_sampled_markdown, fast_critics_markdown, paired_trace_markdown
 
 RUNS = Path(__file__).resolve().parents[2] / "bench" / "results" / "cpu" / "runs"
-SOURCE = RUNS / "cpu-conv4_mp-mimkd-s0"
+SOURCE = RUNS / "cpu-conv4_mp-mimkd-critic_hidden128-locations0-s0"  # 128-wide critics; recipe edited below
 
 
 def _run(tmp_path: Path, name: str, locations: int, epochs: int, acc_shift: float = 0.0) -> Path:
@@ -48,16 +48,18 @@ def test_trace_shows_both_runs_and_their_difference_on_common_epochs(tmp_path):
 
 def test_verdict_pairs_finished_seeds_and_gives_mean_and_spread_of_the_differences(tmp_path):
     pairs = []
-    for seed, shift in ((0, -0.1), (1, 0.3)):
-        exact = _run(tmp_path, f"exact-s{seed}", locations=0, epochs=8)
-        sampled = _run(tmp_path, f"sampled-s{seed}", locations=16, epochs=8, acc_shift=shift)
+    for seed, base, shift in ((0, 0.0, -0.1), (1, 0.4, 0.3)):
+        exact = _run(tmp_path, f"exact-s{seed}", locations=0, epochs=8, acc_shift=base)
+        sampled = _run(tmp_path, f"sampled-s{seed}", locations=16, epochs=8, acc_shift=base + shift)
         for run in (exact, sampled):
             (run / "summary.json").write_text("{}")  # finished
         pairs.append((seed, exact, sampled))
     running = (2, _run(tmp_path, "exact-s2", locations=0, epochs=3), _run(tmp_path, "sampled-s2", locations=16,
                                                                            epochs=8))
     rows = [_cells(r) for r in exact_sampled_markdown([*pairs, running]).splitlines()[2:]]
-    assert [r[0] for r in rows] == ["0", "1", "mean ± std (2 seeds)"]  # the unfinished seed 2 is left out
+    assert [r[0] for r in rows] == ["0", "1", "mean ± std (2 seeds)", "seed std of the exact runs (2 seeds)"]
+    # the unfinished seed 2 is left out
     assert rows[0][1:4] == ["78.81", "78.71", "-0.10"] and rows[1][3] == "+0.30"
     assert rows[2][3] == "+0.10 ± 0.28"  # mean of -0.1 and +0.3; sample std 0.283
     assert rows[2][4] == "+0.000 ± 0.000"  # same MI in both (same source metrics)
+    assert rows[3][3:] == ["0.28", "0.000", "0.000", "0.000"]  # exact runs at 78.81 and 79.21; same MI

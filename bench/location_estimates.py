@@ -42,13 +42,12 @@ def _shift_by_one(n: int, device=None) -> torch.Tensor:
     return torch.roll(torch.arange(n, device=device), 1)
 
 
-def bounds(method, student_f, teacher_f, locations: int) -> tuple[float, float]:
-    """(local, feature) JSD bounds of one batch with `locations` per image and map (0: every one)."""
-    method.opts = replace(method.opts, locations=locations)
-    local = method._jsd(method.local_critic, method._vector(teacher_f.vector), student_f.maps[method.local_map])
-    feature = torch.stack([method._jsd(c, method._map(k, teacher_f.maps[ti]), student_f.maps[si])
-                           for k, (c, (ti, si)) in enumerate(zip(method.feature_critics, method.pairs, strict=True))])
-    return float(local), float(feature.mean())
+def bounds(method, student_f, teacher_f, labels, index, locations: int) -> tuple[float, float]:
+    """(local, feature) JSD bounds of one batch with `locations` per image and map (0: every one), as
+    the method's own forward computes them (its global term switched off: it needs the training memory)."""
+    method.opts = replace(method.opts, locations=locations, lambda_global=0.0)
+    estimates = method(student_f, teacher_f, labels, index).estimates
+    return float(estimates["mi_local"]), float(estimates["mi_feature"])
 
 
 def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str | None) -> dict:
@@ -64,11 +63,11 @@ def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str 
     gen_state = torch.get_rng_state()
     torch.manual_seed(0)  # the same draws for every run
     with torch.inference_mode(), mock.patch.object(critics, "derangement", _shift_by_one):
-        for x, _, _ in s.test_loader.epoch(0):
-            x = x[: images - seen]
+        for x, y, idx in s.test_loader.epoch(0):
+            x, y, idx = x[: images - seen], y[: images - seen], idx[: images - seen]
             sf, tf = s.student.forward_features(x), s.teacher.forward_features(x).detach()
-            exact.append(bounds(s.method, sf, tf, 0))
-            sampled.append([statistics.fmean(v) for v in zip(*(bounds(s.method, sf, tf, sample)
+            exact.append(bounds(s.method, sf, tf, y, idx, 0))
+            sampled.append([statistics.fmean(v) for v in zip(*(bounds(s.method, sf, tf, y, idx, sample)
                                                                 for _ in range(draws)), strict=True)])
             seen += len(x)
             if seen >= images:

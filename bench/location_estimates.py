@@ -11,6 +11,15 @@ i−1's teacher) in both, so that the two differ only in the locations scored. E
 critic with the same exact estimator then says whether the runs' difference in their training-time
 estimates is the estimator's or the critics'.
 
+`--refit-steps 100,300` then asks the next question: is the runs' remaining gap in their critics or in
+their students? Each run's student and teacher are frozen and its local and feature critics trained on
+for that many more steps with the exact objective (every location, the paper's computation), from its
+own final critics, at the recipe's last learning rate (SGD, its momentum and weight decay, the same
+training images and negatives for every run), and evaluated exactly after each count. If the
+sampled-trained critics then close the gap to the exact-trained ones, the students carry the same
+mutual information and the gap was the critics' fit; if the gap stays, part of it is the students'.
+(Measured: it stays, bench/results/location_estimates.md.)
+
     python bench/location_estimates.py runs/cpu-fast-critics/*-s0 runs/cpu-fast-critics/*-s1 \\
         --data-dir ../shared/data/cifar10-jpeg-q75.tar.gz --out bench/results/location_estimates.md
 """
@@ -50,7 +59,50 @@ def bounds(method, student_f, teacher_f, labels, index, locations: int) -> tuple
     return float(estimates["mi_local"]), float(estimates["mi_feature"])
 
 
-def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str | None) -> dict:
+def exact_bounds(s, images: int) -> tuple[float, float]:
+    """(local, feature) over every location, mean over the first `images` test images' batches."""
+    values, seen = [], 0
+    with torch.inference_mode(), mock.patch.object(critics, "derangement", _shift_by_one):
+        for x, y, idx in s.test_loader.epoch(0):
+            x, y, idx = x[: images - seen], y[: images - seen], idx[: images - seen]
+            values.append(bounds(s.method, s.student.forward_features(x),
+                                 s.teacher.forward_features(x).detach(), y, idx, 0))
+            seen += len(x)
+            if seen >= images:
+                break
+    return tuple(statistics.fmean(v) for v in zip(*values, strict=True))
+
+
+def refit_critics(s, recipe, counts: list[int], images: int) -> list[dict]:
+    """Train the local and feature critics on, student and teacher frozen, with the exact objective;
+    the exact test estimates after each of `counts` (cumulative) steps."""
+    t = recipe.train
+    lr = t.lr * t.gamma ** len(t.milestones)  # where the run's schedule ended
+    params = [*s.method.local_critic.parameters(), *s.method.feature_critics.parameters()]
+    opt = torch.optim.SGD(params, lr=lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    s.method.opts = replace(s.method.opts, locations=0, lambda_global=0.0)
+    s.student.eval(), s.method.eval()  # eval: the standardisers' statistics stay as trained
+    torch.manual_seed(0)  # the same negatives for every run
+    out, step, batches = [], 0, s.train_loader.epoch(0)
+    for count in counts:
+        while step < count:
+            x, y, idx = next(batches)
+            with torch.no_grad():
+                sf, tf = s.student.forward_features(x), s.teacher.forward_features(x)
+            losses = s.method(sf, tf, y, idx).losses
+            loss = losses["local"] + losses["feature"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+        local, feature = exact_bounds(s, images)
+        out.append({"steps": count, "lr": lr, "local": local, "feature": feature})
+        print(f"  refit {count} steps: local {local:.4f}, feature {feature:.4f}", flush=True)
+    return out
+
+
+def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str | None,
+                 refit: list[int]) -> dict:
     recipe = load_recipe(RunDir(run).recipe)
     s = build_training(recipe, data_dir)
     ckpt = torch.load(RunDir(run).checkpoint, map_location="cpu", weights_only=True)
@@ -73,7 +125,8 @@ def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str 
             if seen >= images:
                 break
     torch.set_rng_state(gen_state)
-    out = {"run": run.name, "seed": recipe.seed, "trained_with": trained_with, "images": seen,
+    refits = refit_critics(s, recipe, refit, images) if refit else []
+    out = {"refit": refits, "run": run.name, "seed": recipe.seed, "trained_with": trained_with, "images": seen,
            "epoch": ckpt["epoch"] + 1, "history": ckpt["history"][-1] if ckpt["history"] else {}}
     for i, key in enumerate(("local", "feature")):
         e = [b[i] for b in exact]
@@ -103,10 +156,41 @@ def render(results: list[dict], args, seconds: float, sample: int) -> str:
         cells = [r["run"], r["seed"], trained, r["epoch"]]
         for key in ("local", "feature"):
             v = r[key]
-            cells += [f"{v['exact']:.4f}", f"{v['sampled']:.4f}", f"{v['diff']:+.4f} ± {v['diff_se']:.4f}"]
+            se = "" if v["diff_se"] is None else f" ± {v['diff_se']:.4f}"  # one batch: no spread
+            cells += [f"{v['exact']:.4f}", f"{v['sampled']:.4f}", f"{v['diff']:+.4f}{se}"]
         cells += [f"{h.get('mi_local', float('nan')):.3f}", f"{h.get('mi_feature', float('nan')):.3f}"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    if results[0]["refit"]:
+        lines += refit_section(results)
     return "\n".join(lines) + "\n"
+
+
+def refit_section(results: list[dict]) -> list[str]:
+    """Exact estimates before and after refitting every run's critics, and the paired gap per seed."""
+    counts = [r["steps"] for r in results[0]["refit"]]
+    lines = ["", f"## Critics trained on, students frozen (exact objective, lr {results[0]['refit'][0]['lr']:g})",
+             "", "Exact test estimates after that many more critic steps (0: as the run ended).", "",
+             "| run | seed | trained with | " + " | ".join(f"local, {c}" for c in [0, *counts]) + " | "
+             + " | ".join(f"feature, {c}" for c in [0, *counts]) + " |",
+             "| --- | --: | --- | " + " | ".join(["--:"] * 2 * (len(counts) + 1)) + " |"]
+    series = {}
+    for r in results:
+        trained = "every location" if r["trained_with"] == 0 else f"L = {r['trained_with']}"
+        row = {key: [r[key]["exact"], *(x[key] for x in r["refit"])] for key in ("local", "feature")}
+        series[(r["seed"], r["trained_with"] == 0)] = row
+        lines.append(f"| {r['run']} | {r['seed']} | {trained} | "
+                     + " | ".join(f"{v:.4f}" for key in ("local", "feature") for v in row[key]) + " |")
+    seeds = sorted({seed for seed, exact in series if (seed, not exact) in series})
+    if seeds:
+        lines += ["", "Paired gap, sampled-trained − exact-trained run of the same seed:", "",
+                  "| seed | " + " | ".join(f"Δ local, {c}" for c in [0, *counts]) + " | "
+                  + " | ".join(f"Δ feature, {c}" for c in [0, *counts]) + " |",
+                  "| --: | " + " | ".join(["--:"] * 2 * (len(counts) + 1)) + " |"]
+        for seed in seeds:
+            a, b = series[(seed, False)], series[(seed, True)]
+            lines.append(f"| {seed} | " + " | ".join(f"{x - y:+.4f}" for key in ("local", "feature")
+                                                       for x, y in zip(a[key], b[key], strict=True)) + " |")
+    return lines
 
 
 def main() -> None:
@@ -116,12 +200,15 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=2048)
     ap.add_argument("--draws", type=int, default=8)
     ap.add_argument("--locations", type=int, default=16, help="L of the sampled estimate")
+    ap.add_argument("--refit-steps", default="",
+                    help="comma-separated cumulative step counts of exact critic training, students frozen")
     ap.add_argument("--out")
     args = ap.parse_args()
     t0 = time.perf_counter()
     results = []
     for run in args.runs:
-        results.append(evaluate_run(Path(run), args.images, args.draws, args.locations, args.data_dir))
+        refit = [int(c) for c in args.refit_steps.split(",") if c.strip()]
+        results.append(evaluate_run(Path(run), args.images, args.draws, args.locations, args.data_dir, refit))
         print(results[-1], flush=True)
     text = render(results, args, time.perf_counter() - t0, args.locations)
     print(text)

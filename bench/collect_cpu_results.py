@@ -21,13 +21,11 @@ from pathlib import Path
 
 from mimkd_edge.atomic import write_text
 from mimkd_edge.report.plot import plot_tradeoff
-from mimkd_edge.recipe import load_recipe
 from mimkd_edge.report.ablation_figure import plot_ablation
 from mimkd_edge.report.protocol import (ablation_markdown, ablation_points, arm_rows, exact_sampled_markdown,
-                                        fast_critics_markdown, mi_trace_markdown,
+                                        exact_sampled_pairs, fast_critics_markdown, mi_trace_markdown,
                                         paired_seed_markdown, paired_trace_markdown, probe_markdown,
                                         protocol_markdown, protocol_rows, run_arm)
-from mimkd_edge.rundir import RunDir
 from mimkd_edge.rundir.bench_results import BenchRow
 
 FILES = ("summary.json", "metrics.jsonl", "recipe.toml", "bench.json", "export/manifest.json", "model.safetensors",
@@ -57,16 +55,6 @@ def copied_fast_critics_runs(dest: Path) -> list[Path]:
     return sorted(p.parent for p in (fast_critics_folder(dest) / "runs").glob("*/metrics.jsonl"))
 
 
-def exact_sampled_pairs(runs: list[Path]) -> list[tuple[int, Path, Path]]:
-    """(seed, exact run, sampled run) for every seed that has both, at the same student and critic width."""
-    by_key: dict[tuple, dict[bool, Path]] = {}
-    for run in runs:
-        r = load_recipe(RunDir(run).recipe)
-        o = r.method.options
-        by_key.setdefault((r.seed, r.student.model, o.critic_hidden), {})[o.locations == 0] = run
-    return [(key[0], pair[True], pair[False]) for key, pair in sorted(by_key.items()) if len(pair) == 2]
-
-
 def table(dest: Path) -> str:
     return protocol_markdown(protocol_rows(copied_runs(dest)))
 
@@ -91,10 +79,11 @@ def blocks(dest: Path) -> dict[str, str]:
     fast = copied_fast_critics_runs(dest)
     if fast:
         out["fast-critics"] = fast_critics_markdown(fast, runs)
-        pairs = exact_sampled_pairs(fast)
-        out["fast-critics-pairs"] = exact_sampled_markdown(pairs)
-        for seed, exact, sampled in pairs:
-            out[f"fast-critics-trace-s{seed}"] = paired_trace_markdown(exact, sampled)
+        for sample, pairs in exact_sampled_pairs(fast).items():
+            tag = "" if sample == 16 else f"-L{sample}"  # L = 16, the protocol's, keeps the first blocks' names
+            out[f"fast-critics-pairs{tag}"] = exact_sampled_markdown(pairs)
+            for seed, exact, sampled in pairs:
+                out[f"fast-critics-trace{tag}-s{seed}"] = paired_trace_markdown(exact, sampled)
     return out
 
 

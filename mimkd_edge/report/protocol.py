@@ -212,6 +212,21 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
                     align=["l", "l", "r", "l"] + ["r"] * 6)
 
 
+def exact_sampled_pairs(runs: list[Path]) -> dict[int, list[tuple[int, Path, Path]]]:
+    """By sampled L: (seed, exact run, sampled run) for every seed that has both, at the same student
+    and critic width."""
+    by_key: dict[tuple, dict[int, Path]] = {}
+    for run in runs:
+        r = load_recipe(RunDir(run).recipe)
+        o = r.method.options
+        by_key.setdefault((r.seed, r.student.model, o.critic_hidden), {})[o.locations] = run
+    pairs: dict[int, list[tuple[int, Path, Path]]] = {}
+    for key, by_l in sorted(by_key.items()):
+        for sampled in sorted(L for L in by_l if L and 0 in by_l):
+            pairs.setdefault(sampled, []).append((key[0], by_l[0], by_l[sampled]))
+    return dict(sorted(pairs.items()))
+
+
 def exact_sampled_markdown(pairs: Iterable[tuple[int, Path, Path]]) -> str:
     """Issue 17's verdict table: per seed whose exact and sampled runs have both finished, the final
     test accuracy of each and the differences sampled − exact (accuracy and the three MI estimates of

@@ -4,7 +4,8 @@ run still training with the epochs it has, marked as such."""
 import json
 from pathlib import Path
 
-from mimkd_edge.report.protocol import exact_sampled_markdown, fast_critics_markdown, paired_trace_markdown
+from mimkd_edge.report.protocol import (exact_sampled_markdown, exact_sampled_pairs, fast_critics_markdown,
+                                        paired_trace_markdown)
 
 RUNS = Path(__file__).resolve().parents[2] / "bench" / "results" / "cpu" / "runs"
 SOURCE = RUNS / "cpu-conv4_mp-mimkd-critic_hidden128-locations0-s0"  # 128-wide critics; recipe edited below
@@ -63,3 +64,14 @@ def test_verdict_pairs_finished_seeds_and_gives_mean_and_spread_of_the_differenc
     assert rows[2][3] == "+0.10 ± 0.28"  # mean of -0.1 and +0.3; sample std 0.283
     assert rows[2][4] == "+0.000 ± 0.000"  # same MI in both (same source metrics)
     assert rows[3][3:] == ["0.28", "0.000", "0.000", "0.000"]  # exact runs at 78.81 and 79.21; same MI
+
+
+def test_each_sampled_L_is_paired_with_the_exact_run_of_its_seed(tmp_path):
+    runs = [_run(tmp_path, f"L{L}-s{seed}", locations=L, epochs=1) for seed in (0, 1) for L in (0, 16, 32)]
+    runs.append(_run(tmp_path, "L16-only-s2", locations=16, epochs=1))  # no exact run of seed 2: no pair
+    for run, seed in zip(runs, (0, 0, 0, 1, 1, 1, 2), strict=True):
+        (run / "recipe.toml").write_text((run / "recipe.toml").read_text().replace("seed = 0", f"seed = {seed}"))
+    pairs = exact_sampled_pairs(runs)
+    assert list(pairs) == [16, 32]
+    assert [(seed, e.name, s.name) for seed, e, s in pairs[32]] == [(0, "L0-s0", "L32-s0"), (1, "L0-s1", "L32-s1")]
+    assert [s.name for _, _, s in pairs[16]] == ["L16-s0", "L16-s1"]

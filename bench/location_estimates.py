@@ -177,7 +177,7 @@ def refit_section(results: list[dict]) -> list[str]:
     for r in results:
         trained = "every location" if r["trained_with"] == 0 else f"L = {r['trained_with']}"
         row = {key: [r[key]["exact"], *(x[key] for x in r["refit"])] for key in ("local", "feature")}
-        series[(r["seed"], r["trained_with"] == 0)] = row
+        series[(r["seed"], r["trained_with"] == 0)] = row  # one of each per seed: checked in main
         lines.append(f"| {r['run']} | {r['seed']} | {trained} | "
                      + " | ".join(f"{v:.4f}" for key in ("local", "feature") for v in row[key]) + " |")
     seeds = sorted({seed for seed, exact in series if (seed, not exact) in series})
@@ -204,10 +204,16 @@ def main() -> None:
                     help="comma-separated cumulative step counts of exact critic training, students frozen")
     ap.add_argument("--out")
     args = ap.parse_args()
+    refit = [int(c) for c in args.refit_steps.split(",") if c.strip()]
+    if refit:  # the refit table pairs one sampled run with one exact run per seed: say so before hours of work
+        kinds = [(r.seed, r.method.options.locations == 0) for r in (load_recipe(RunDir(Path(run)).recipe)
+                                                                   for run in args.runs)]
+        for seed, exact in {k for k in kinds if kinds.count(k) > 1}:
+            raise SystemExit(f"--refit-steps: two {'exact' if exact else 'sampled'} runs of seed {seed}; "
+                             "give at most one exact and one sampled run per seed")
     t0 = time.perf_counter()
     results = []
     for run in args.runs:
-        refit = [int(c) for c in args.refit_steps.split(",") if c.strip()]
         results.append(evaluate_run(Path(run), args.images, args.draws, args.locations, args.data_dir, refit))
         print(results[-1], flush=True)
     text = render(results, args, time.perf_counter() - t0, args.locations)

@@ -59,17 +59,22 @@ def bounds(method, student_f, teacher_f, labels, index, locations: int) -> tuple
     return float(estimates["mi_local"]), float(estimates["mi_feature"])
 
 
-def exact_bounds(s, images: int) -> tuple[float, float]:
-    """(local, feature) over every location, mean over the first `images` test images' batches."""
-    values, seen = [], 0
+def test_batches(s, images: int):
+    """(student features, teacher features, labels, indices) of the first `images` test images, batch by
+    batch, in eval mode with one fixed pairing of negatives (`_shift_by_one`) while the caller scores them."""
+    seen = 0
     with torch.inference_mode(), mock.patch.object(critics, "derangement", _shift_by_one):
         for x, y, idx in s.test_loader.epoch(0):
             x, y, idx = x[: images - seen], y[: images - seen], idx[: images - seen]
-            values.append(bounds(s.method, s.student.forward_features(x),
-                                 s.teacher.forward_features(x).detach(), y, idx, 0))
+            yield s.student.forward_features(x), s.teacher.forward_features(x).detach(), y, idx
             seen += len(x)
             if seen >= images:
                 break
+
+
+def exact_bounds(s, images: int) -> tuple[float, float]:
+    """(local, feature) over every location, mean over the first `images` test images' batches."""
+    values = [bounds(s.method, sf, tf, y, idx, 0) for sf, tf, y, idx in test_batches(s, images)]
     return tuple(statistics.fmean(v) for v in zip(*values, strict=True))
 
 
@@ -114,16 +119,11 @@ def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str 
     seen = 0
     gen_state = torch.get_rng_state()
     torch.manual_seed(0)  # the same draws for every run
-    with torch.inference_mode(), mock.patch.object(critics, "derangement", _shift_by_one):
-        for x, y, idx in s.test_loader.epoch(0):
-            x, y, idx = x[: images - seen], y[: images - seen], idx[: images - seen]
-            sf, tf = s.student.forward_features(x), s.teacher.forward_features(x).detach()
-            exact.append(bounds(s.method, sf, tf, y, idx, 0))
-            sampled.append([statistics.fmean(v) for v in zip(*(bounds(s.method, sf, tf, y, idx, sample)
-                                                                for _ in range(draws)), strict=True)])
-            seen += len(x)
-            if seen >= images:
-                break
+    for sf, tf, y, idx in test_batches(s, images):
+        exact.append(bounds(s.method, sf, tf, y, idx, 0))
+        sampled.append([statistics.fmean(v) for v in zip(*(bounds(s.method, sf, tf, y, idx, sample)
+                                                            for _ in range(draws)), strict=True)])
+        seen += len(y)
     torch.set_rng_state(gen_state)
     refits = refit_critics(s, recipe, refit, images) if refit else []
     out = {"refit": refits, "run": run.name, "seed": recipe.seed, "trained_with": trained_with, "images": seen,

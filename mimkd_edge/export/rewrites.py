@@ -25,6 +25,10 @@ to a multiple of BRANCH_ALIGN with channels whose weights and biases are zero (R
 last conv reads them with zero columns): the same function, up to 10 % more MACs in those convs
 (58 → 64), and onnxruntime keeps the whole chain blocked (bench/results/latency.md measures it).
 
+Not kept: widening every piece to the NCHWc block and computing each by its own conv (no Split)
+keeps onnxruntime's whole graph blocked (no reorders), but costs +15 % MACs and 2.4× the convolutions
+for ShuffleNetV2 1×, and ran slower on both runtimes (issue 19's note of 2026-12-01).
+
 What cannot be absorbed: ShuffleNetV1's shuffle sits between two *grouped* 1×1 convolutions; folding
 it into either would break their group structure (a dense conv with zero blocks: g× the MACs), so
 V1 is exported as it is.

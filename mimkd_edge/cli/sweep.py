@@ -96,7 +96,8 @@ def _bench_and_report(jobs, out: Path, data_dir) -> None:
     benched = [j.out for j in jobs if RunDir(j.out).benched]
     finished = [j.out for j in jobs if j.finished]
     table = out / RESULTS_MARKDOWN
-    write_text(table, protocol_markdown(protocol_rows(finished)))
+    setting = {j.out: j.setting for j in jobs}  # grid values: runs of one method at two settings stay apart
+    write_text(table, protocol_markdown(protocol_rows(finished, setting.__getitem__)))
     if benched:
         rows = arm_rows(benched)  # each run's bench file, MIMKD labelled by critic width
         paths = plot_tradeoff(rows, out / TRADEOFF_FIGURE, paper=True)

@@ -54,6 +54,7 @@ class Job:
     name: str
     recipe: Recipe
     out: Path
+    setting: str = ""  # the grid values but method.name (the run name without recipe, method and seed)
 
     @property
     def finished(self) -> bool:
@@ -97,7 +98,8 @@ def expand(cfg: SweepConfig, base: Path = Path(".")) -> list[Job]:
                 suffix = [f"s{seed}"] if seed is not None else []
                 name = "-".join([recipe.name, *(_slug(k, v) for k, v in zip(keys, values, strict=True)), *suffix])
                 recipe = load_recipe(base / recipe_file, [*overrides, f"name={toml_value(name)}"])
-                jobs.append(Job(i, name, recipe, out_root / name))
+                setting = "-".join(_slug(k, v) for k, v in zip(keys, values, strict=True) if k != "method.name")
+                jobs.append(Job(i, name, recipe, out_root / name, setting))
     names = [j.name for j in jobs]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:

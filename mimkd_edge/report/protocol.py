@@ -11,7 +11,7 @@ import statistics
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..recipe import load_recipe, read_toml
 from ..rundir import RunDir, read_metrics, read_summary
@@ -50,18 +50,22 @@ def _latency(run: Path, backend: str, precision: str) -> float | None:
     return None
 
 
-def protocol_rows(runs: Iterable[Path]) -> list[dict]:
-    """One row per (student, method): accuracy mean ± std over seeds, median latency over seeds."""
-    groups: dict[tuple[str, str], list[Path]] = {}
+def protocol_rows(runs: Iterable[Path], setting: Callable[[Path], str] | None = None) -> list[dict]:
+    """One row per (student, method): accuracy mean ± std over seeds, median latency over seeds.
+
+    `setting` (a sweep passes each run's grid values) splits a method's row further, so that runs of
+    one method at different settings (sampled locations, loss weights, ...) are never averaged into
+    one row; without it only the method arm (`run_arm`) tells runs apart."""
+    groups: dict[tuple[str, str, str], list[Path]] = {}
     for run in runs:
         s = read_summary(run)
-        groups.setdefault((s.student.model, run_arm(run)), []).append(run)
+        groups.setdefault((s.student.model, run_arm(run), setting(run) if setting else ""), []).append(run)
     rows = []
-    for (student, method), members in groups.items():
+    for (student, method, grid), members in groups.items():
         summaries = [read_summary(r) for r in sorted(members)]
         accs = [s.final_test_acc for s in summaries]
         first = summaries[0]
-        row = {"student": student, "method": method, "seeds": sorted(s.seed for s in summaries),
+        row = {"student": student, "method": method, "setting": grid, "seeds": sorted(s.seed for s in summaries),
                "acc_mean": statistics.fmean(accs), "acc_std": statistics.stdev(accs) if len(accs) > 1 else None,
                "params": first.student.params, "macs": first.student.macs,
                "epochs": first.epochs, "teacher": (first.teacher or {}).get("model")}
@@ -70,19 +74,23 @@ def protocol_rows(runs: Iterable[Path]) -> list[dict]:
             row[label] = statistics.median(values) if values else None
         rows.append(row)
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return sorted(rows, key=lambda r: (r["macs"], r["student"], order.get(r["method"], 99)))
+    return sorted(rows, key=lambda r: (r["macs"], r["student"], order.get(r["method"], 99), r["setting"]))
 
 
 def protocol_markdown(rows: list[dict]) -> str:
-    columns = ["student", "method", "seeds", "test acc % (mean ± std)",
+    """The table of `protocol_rows`; a "setting" column appears when any row has one."""
+    with_setting = any(r.get("setting") for r in rows)
+    columns = ["student", "method", *(["setting"] if with_setting else []), "seeds", "test acc % (mean ± std)",
                *[f"{label} ms" for _, _, label in LATENCY_COLUMNS], "params", "MACs"]
     body = []
     for r in rows:
         acc = f"{r['acc_mean']:.2f}" + (f" ± {r['acc_std']:.2f}" if r["acc_std"] is not None else "")
-        body.append([student_name(r["student"]), method_name(r["method"]), len(r["seeds"]), acc,
+        body.append([student_name(r["student"]), method_name(r["method"]),
+                     *([r.get("setting") or "–"] if with_setting else []), len(r["seeds"]), acc,
                      *[_fixed(r[label], 3) for _, _, label in LATENCY_COLUMNS],
                      f"{r['params']:,}", f"{r['macs'] / 1e6:.1f} M"])
-    return markdown(columns, body, align=["l", "l"] + ["r"] * (len(columns) - 2))
+    return markdown(columns, body, align=["l", "l", *(["l"] if with_setting else [])]
+                    + ["r"] * (len(columns) - 2 - with_setting))
 
 
 def _seed_accuracies(runs: Iterable[Path]) -> dict[str, dict[str, dict[int, float]]]:

@@ -75,3 +75,13 @@ def test_finished_run_of_another_recipe_is_refused_not_skipped(tmp_path, monkeyp
     result = CliRunner().invoke(main, ["sweep", str(only_teacher)])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "out/t" in result.output and "train.batch_size" in result.output
+
+
+def test_expand_records_the_grid_setting_apart_from_method_and_seed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sweep = _setup(tmp_path)
+    sweep.write_text(sweep.read_text() + '"train.lr" = [0.01, 0.05]\n')
+    jobs = expand(load_sweep(sweep))
+    assert jobs[1].name == "st-none-lr0.01-s0" and jobs[1].setting == "lr0.01"
+    assert jobs[0].setting == ""  # the teacher stage has no grid
+

@@ -4,7 +4,7 @@ table never pools 128-wide and 512-wide critics into one mean."""
 import shutil
 from pathlib import Path
 
-from mimkd_edge.report.protocol import arm_rows, protocol_rows, run_arm
+from mimkd_edge.report.protocol import arm_rows, protocol_markdown, protocol_rows, run_arm
 from mimkd_edge.report.tables import method_arm, method_name
 
 RUNS = Path(__file__).resolve().parents[2] / "bench" / "results" / "cpu" / "runs"
@@ -27,3 +27,15 @@ def test_protocol_rows_keep_critic_widths_apart(tmp_path):
     assert sorted(r["method"] for r in rows) == ["mimkd", "mimkd-w128"]
     assert all(len(r["seeds"]) == 1 for r in rows)
     assert {r.method for r in arm_rows([W128, paper])} == {"mimkd", "mimkd-w128"}  # the figure's labels too
+
+
+def test_protocol_rows_keep_a_sweeps_grid_settings_apart():
+    """A sweep passes each run's grid values: two settings of one method are two rows with their own
+    seeds, and the table names the setting; without settings the table has no such column."""
+    kd = [RUNS / f"cpu-conv4_mp-kd-s{seed}" for seed in (0, 1, 2)]
+    setting = {kd[0]: "lr0.01", kd[1]: "lr0.05", kd[2]: "lr0.05"}
+    rows = protocol_rows(kd, setting.__getitem__)
+    assert [(r["setting"], r["seeds"]) for r in rows] == [("lr0.01", [0]), ("lr0.05", [1, 2])]
+    header = protocol_markdown(rows).splitlines()[0]
+    assert header.startswith("| student | method | setting | seeds |")
+    assert "setting" not in protocol_markdown(protocol_rows(kd)).splitlines()[0]

@@ -95,10 +95,11 @@ def expand(cfg: SweepConfig, base: Path = Path(".")) -> list[Job]:
                 overrides = [*stage.set, *(f"{k}={toml_value(v)}" for k, v in zip(keys, values, strict=True))]
                 overrides += [f"seed={seed}"] if seed is not None else []
                 recipe = load_recipe(base / recipe_file, overrides)
+                slugs = {k: _slug(k, v) for k, v in zip(keys, values, strict=True)}
                 suffix = [f"s{seed}"] if seed is not None else []
-                name = "-".join([recipe.name, *(_slug(k, v) for k, v in zip(keys, values, strict=True)), *suffix])
+                name = "-".join([recipe.name, *slugs.values(), *suffix])
                 recipe = load_recipe(base / recipe_file, [*overrides, f"name={toml_value(name)}"])
-                setting = "-".join(_slug(k, v) for k, v in zip(keys, values, strict=True) if k != "method.name")
+                setting = "-".join(slug for k, slug in slugs.items() if k != "method.name")
                 jobs.append(Job(i, name, recipe, out_root / name, setting))
     names = [j.name for j in jobs]
     dupes = {n for n in names if names.count(n) > 1}

@@ -191,8 +191,24 @@ def ablation_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
     return markdown(columns, rows, align=["l", "l"] + ["r"] * (len(columns) - 2))
 
 
-def _path_label(width: int, locations: int) -> str:
-    return f"width {width}, " + ("every location (exact)" if locations == 0 else f"L = {locations} sampled")
+EXACT_PATH = (0, "fp32")  # (locations, critic_precision) of the paper's computation
+
+
+def _path(run: Path) -> tuple[int, str]:
+    """How a MIMKD run computed its local and feature terms: (sampled locations, 0 for every one;
+    the critics' precision as the recipe asks it)."""
+    o = load_recipe(RunDir(run).recipe).method.options
+    return o.locations, o.critic_precision
+
+
+def _path_label(width: int, locations: int, precision: str = "fp32") -> str:
+    where = "every location (exact)" if locations == 0 else f"L = {locations} sampled"
+    return f"width {width}, {where}" + ("" if precision == "fp32" else f", {precision} critics")
+
+
+def _short_label(path: tuple[int, str]) -> str:
+    locations, precision = path
+    return ("exact" if locations == 0 else f"L = {locations}") + ("" if precision == "fp32" else f", {precision}")
 
 
 def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
@@ -210,9 +226,10 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
         o, last = recipe.method.options, metrics[-1]
         done = RunDir(run).summary.is_file()
         ref = reference.get(recipe.student.model, {}).get("mimkd-w128", {}).get(recipe.seed)
-        rows.append([(recipe.student.model, o.critic_hidden, o.locations == 0, o.locations, recipe.seed),
+        rows.append([(recipe.student.model, o.critic_hidden, o.locations == 0, o.locations,
+                      o.critic_precision != "fp32", o.critic_precision, recipe.seed),
                      [run.name, student_name(recipe.student.model), recipe.seed,
-                      _path_label(o.critic_hidden, o.locations),
+                      _path_label(o.critic_hidden, o.locations, o.critic_precision),
                       f"{last['epoch']} of {recipe.train.epochs}" + ("" if done else " (running)"),
                       _fixed(last.get("test_acc"), 2), *(_fixed(last.get(k), 3) for k in MI_KEYS), _fixed(ref, 2)]])
     return markdown(["run", "student", "seed", "MIMKD critics", "epochs", "test acc %", "I_global", "I_local",
@@ -220,18 +237,20 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
                     align=["l", "l", "r", "l"] + ["r"] * 6)
 
 
-def exact_sampled_pairs(runs: list[Path]) -> dict[int, list[tuple[int, Path, Path]]]:
-    """By sampled L: (seed, exact run, sampled run) for every seed that has both, at the same student
-    and critic width."""
-    by_key: dict[tuple, dict[int, Path]] = {}
+def exact_sampled_pairs(runs: list[Path]) -> dict[tuple[int, str], list[tuple[int, Path, Path]]]:
+    """By fast path (sampled L, critic precision): (seed, exact run, fast run) for every seed that has
+    both, at the same student and critic width. The exact run is the paper's computation: every
+    location, fp32 critics."""
+    by_key: dict[tuple, dict[tuple[int, str], Path]] = {}
     for run in runs:
         r = load_recipe(RunDir(run).recipe)
-        o = r.method.options
-        by_key.setdefault((r.seed, r.student.model, o.critic_hidden), {})[o.locations] = run
-    pairs: dict[int, list[tuple[int, Path, Path]]] = {}
-    for key, by_l in sorted(by_key.items()):
-        for sampled in sorted(L for L in by_l if L and 0 in by_l):
-            pairs.setdefault(sampled, []).append((key[0], by_l[0], by_l[sampled]))
+        by_key.setdefault((r.seed, r.student.model, r.method.options.critic_hidden), {})[_path(run)] = run
+    pairs: dict[tuple[int, str], list[tuple[int, Path, Path]]] = {}
+    for key, by_path in sorted(by_key.items()):
+        if EXACT_PATH not in by_path:
+            continue
+        for path in sorted(p for p in by_path if p != EXACT_PATH):
+            pairs.setdefault(path, []).append((key[0], by_path[EXACT_PATH], by_path[path]))
     return dict(sorted(pairs.items()))
 
 
@@ -266,7 +285,7 @@ def exact_sampled_markdown(pairs: Iterable[tuple[int, Path, Path]]) -> str:
 def paired_trace_markdown(a: Path, b: Path) -> str:
     """Two runs of the same seed and critic width side by side, epoch by epoch (the epochs both have):
     test accuracy and MI estimates, and the difference b − a. Columns name each run's path: "exact"
-    (every location) or "L = 16" (sampled)."""
+    (every location) or "L = 16" (sampled), with ", bf16" for bf16 critics."""
     ma, mb = {m["epoch"]: m for m in read_metrics(a)}, {m["epoch"]: m for m in read_metrics(b)}
     rows = []
     for epoch in sorted(set(ma) & set(mb)):
@@ -276,8 +295,7 @@ def paired_trace_markdown(a: Path, b: Path) -> str:
             cells += [_fixed(x, digits), _fixed(y, digits),
                       "–" if x is None or y is None else f"{y - x:+.{digits}f}"]
         rows.append([epoch, *cells])
-    la, lb = ("exact" if loc == 0 else f"L = {loc}"
-              for loc in (load_recipe(RunDir(r).recipe).method.options.locations for r in (a, b)))
+    la, lb = (_short_label(_path(r)) for r in (a, b))
     columns = ["epoch"]
     for name in ("test acc %", "I_global", "I_local", "I_feature"):
         columns += [f"{name}, {la}", f"{name}, {lb}", "Δ"]

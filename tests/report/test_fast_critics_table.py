@@ -11,11 +11,12 @@ RUNS = Path(__file__).resolve().parents[2] / "bench" / "results" / "cpu" / "runs
 SOURCE = RUNS / "cpu-conv4_mp-mimkd-critic_hidden128-locations0-s0"  # 128-wide critics; recipe edited below
 
 
-def _run(tmp_path: Path, name: str, locations: int, epochs: int, acc_shift: float = 0.0) -> Path:
+def _run(tmp_path: Path, name: str, locations: int, epochs: int, acc_shift: float = 0.0,
+         precision: str = "fp32") -> Path:
     run = tmp_path / name
     run.mkdir()
-    recipe = (SOURCE / "recipe.toml").read_text().replace("critic_hidden = 128",
-                                                          f"critic_hidden = 512\nlocations = {locations}")
+    recipe = (SOURCE / "recipe.toml").read_text().replace(
+        "critic_hidden = 128", f"critic_hidden = 512\nlocations = {locations}\ncritic_precision = \"{precision}\"")
     (run / "recipe.toml").write_text(recipe)
     lines = (SOURCE / "metrics.jsonl").read_text().splitlines()[:epochs]
     shifted = [json.dumps({**json.loads(line), "test_acc": json.loads(line)["test_acc"] + acc_shift}) for line in lines]
@@ -72,6 +73,18 @@ def test_each_sampled_L_is_paired_with_the_exact_run_of_its_seed(tmp_path):
     for run, seed in zip(runs, (0, 0, 0, 1, 1, 1, 2), strict=True):
         (run / "recipe.toml").write_text((run / "recipe.toml").read_text().replace("seed = 0", f"seed = {seed}"))
     pairs = exact_sampled_pairs(runs)
-    assert list(pairs) == [16, 32]
-    assert [(seed, e.name, s.name) for seed, e, s in pairs[32]] == [(0, "L0-s0", "L32-s0"), (1, "L0-s1", "L32-s1")]
-    assert [s.name for _, _, s in pairs[16]] == ["L16-s0", "L16-s1"]
+    assert list(pairs) == [(16, "fp32"), (32, "fp32")]
+    assert [(seed, e.name, s.name) for seed, e, s in pairs[32, "fp32"]] == [(0, "L0-s0", "L32-s0"),
+                                                                            (1, "L0-s1", "L32-s1")]
+    assert [s.name for _, _, s in pairs[16, "fp32"]] == ["L16-s0", "L16-s1"]
+
+
+def test_bf16_runs_pair_with_the_fp32_exact_run_and_are_labelled(tmp_path):
+    exact = _run(tmp_path, "L0-s0", locations=0, epochs=1)
+    fp32 = _run(tmp_path, "L32-s0", locations=32, epochs=1)
+    bf16 = _run(tmp_path, "L32-bf16-s0", locations=32, epochs=1, precision="bf16")
+    pairs = exact_sampled_pairs([bf16, exact, fp32])
+    assert pairs == {(32, "bf16"): [(0, exact, bf16)], (32, "fp32"): [(0, exact, fp32)]}  # neither hides the other
+    assert "I_local, L = 32, bf16" in paired_trace_markdown(exact, bf16).splitlines()[0]
+    labels = [_cells(r)[3] for r in fast_critics_markdown([bf16, fp32], []).splitlines()[2:]]
+    assert labels == ["width 512, L = 32 sampled", "width 512, L = 32 sampled, bf16 critics"]

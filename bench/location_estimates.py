@@ -20,6 +20,10 @@ sampled-trained critics then close the gap to the exact-trained ones, the studen
 mutual information and the gap was the critics' fit; if the gap stays, part of it is the students'.
 (Measured: it stays, bench/results/location_estimates.md.)
 
+`--critic-precision fp32|bf16` evaluates every run's critics in that precision instead of the one its
+recipe trained them in: run twice on bf16-trained runs, it says whether bf16 arithmetic moves the
+estimate itself (bench/results/location_estimates_bf16.md).
+
     python bench/location_estimates.py runs/cpu-fast-critics/*-s0 runs/cpu-fast-critics/*-s1 \\
         --data-dir ../shared/data/cifar10-jpeg-q75.tar.gz --out bench/results/location_estimates.md
 """
@@ -72,6 +76,18 @@ def test_batches(s, images: int):
                 break
 
 
+def global_estimate(s, images: int) -> float:
+    """The global infoNCE bound (eq. 3) on the first `images` test images, against negatives drawn from
+    the run's trained memory (the same draws for every evaluation: seed 0); eval mode, so the memory
+    is not updated."""
+    opts = s.method.opts
+    s.method.opts = replace(opts, lambda_global=1.0, lambda_local=0.0, lambda_feature=0.0)  # weights: unused
+    torch.manual_seed(0)
+    values = [float(s.method(sf, tf, y, idx).estimates["mi_global"]) for sf, tf, y, idx in test_batches(s, images)]
+    s.method.opts = opts
+    return statistics.fmean(values)
+
+
 def exact_bounds(s, images: int) -> tuple[float, float]:
     """(local, feature) over every location, mean over the first `images` test images' batches."""
     values = [bounds(s.method, sf, tf, y, idx, 0) for sf, tf, y, idx in test_batches(s, images)]
@@ -107,12 +123,14 @@ def refit_critics(s, recipe, counts: list[int], images: int) -> list[dict]:
 
 
 def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str | None,
-                 refit: list[int]) -> dict:
+                 refit: list[int], precision: str = "recipe") -> dict:
     recipe = load_recipe(RunDir(run).recipe)
     s = build_training(recipe, data_dir)
     ckpt = torch.load(RunDir(run).checkpoint, map_location="cpu", weights_only=True)
     s.student.load_state_dict(ckpt["model"])
     s.method.load_state_dict(ckpt["method"])
+    if precision != "recipe":
+        s.method.bf16_critics = precision == "bf16"
     s.student.eval(), s.method.eval()
     trained_with = recipe.method.options.locations
     exact, sampled = [], []  # per batch: (local, feature)
@@ -124,9 +142,12 @@ def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str 
         sampled.append([statistics.fmean(v) for v in zip(*(bounds(s.method, sf, tf, y, idx, sample)
                                                             for _ in range(draws)), strict=True)])
         seen += len(y)
+    glob = global_estimate(s, images) if recipe.method.options.lambda_global > 0 else float("nan")
     torch.set_rng_state(gen_state)
     refits = refit_critics(s, recipe, refit, images) if refit else []
     out = {"refit": refits, "run": run.name, "seed": recipe.seed, "trained_with": trained_with, "images": seen,
+           "trained_precision": recipe.method.options.critic_precision,
+           "evaluated_in": "bf16" if s.method.bf16_critics else "fp32", "global": glob,
            "epoch": ckpt["epoch"] + 1, "history": ckpt["history"][-1] if ckpt["history"] else {}}
     for i, key in enumerate(("local", "feature")):
         e = [b[i] for b in exact]
@@ -146,18 +167,22 @@ def render(results: list[dict], args, seconds: float, sample: int) -> str:
              f"256, no augmentation); sampled: L = {sample} random locations per image and map, {args.draws} draws "
              "per batch, the same draws for every run (seed 0); negatives: image i with image i−1's teacher "
              "in both. Δ = sampled − exact, mean over batches ± its "
-             "standard error (over batches).", "",
+             "standard error (over batches).",
+             f"- Critics evaluated in: {', '.join(sorted({r['evaluated_in'] for r in results}))} "
+             f"(--critic-precision {args.critic_precision})", "",
              "| run | seed | trained with | epochs | local, exact | local, sampled | Δ local | feature, exact | "
-             "feature, sampled | Δ feature | training-time I_local | training-time I_feature |",
-             "| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |"]
+             "feature, sampled | Δ feature | global (infoNCE) | training-time I_local | training-time I_feature |",
+             "| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |"]
     for r in results:
         h = r["history"]
         trained = "every location" if r["trained_with"] == 0 else f"L = {r['trained_with']}"
+        trained += "" if r.get("trained_precision", "fp32") == "fp32" else f", {r['trained_precision']} critics"
         cells = [r["run"], r["seed"], trained, r["epoch"]]
         for key in ("local", "feature"):
             v = r[key]
             se = "" if v["diff_se"] is None else f" ± {v['diff_se']:.4f}"  # one batch: no spread
             cells += [f"{v['exact']:.4f}", f"{v['sampled']:.4f}", f"{v['diff']:+.4f}{se}"]
+        cells.append(f"{r.get('global', float('nan')):.4f}")
         cells += [f"{h.get('mi_local', float('nan')):.3f}", f"{h.get('mi_feature', float('nan')):.3f}"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     if results[0]["refit"]:
@@ -202,6 +227,8 @@ def main() -> None:
     ap.add_argument("--locations", type=int, default=16, help="L of the sampled estimate")
     ap.add_argument("--refit-steps", default="",
                     help="comma-separated cumulative step counts of exact critic training, students frozen")
+    ap.add_argument("--critic-precision", choices=("recipe", "fp32", "bf16"), default="recipe",
+                    help="evaluate the critics in this precision (recipe: as each run trained them)")
     ap.add_argument("--out")
     args = ap.parse_args()
     refit = [int(c) for c in args.refit_steps.split(",") if c.strip()]
@@ -214,7 +241,8 @@ def main() -> None:
     t0 = time.perf_counter()
     results = []
     for run in args.runs:
-        results.append(evaluate_run(Path(run), args.images, args.draws, args.locations, args.data_dir, refit))
+        results.append(evaluate_run(Path(run), args.images, args.draws, args.locations, args.data_dir, refit,
+                                    args.critic_precision))
         print(results[-1], flush=True)
     text = render(results, args, time.perf_counter() - t0, args.locations)
     print(text)

@@ -57,7 +57,7 @@ def _shift_by_one(n: int, device=None) -> torch.Tensor:
 
 def bounds(method, student_f, teacher_f, labels, index, locations: int) -> tuple[float, float]:
     """(local, feature) JSD bounds of one batch with `locations` per image and map (0: every one), as
-    the method's own forward computes them (its global term switched off: it needs the training memory)."""
+    the method's own forward computes them (its global term switched off: `global_estimate` scores it)."""
     method.opts = replace(method.opts, locations=locations, lambda_global=0.0)
     estimates = method(student_f, teacher_f, labels, index).estimates
     return float(estimates["mi_local"]), float(estimates["mi_feature"])

@@ -194,10 +194,10 @@ def ablation_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
 EXACT_PATH = (0, "fp32")  # (locations, critic_precision) of the paper's computation
 
 
-def _path(run: Path) -> tuple[int, str]:
+def _path(run: Path, recipe=None) -> tuple[int, str]:
     """How a MIMKD run computed its local and feature terms: (sampled locations, 0 for every one;
-    the critics' precision as the recipe asks it)."""
-    o = load_recipe(RunDir(run).recipe).method.options
+    the critics' precision as the recipe asks it). `recipe`: the run's, when the caller has it."""
+    o = (recipe or load_recipe(RunDir(run).recipe)).method.options
     return o.locations, o.critic_precision
 
 
@@ -244,7 +244,7 @@ def exact_sampled_pairs(runs: list[Path]) -> dict[tuple[int, str], list[tuple[in
     by_key: dict[tuple, dict[tuple[int, str], Path]] = {}
     for run in runs:
         r = load_recipe(RunDir(run).recipe)
-        by_key.setdefault((r.seed, r.student.model, r.method.options.critic_hidden), {})[_path(run)] = run
+        by_key.setdefault((r.seed, r.student.model, r.method.options.critic_hidden), {})[_path(run, r)] = run
     pairs: dict[tuple[int, str], list[tuple[int, Path, Path]]] = {}
     for key, by_path in sorted(by_key.items()):
         if EXACT_PATH not in by_path:

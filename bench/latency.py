@@ -231,8 +231,9 @@ def profile_ort(path: Path, x: np.ndarray, calls: int = 100) -> dict[str, dict]:
 def profile_openvino(path: Path, x: np.ndarray, calls: int = 100) -> dict[str, dict]:
     """OpenVINO's own per-node counters (PERF_COUNT; 1 thread, static batch 1, f32 hint as in
     runtime.session), grouped like `profile_ort`: dense conv (Convolution), depthwise conv
-    (GroupConvolution), linear, (de)quantise (FakeQuantize), data movement, other. MACs are not
-    counted here (take them from the ONNX profile of the same graph)."""
+    (GroupConvolution), linear, (de)quantise (FakeQuantize), data movement, other; per group also the
+    share of its time in AMX kernels (exec type "..._amx_..."), which the INT8 bound assumes on AMX
+    CPUs. MACs are not counted here (take them from the ONNX profile of the same graph)."""
     from mimkd_edge.runtime.session import ov_core
 
     model = ov_core().read_model(str(path))
@@ -250,12 +251,15 @@ def profile_openvino(path: Path, x: np.ndarray, calls: int = 100) -> dict[str, d
             if node.status != node.Status.EXECUTED:
                 continue
             kind = _classify_ov(node.node_type)
-            g = groups.setdefault(kind, {"nodes": 0, "us": 0.0})
+            g = groups.setdefault(kind, {"nodes": 0, "us": 0.0, "amx_us": 0.0})
+            us = node.real_time.total_seconds() * 1e6
             g["nodes"] += 1
-            g["us"] += node.real_time.total_seconds() * 1e6
+            g["us"] += us
+            g["amx_us"] += us if "amx" in node.exec_type else 0.0  # e.g. brgconv_avx512_amx_1x1_I8
     total = sum(g["us"] for g in groups.values()) or 1.0
     return {k: {"nodes_per_call": g["nodes"] / calls, "ms_per_call": g["us"] / calls / 1000, "share": g["us"] / total,
-                "macs_per_call": 0} for k, g in sorted(groups.items(), key=lambda kv: -kv[1]["us"])}
+                "amx_share": g["amx_us"] / (g["us"] or 1.0), "macs_per_call": 0}
+            for k, g in sorted(groups.items(), key=lambda kv: -kv[1]["us"])}
 
 
 def _classify_ov(node_type: str) -> str:
@@ -355,7 +359,7 @@ def main() -> None:
             profiles = {k: profile_ort(paths[k], x) for k in ("onnx_fp32", "onnx_int8", "onnx_fp32" + REWRITTEN,
                                                               "onnx_int8" + REWRITTEN, "onnx_fp32" + FOLD_ONLY)
                         if k in paths}
-            ov_profiles = {k: profile_openvino(paths[k], x) for k in ("ir_fp32", "ir_fp32" + REWRITTEN,
+            ov_profiles = {k: profile_openvino(paths[k], x) for k in ("ir_fp32", "ir_fp32" + REWRITTEN, "ir_int8",
                                                                      "ir_int8" + REWRITTEN) if k in paths}
             probe_gflops = 2 * PROBE_N ** 3 / (rows[PROBE]["median_ms"] * 1e6)
             results[name] = {"macs": macs, "bound_ms_est": hardware.flop_bound_ms(macs, est),
@@ -364,6 +368,8 @@ def main() -> None:
                              "bound_ms_probe": hardware.flop_bound_ms(macs, probe_gflops),
                              "bound_ms_int8_est": hardware.flop_bound_ms(
                                  macs, machine["peak_estimated"].get("int8_gops_per_core")),
+                             "bound_ms_bf16_est": hardware.flop_bound_ms(
+                                 macs, machine["peak_estimated"].get("bf16_gflops_per_core")),
                              "export_seconds": export_s, "candidates": rows, "ort_profile": profiles,
                              "ov_profile": ov_profiles}
             best = min((r["median_ms"] for r in rows.values() if r["kind"] == "ours"), default=None)
@@ -403,6 +409,8 @@ def render(results: dict, machine: dict, over: dict, args, started: str, load_st
         f"**{meas['gflops_best']} GFLOP/s measured** (sgemm n={meas['n']}, {meas.get('library')}, 1 thread, best of "
         f"{meas['repeats']}; median {meas['gflops_median']})",
         f"- INT8 peak per core: **{est.get('int8_gops_per_core')} GOP/s estimated** ({est.get('int8_formula')})",
+        *([f"- bf16 peak per core: **{est['bf16_gflops_per_core']} GFLOP/s estimated** ({est.get('bf16_formula')}); "
+           "the bound of the rows that compute in bf16"] if est.get("bf16_gflops_per_core") else []),
         f"- Load average (1, 5, 15 min): {load_start} at start, {load_end} at end "
         f"(the machine is shared: {os.cpu_count()} CPUs, other jobs running)",
         f"- torch {v.get('torch')}, onnxruntime {v.get('onnxruntime')}, openvino {v.get('openvino')}, "
@@ -471,6 +479,12 @@ def render(results: dict, machine: dict, over: dict, args, started: str, load_st
                         f"INT8 bound; {f_ms / i_ms:.2f}× the speed of the best FP32")
         else:
             cells += ["–", "–", "–"]
+        bf16 = {k: v for k, v in c.items() if v["kind"] == "ours" and v.get("precision") == "bf16"}
+        if bf16 and r.get("bound_ms_bf16_est"):
+            b_bf16 = min(bf16, key=lambda k: bf16[k]["median_ms"])
+            h_ms = bf16[b_bf16]["median_ms"]
+            verdict += (f"; bf16 compute ({_short(b_bf16)}) {fmt(h_ms)} ms = {h_ms / r['bound_ms_bf16_est']:.1f}× "
+                        f"its own bf16 bound, {f_ms / h_ms:.2f}× the speed of the best FP32")
         lines.append("| " + " | ".join(cells) + " |")
         verdicts.append(verdict + ".")
     lines += ["", "Targets: FP32 within 1.5× of the FLOP bound; INT8 faster than the FP32 bound (both per core, "
@@ -614,7 +628,7 @@ def limits(results: dict, over: dict) -> list[str]:
             conv = sum(g["share"] for k, g in i8.items() if k.startswith("conv"))
             parts.append(f"INT8 (ORT): convolutions {100 * conv:.0f} %, data movement {100 * dm:.0f} %, "
                          f"(de)quantisation {100 * q:.0f} % of kernel time")
-        parts += _ov_account(r)
+        parts += _ov_account(r) + _ov_int8_account(r)
         out.append(f"- **{name}**: " + "; ".join(parts) + ".")
     return out
 
@@ -639,6 +653,33 @@ def _ov_account(r: dict) -> list[str]:
     for kind in ("conv, depthwise", "data movement"):
         if kind in ov:
             text += f", {kind.replace('conv, ', '')} {100 * ov[kind]['share']:.0f} %"
+    return [text]
+
+
+def _ov_int8_account(r: dict) -> list[str]:
+    """Where OpenVINO's INT8 time goes (its counters), the convolutions against the INT8 bound, and how
+    much of it ran on AMX tiles (the unit the INT8 bound assumes on AMX CPUs)."""
+    key = "ir_int8" + REWRITTEN if "ir_int8" + REWRITTEN in (r.get("ov_profile") or {}) else "ir_int8"
+    ov = (r.get("ov_profile") or {}).get(key)
+    ort = (r.get("ort_profile") or {}).get("onnx_fp32" + (REWRITTEN if key != "ir_int8" else ""), {})
+    if not ov:
+        return []
+    convs = [g for k, g in ov.items() if k.startswith("conv")]
+    conv_ms = sum(g["ms_per_call"] for g in convs)
+    total_ms = sum(g["ms_per_call"] for g in ov.values()) or 1.0
+    amx = sum(g["ms_per_call"] * g.get("amx_share", 0.0) for g in ov.values()) / total_ms
+    rest = [g for k, g in ov.items() if not k.startswith("conv")]
+    rest_nodes = sum(g["nodes_per_call"] for g in rest)
+    text = (f"OpenVINO INT8{' rewritten' if key != 'ir_int8' else ''} (its counters): convolutions "
+            f"{100 * conv_ms / total_ms:.0f} % of kernel time")
+    conv_macs = sum(g.get("macs_per_call", 0) for k, g in ort.items() if k.startswith("conv"))
+    if conv_macs and r.get("bound_ms_int8_est"):
+        bound = r["bound_ms_int8_est"] * conv_macs / r["macs"]
+        text += f" ({1000 * conv_ms:.0f} µs/call = {conv_ms / bound:.1f}× their own INT8 bound)"
+    text += f", {100 * amx:.0f} % of kernel time in AMX kernels"
+    if rest_nodes:
+        text += (f"; the other {rest_nodes:.0f} nodes (pooling, linear, data movement, ...) "
+                 f"{100 * (1 - conv_ms / total_ms):.0f} %, {1000 * (total_ms - conv_ms) / rest_nodes:.1f} µs each")
     return [text]
 
 

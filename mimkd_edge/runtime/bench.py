@@ -59,7 +59,8 @@ NOTES = {
     "throughput_ips": "images/s at `throughput_batch` on the dynamic session (batch / median call time)",
     "bound_ms_est": "2·MACs·batch / (ISA-estimated peak per core × min(threads, cores)): estimated",
     "bound_ms_sgemm": "2·MACs·batch / (measured 1-thread sgemm rate × min(threads, cores))",
-    "bound_ms_int8_est": "INT8 rows: 2·MACs·batch / (estimated INT8 peak = int8_factor × FP32 peak, per core)",
+    "bound_ms_int8_est": "INT8 rows: 2·MACs·batch / (estimated INT8 peak = int8_factor × FP32 peak, per core; "
+                         "the AMX tile rate where the CPU has AMX)",
     "pct_bound": "100 × bound / median latency",
     "accuracy": "top-1 % on the run's test split, this artifact on this backend (cached by sha256)",
 }

@@ -71,6 +71,7 @@ def test_probes_run_here():
 
 
 @pytest.mark.parametrize("isa, expected", [
+    (["avx2", "fma", "avx512f", "avx512_vnni", "amx_tile", "amx_int8"], 32.0),  # AMX: 1024 MACs/cycle
     (["avx2", "fma", "avx512f", "avx512_vnni"], 4.0),  # vpdpbusd: 4 u8×s8 MACs per 32-bit lane
     (["avx2", "fma", "avx_vnni"], 4.0),
     (["avx2", "fma"], 4 / 3),                          # vpmaddubsw + vpmaddwd + vpaddd
@@ -92,3 +93,18 @@ def test_implausible_clock_reading_is_refused_and_the_reported_clock_used():
     peak = hardware.estimated_peak(cpu, freq)
     assert peak["ghz"] == pytest.approx(2.6) and peak["clock_source"] == "clock reported by /proc/cpuinfo"
     assert hardware.clock_reading(3.1, 4000, 60)["ghz"] == 3.1
+
+
+@pytest.mark.parametrize("isa, expected", [
+    (["avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"], 16.0),  # AMX: 512 bf16 MACs/cycle
+    (["avx2", "fma", "avx512f", "avx512_bf16"], 2.0),                          # vdpbf16ps
+    (["avx2", "fma", "avx512f"], None),                                         # emulated: no bound
+])
+def test_bf16_factor(isa, expected):
+    factor = hardware.bf16_factor(isa)[0]
+    peak = hardware.estimated_peak({"isa": isa, "vendor": "GenuineIntel", "family": 6}, {"probe": {"ghz": 3.0}})
+    if expected is None:
+        assert factor is None and peak["bf16_gflops_per_core"] is None
+    else:
+        assert factor == pytest.approx(expected)
+        assert peak["bf16_gflops_per_core"] == pytest.approx(expected * peak["gflops_per_core"], rel=1e-3)

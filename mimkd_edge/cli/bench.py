@@ -43,8 +43,9 @@ def _csv(kind: type, option: str):
 @click.option("--warmup", default=20, show_default=True, type=click.IntRange(min=0), help="Untimed calls first.")
 @click.option("--shape", "shapes", default="static,dynamic", callback=_csv(str, "--shape"), show_default=True,
               help="Batch-1 compilations to time: static (fixed batch) and/or dynamic.")
-@click.option("--ov-compute", "ov_compute", default="f32", callback=_csv(str, "--ov-compute"), show_default=True,
-              help="OpenVINO inference precision(s) for FP32/FP16 IRs: f32, and bf16 on CPUs that compute it natively.")
+@click.option("--ov-compute", "ov_compute", default="auto", callback=_csv(str, "--ov-compute"), show_default=True,
+              help="OpenVINO inference precision(s) for FP32/FP16 IRs: f32, bf16, or auto (f32, and bf16 where the "
+                   "CPU computes it natively: AVX512_BF16 or AMX).")
 @click.option("--no-accuracy", is_flag=True, help="Skip the test-set accuracy of each artifact.")
 @click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV to merge the rows into [default: runs/bench.csv].")

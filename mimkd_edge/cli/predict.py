@@ -18,7 +18,7 @@ from . import main
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Inference threads.")
 @click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]),
               help="Runtime [default: onnxruntime for .onnx, openvino for .xml; for a RUN, the benchmark's choice].")
-@click.option("--precision", type=click.Choice(["fp32", "int8"]),
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "int8"]),
               help="For a RUN: the chosen artifact of this precision [default: the fastest chosen].")
 def predict(artifact, images, top_k, as_json, threads, backend, precision):
     """Classify IMAGES (files or folders of images) with ARTIFACT (.onnx or .xml), as trained.
@@ -34,19 +34,22 @@ def predict(artifact, images, top_k, as_json, threads, backend, precision):
     from ..imaging import image_files
     from ..runtime.predict import deployed_artifact, open_artifact, timed_predict
 
+    compute = "f32"
     if artifact.is_dir():
         artifact, chosen, choice = deployed_artifact(artifact, precision)
+        compute = choice.get("compute", "f32") if backend in (None, chosen) else "f32"  # a forced backend: as exported
         backend = backend or chosen
         if not as_json:
             say(f"{artifact}: {choice['why']}")
     elif precision is not None:
         raise UserError("--precision: only with a RUN directory (an artifact file has one precision)")
     files = image_files(images)
-    session, info = open_artifact(artifact, threads=threads, backend=backend)
+    session, info = open_artifact(artifact, threads=threads, backend=backend, compute=compute)
     predictions, rate = timed_predict(session, info, files, top_k=top_k)
     if as_json:
         click.echo(json.dumps({
-            "artifact": str(artifact), "backend": session.backend, "recipe": info.recipe_name,
+            "artifact": str(artifact), "backend": session.backend, "compute": session.inference_precision,
+            "recipe": info.recipe_name,
             "recipe_sha256": info.recipe_sha256, "images": rate.images, "seconds": round(rate.seconds, 4),
             "predictions": [{"path": p.path, "top": [{"label": c, "probability": q} for c, q in p.top]}
                             for p in predictions]}, indent=2))

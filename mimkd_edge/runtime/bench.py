@@ -48,7 +48,7 @@ from .session import BACKENDS, open_session
 
 PRECISIONS = ("fp32", "fp16", "int8")
 SHAPES = ("static", "dynamic")
-OV_COMPUTE = ("f32", "bf16")
+OV_COMPUTE = ("f32", "bf16", "auto")  # auto: f32, and bf16 where this CPU computes it natively
 DEFAULT_SECONDS = 2.0
 
 Progress = Callable[[str], None]
@@ -79,7 +79,7 @@ class BenchConfig:
     iters: int | None = None  # ... or a fixed number of timed calls
     warmup: int = 20
     shapes: tuple[str, ...] = SHAPES
-    ov_compute: tuple[str, ...] = ("f32",)  # OpenVINO inference precisions to run each IR at ("f32", "bf16")
+    ov_compute: tuple[str, ...] = ("f32",)  # OpenVINO inference precisions to run each IR at ("f32", "bf16", "auto")
     accuracy: bool = True
     sgemm: bool = True  # measure the FP32 matmul rate (about a second)
 
@@ -91,6 +91,10 @@ class BenchConfig:
             if bad or not values:
                 raise UserError(f"{name}: unknown {', '.join(map(str, bad)) or '(none)'}; "
                                 f"choose from {', '.join(allowed)}")
+        if "auto" in self.ov_compute:  # resolved once, here: the artifact list and the choice see f32/bf16 only
+            auto = ("f32", "bf16") if hardware.native_bf16() else ("f32",)
+            object.__setattr__(self, "ov_compute", tuple(dict.fromkeys(
+                c for v in self.ov_compute for c in (auto if v == "auto" else (v,)))))
         if not self.threads or any(t < 1 for t in self.threads):
             raise UserError(f"threads: positive integers, got {','.join(map(str, self.threads)) or '(none)'}")
         if self.batch < 1 or self.throughput_batch < 0:

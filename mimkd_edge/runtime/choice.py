@@ -10,8 +10,11 @@ test accuracy is within `max_drop` points of the best FP32 artifact's (a quantis
 accuracy is not a deployment, however fast). The choice and the figures behind it are recorded in the
 run's bench file; `mimkd-edge predict RUN` runs it.
 
-Left out: the PyTorch eager row (not a deployable artifact) and OpenVINO rows run with a compute
-hint (label "...@bf16": `predict` opens IRs at f32).
+Precision classes: fp32 (FP32 and FP16 files: both compute in f32), int8, and bf16 — an FP32/FP16
+IR that OpenVINO runs with its bf16 compute hint (bench label "...@bf16", measured where the CPU
+computes bf16 natively). bf16 and int8 change the arithmetic, so they must show their own measured
+accuracy within `max_drop` points of FP32; the choice records the hint (`compute`) and `predict`
+opens the artifact with it. Left out: the PyTorch eager row (not a deployable artifact).
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from ..rundir.bench_results import BenchRow
 
 MAX_ACCURACY_DROP = 0.5  # points of top-1 an artifact may lose against the best FP32 one
 PRECISION_CLASS = {"fp32": "fp32", "fp16": "fp32", "int8": "int8"}  # stored → computed (an FP16 IR computes f32)
+BF16_SUFFIX = "@bf16"  # bench label of an IR run with OpenVINO's bf16 compute hint (runtime.artifacts)
 
 
 @dataclass(frozen=True)
 class DeployChoice:
-    precision: str  # "fp32" | "int8": what the kernels compute
+    precision: str  # "fp32" | "bf16" | "int8": what the kernels compute
     artifact: str  # the manifest's artifact name, e.g. "onnx-int8"
     backend: str  # "onnxruntime" | "openvino"
     median_ms: float
@@ -35,6 +39,7 @@ class DeployChoice:
     accuracy: float | None
     sha256: str | None  # the artifact file measured: `predict RUN` refuses another
     why: str
+    compute: str = "f32"  # OpenVINO's inference precision hint to open it with ("bf16" for the bf16 class)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -44,17 +49,18 @@ def choose_deployment(rows: list[BenchRow], max_drop: float = MAX_ACCURACY_DROP)
     """One choice per precision class measured (fp32 first), from one run's bench rows — rows of one
     CPU and of the artifacts now exported (the caller's filter: `current_rows`), compared at the
     smallest batch and the fewest threads among them."""
-    rows = [r for r in rows if r.backend != "torch" and "@" not in r.artifact and r.median_ms is not None
-            and r.storage_precision in PRECISION_CLASS]
+    rows = [r for r in rows if r.backend != "torch" and r.median_ms is not None
+            and r.storage_precision in PRECISION_CLASS
+            and ("@" not in r.artifact or (r.artifact.endswith(BF16_SUFFIX) and r.backend == "openvino"))]
     if not rows:
         return []
     batch, threads = min(r.batch for r in rows), min(r.threads for r in rows)
     rows = [r for r in rows if r.threads == threads and r.batch == batch]
-    fp32_acc = [r.accuracy for r in rows if PRECISION_CLASS[r.storage_precision] == "fp32" and r.accuracy is not None]
+    fp32_acc = [r.accuracy for r in rows if _precision(r) == "fp32" and r.accuracy is not None]
     reference = max(fp32_acc) if fp32_acc else None
     choices = []
-    for precision in ("fp32", "int8"):
-        measured = _fastest_per_artifact([r for r in rows if PRECISION_CLASS[r.storage_precision] == precision])
+    for precision in ("fp32", "bf16", "int8"):
+        measured = _fastest_per_artifact([r for r in rows if _precision(r) == precision])
         if not measured:
             continue
         ok = [r for r in measured if _keeps_accuracy(r, reference, max_drop)]
@@ -68,9 +74,15 @@ def choose_deployment(rows: list[BenchRow], max_drop: float = MAX_ACCURACY_DROP)
                + (f"; top-1 {best.accuracy:.2f} % (best FP32 {reference:.2f} %)" if reference is not None else "")
                + (f"; left out for accuracy (more than {max_drop} points below FP32, or not measured): "
                   + ", ".join(f"{r.artifact} on {r.backend}" for r in dropped) if dropped else ""))
-        choices.append(DeployChoice(precision, best.artifact, best.backend, best.median_ms, threads, batch,
-                                    best.accuracy, best.sha256, why))
+        bf16 = precision == "bf16"
+        choices.append(DeployChoice(precision, best.artifact.removesuffix(BF16_SUFFIX), best.backend, best.median_ms,
+                                    threads, batch, best.accuracy, best.sha256, why, "bf16" if bf16 else "f32"))
     return choices
+
+
+def _precision(row: BenchRow) -> str:
+    """The precision class a row computes in (see the module docstring)."""
+    return "bf16" if row.artifact.endswith(BF16_SUFFIX) else PRECISION_CLASS[row.storage_precision]
 
 
 def current_rows(rows: list[BenchRow], cpu: str, hashes: set[str]) -> list[BenchRow]:
@@ -91,6 +103,6 @@ def _fastest_per_artifact(rows: list[BenchRow]) -> list[BenchRow]:
 
 
 def _keeps_accuracy(row: BenchRow, reference: float | None, max_drop: float) -> bool:
-    if PRECISION_CLASS[row.storage_precision] == "fp32" and reference is None:
+    if _precision(row) == "fp32" and reference is None:
         return True  # nothing to compare with: every FP32 artifact computes the same model (checked at export)
     return row.accuracy is not None and reference is not None and row.accuracy >= reference - max_drop

@@ -74,7 +74,7 @@ class ArtifactInfo:
 
 def deployed_artifact(run: str | Path, precision: str | None = None) -> tuple[Path, str, dict]:
     """(artifact file, backend, choice) that RUN's latest benchmark chose to deploy (`runtime.choice`):
-    for `precision` ("fp32", "int8"), or the fastest of its choices. The file is checked against the
+    for `precision` ("fp32", "bf16", "int8"), or the fastest of its choices. The file is checked against the
     export manifest's hash."""
     from ..rundir import RunDir, load_verified
     from ..rundir.bench_results import read_deploy_choices
@@ -94,15 +94,17 @@ def deployed_artifact(run: str | Path, precision: str | None = None) -> tuple[Pa
     return RunDir(run).export / match[0].path, choice["backend"], choice
 
 
-def open_artifact(path: str | Path, *, threads: int = 1, backend: str | None = None) -> tuple[Session, ArtifactInfo]:
-    """Open an exported .onnx (onnxruntime) or .xml (OpenVINO IR) file; `backend` forces one."""
+def open_artifact(path: str | Path, *, threads: int = 1, backend: str | None = None,
+                  compute: str = "f32") -> tuple[Session, ArtifactInfo]:
+    """Open an exported .onnx (onnxruntime) or .xml (OpenVINO IR) file; `backend` forces one. `compute`
+    is OpenVINO's inference precision hint ("bf16": a deployment choice of the bf16 class)."""
     path = Path(path)
     backend = backend or BACKEND_BY_SUFFIX.get(path.suffix.lower())
     if backend is None:
         raise UserError(f"{path}: expected an exported .onnx or .xml artifact")
     if backend == "torch":
         raise UserError("--backend torch: predict runs exported artifacts; use onnxruntime or openvino")
-    session = open_session(path, backend, threads=threads)
+    session = open_session(path, backend, threads=threads, inference_precision=compute)
     return session, ArtifactInfo.from_metadata(session.metadata, path)
 
 

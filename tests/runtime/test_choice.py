@@ -29,12 +29,26 @@ def test_an_int8_artifact_that_loses_accuracy_is_not_chosen():
     assert [c.precision for c in choose_deployment(worse)] == ["fp32"]  # unmeasured accuracy does not qualify
 
 
-def test_the_fewest_threads_and_plain_compute_are_compared():
+def test_the_fewest_threads_are_compared():
     rows = [row("onnx-fp32", "onnxruntime", 0.30, 80.0), row("onnx-fp32", "onnxruntime", 0.12, 80.0, threads=2),
-            row("openvino-fp32", "openvino", 0.35, 80.0), row("openvino-fp32@bf16", "openvino", 0.05, 80.0)]
+            row("openvino-fp32", "openvino", 0.35, 80.0)]
     (fp32,) = choose_deployment(rows)
-    assert (fp32.artifact, fp32.threads, fp32.median_ms) == ("onnx-fp32", 1, 0.30)
+    assert (fp32.artifact, fp32.threads, fp32.median_ms, fp32.compute) == ("onnx-fp32", 1, 0.30, "f32")
     assert choose_deployment([row("torch-fp32", "torch", 1.0, 80.0, shape="eager")]) == []
+
+
+def test_bf16_compute_is_its_own_class_and_must_keep_accuracy():
+    """An IR run with OpenVINO's bf16 hint computes differently: it never stands for FP32, it is chosen
+    as bf16 (with the hint to open it with) only when its own accuracy is within the drop of FP32."""
+    fp32_rows = [row("onnx-fp32", "onnxruntime", 0.30, 80.0), row("openvino-fp32", "openvino", 0.35, 80.0)]
+    fp32, bf16 = choose_deployment(fp32_rows + [row("openvino-fp32@bf16", "openvino", 0.05, 79.8),
+                                                row("openvino-fp16@bf16", "openvino", 0.06, 79.9, precision="fp16")])
+    assert (fp32.artifact, fp32.compute) == ("onnx-fp32", "f32")
+    assert (bf16.precision, bf16.artifact, bf16.backend, bf16.compute) == ("bf16", "openvino-fp32", "openvino", "bf16")
+    assert [c.precision for c in choose_deployment(fp32_rows + [row("openvino-fp32@bf16", "openvino", 0.05, 79.0)])] \
+        == ["fp32"]  # 1 point below FP32
+    assert [c.precision for c in choose_deployment(fp32_rows + [row("openvino-fp32@bf16", "openvino", 0.05, None)])] \
+        == ["fp32"]  # accuracy not measured
 
 
 def test_rows_of_another_cpu_or_an_older_file_do_not_decide():

@@ -21,6 +21,29 @@ def versions(packages: tuple[str, ...] = _PACKAGES) -> dict[str, str | None]:
     return out
 
 
+ARITHMETIC_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_name(cpuinfo: str | None = None) -> str | None:
+    """The CPU a run computed on, as /proc/cpuinfo names it, with its family/model and the ISA flags that
+    change which kernels (so which float roundings) torch picks: a recipe and a seed repeat a run
+    exactly on the same CPU only — on another one the same seed's run ends a few tenths of a point and
+    a few thousandths of a nat away (issue 17's note). None where /proc/cpuinfo is absent."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+    first = cpuinfo.strip().split("\n\n")[0]
+    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines())}
+    if "model name" not in fields:
+        return None
+    flags = set(fields.get("flags", "").split())
+    have = " ".join(f for f in ARITHMETIC_FLAGS if f in flags)
+    return (f"{fields['model name']} ({fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} "
+            f"model {fields.get('model', '?')}; {have or 'no AVX2'})")
+
+
 def git_commit() -> str | None:
     """The commit of the source tree this package runs from (None outside a git checkout)."""
     here = Path(__file__).resolve().parent.parent

@@ -30,7 +30,7 @@ from ..methods.registry import DistillMethod, MethodContext, create_method, meth
 from ..models.cost import count_macs, count_params
 from ..models.features import FeatureModel, Features, map_shapes
 from ..models.registry import create_model
-from ..provenance import git_commit, sha256_file, versions
+from ..provenance import cpu_name, git_commit, sha256_file, versions
 from ..recipe import Recipe, dump_recipe, load_recipe, parse_recipe
 from ..rundir import RunDir, RunSummary, owned, read_summary, weights_path
 from ..rundir.checkpoint import load_checkpoint, load_model_weights, save_checkpoint, save_weights
@@ -502,6 +502,6 @@ def _summary(s: Training, history: list[dict], wall: float, changes: list[dict])
         final_train_acc=history[-1]["train_acc"],
         wall_seconds=wall,
         images_per_s=sum(h["images_per_s"] for h in history) / len(history),
-        device=torch.cuda.get_device_name(s.device) if s.device.type == "cuda" else "cpu",
+        device=torch.cuda.get_device_name(s.device) if s.device.type == "cuda" else "cpu", cpu=cpu_name(),
         versions=versions(), git_commit=git_commit(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         recipe_changes=changes)

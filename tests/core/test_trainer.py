@@ -8,6 +8,7 @@ import torch
 from helpers import fit_until_interrupted, tiny_recipe
 
 from mimkd_edge.rundir import RunDir, load_run
+from mimkd_edge.provenance import cpu_name
 from mimkd_edge.rundir.checkpoint import load_checkpoint, load_weights
 from mimkd_edge.engine.trainer import fit
 from mimkd_edge.errors import DivergedError, UserError
@@ -78,6 +79,7 @@ def test_run_directory_contents(tmp_path):
                                             run.lock))
     assert summary.student.params > 0 and summary.student.macs > 0
     assert 0 <= summary.final_test_acc <= 100 and summary.versions["torch"]
+    assert summary.cpu == cpu_name() and (summary.cpu is None or "family" in summary.cpu)  # where it computed
     loaded = load_run(tmp_path / "run")
     data = dataclasses.replace(tiny_recipe().data, mean=(0.5,) * 3, std=(0.25,) * 3, image_size=32, channels=3)
     assert loaded.recipe == dataclasses.replace(tiny_recipe(), data=data) and not loaded.model.training

@@ -28,7 +28,8 @@ def cpu_name(cpuinfo: str | None = None) -> str | None:
     """The CPU a run computed on, as /proc/cpuinfo names it, with its family/model and the ISA flags that
     change which kernels (so which float roundings) torch picks: a recipe and a seed repeat a run
     exactly on the same CPU only — on another one the same seed's run ends a few tenths of a point and
-    a few thousandths of a nat away (issue 17's note). None where /proc/cpuinfo is absent."""
+    a few thousandths of a nat away (issue 17's note). None where /proc/cpuinfo is absent or names no
+    model (other architectures' layouts: not guessed)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")

@@ -48,7 +48,7 @@ def predict(artifact, images, top_k, as_json, threads, backend, precision):
     predictions, rate = timed_predict(session, info, files, top_k=top_k)
     if as_json:
         click.echo(json.dumps({
-            "artifact": str(artifact), "backend": session.backend, "compute": session.inference_precision,
+            "artifact": str(artifact), "backend": session.backend, "inference_precision": session.inference_precision,
             "recipe": info.recipe_name,
             "recipe_sha256": info.recipe_sha256, "images": rate.images, "seconds": round(rate.seconds, 4),
             "predictions": [{"path": p.path, "top": [{"label": c, "probability": q} for c, q in p.top]}

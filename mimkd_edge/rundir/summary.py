@@ -56,7 +56,7 @@ class RunSummary:
     wall_seconds: float
     images_per_s: float
     device: str
-    cpu: str | None = None  # provenance.cpu_name(): the CPU it computed on (also on GPU runs: the host's)
+    cpu: str | None = None  # provenance.cpu_name() where it finished (a resumed run may have begun elsewhere)
     teacher: dict | None = None  # model, checkpoint, sha256, recipe, test_acc of the teacher run
     best_test_acc: float | None = None  # selected on the test set: for reference only
     best_epoch: int | None = None

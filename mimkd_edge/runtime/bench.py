@@ -59,9 +59,10 @@ NOTES = {
     "throughput_ips": "images/s at `throughput_batch` on the dynamic session (batch / median call time)",
     "bound_ms_est": "2·MACs·batch / (ISA-estimated peak per core × min(threads, cores)): estimated",
     "bound_ms_sgemm": "2·MACs·batch / (measured 1-thread sgemm rate × min(threads, cores))",
-    "bound_ms_int8_est": "INT8 rows: 2·MACs·batch / (estimated INT8 peak = int8_factor × FP32 peak, per core; "
-                         "the AMX tile rate where the CPU has AMX)",
-    "pct_bound": "100 × bound / median latency",
+    "bound_ms_int8_est": "INT8 rows: 2·MACs·batch / (estimated INT8 peak per core: the vector units' dot-product "
+                         "rate, or the AMX tile rate where the CPU has AMX)",
+    "pct_bound": "100 × bound / median latency (rows computed in bf16, ...@bf16, against the FP32 bounds; "
+                 "bench/latency.py gives the bf16 bound)",
     "accuracy": "top-1 % on the run's test split, this artifact on this backend (cached by sha256)",
 }
 
@@ -79,7 +80,9 @@ class BenchConfig:
     iters: int | None = None  # ... or a fixed number of timed calls
     warmup: int = 20
     shapes: tuple[str, ...] = SHAPES
-    ov_compute: tuple[str, ...] = ("f32",)  # OpenVINO inference precisions to run each IR at ("f32", "bf16", "auto")
+    # OpenVINO inference precisions to run each IR at: "f32", "bf16", or "auto" (resolved below to f32, plus bf16
+    # where the CPU computes it natively). The library's default is f32 only (the CLI's is auto; sweeps keep f32).
+    ov_compute: tuple[str, ...] = ("f32",)
     accuracy: bool = True
     sgemm: bool = True  # measure the FP32 matmul rate (about a second)
 

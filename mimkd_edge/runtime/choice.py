@@ -12,9 +12,10 @@ run's bench file; `mimkd-edge predict RUN` runs it.
 
 Precision classes: fp32 (FP32 and FP16 files: both compute in f32), int8, and bf16 — an FP32/FP16
 IR that OpenVINO runs with its bf16 compute hint (bench label "...@bf16", measured where the CPU
-computes bf16 natively). bf16 and int8 change the arithmetic, so they must show their own measured
-accuracy within `max_drop` points of FP32; the choice records the hint (`compute`) and `predict`
-opens the artifact with it. Left out: the PyTorch eager row (not a deployable artifact).
+computes bf16 natively; a row counts only if OpenVINO reports computing in bf16). bf16 and int8
+change the arithmetic, so they must show their own measured accuracy within `max_drop` points of
+FP32; the choice records the hint (`compute`) and `predict` opens the artifact with it. Left out:
+the PyTorch eager row (not a deployable artifact).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def choose_deployment(rows: list[BenchRow], max_drop: float = MAX_ACCURACY_DROP)
     smallest batch and the fewest threads among them."""
     rows = [r for r in rows if r.backend != "torch" and r.median_ms is not None
             and r.storage_precision in PRECISION_CLASS
-            and ("@" not in r.artifact or (r.artifact.endswith(BF16_SUFFIX) and r.backend == "openvino"))]
+            and ("@" not in r.artifact or _computed_bf16(r))]
     if not rows:
         return []
     batch, threads = min(r.batch for r in rows), min(r.threads for r in rows)
@@ -78,6 +79,13 @@ def choose_deployment(rows: list[BenchRow], max_drop: float = MAX_ACCURACY_DROP)
         choices.append(DeployChoice(precision, best.artifact.removesuffix(BF16_SUFFIX), best.backend, best.median_ms,
                                     threads, batch, best.accuracy, best.sha256, why, "bf16" if bf16 else "f32"))
     return choices
+
+
+def _computed_bf16(row: BenchRow) -> bool:
+    """A "...@bf16" row that OpenVINO really ran in bf16 (where bf16 is not native it may keep f32: such
+    a row is not a bf16 measurement, nor a second FP32 one)."""
+    return (row.artifact.endswith(BF16_SUFFIX) and row.backend == "openvino"
+            and "bf16" in (row.inference_precision or ""))
 
 
 def _precision(row: BenchRow) -> str:

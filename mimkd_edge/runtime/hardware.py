@@ -34,8 +34,8 @@ Two peaks, never confused:
 A model's FLOP bound is the time its multiply-accumulates take at peak: ``2·MACs / peak``. It is a
 lower bound for FP32 inference (memory traffic, im2col, non-conv layers and framework overhead only
 add to it); `% of bound = bound / measured latency` (100 % means running at peak). INT8 kernels are
-not held to the FP32 peak: their own bound uses the integer dot-product rate (`int8_factor`, also an
-estimate from the ISA) times the FP32 one; bf16 compute likewise (`bf16_factor`). On CPUs with AMX
+not held to the FP32 peak: their own bound uses the integer dot-product rate (`int8_ops_per_cycle`, also an
+estimate from the ISA); bf16 compute likewise (`bf16_flops_per_cycle`). On CPUs with AMX
 (Sapphire Rapids and later) those rates are the tile unit's, not the vector units': OpenVINO runs
 its INT8 and bf16 convolutions there (exec types ``brgconv_avx512_amx_*`` in its counters), and a
 bound from the vector rate would be 8× too loose (INT8 and bf16 alike) to be a bound.
@@ -193,46 +193,52 @@ def flops_per_cycle(isa: list[str], vendor: str | None = None, family: int | Non
     return 8, "SSE: 4-lane add + 4-lane multiply per cycle"
 
 
-def int8_factor(isa: list[str]) -> tuple[float, str]:
-    """How many u8×s8 multiply-accumulates the integer SIMD units do per FP32 FMA (same width, same
-    ports), from the ISA: an estimate, used for the INT8 bound (2·MACs / (factor × FP32 peak)).
+AMX_INT8_OPS_PER_CYCLE = 2048  # TDPBUSD: 16×64 · 64×16 u8/s8 tiles = 16,384 MACs per 16 cycles, per core
+AMX_BF16_FLOPS_PER_CYCLE = 1024  # TDPBF16PS: 16×32 · 32×16 bf16 tiles = 8,192 MACs per 16 cycles, per core
 
-    AMX (amx_int8): one TDPBUSD multiplies a 16×64 by a 64×16 u8/s8 tile (16,384 MACs) every 16
-    cycles: 1024 MACs per cycle, 32× the 64 FP32 flops/cycle of the AVX-512 units that come with it.
-    VNNI (AVX512_VNNI or AVX-VNNI): one vpdpbusd does 4 u8×s8 products per 32-bit lane where an FMA
-    does 1: 4×. AVX2 without VNNI: vpmaddubsw + vpmaddwd + vpaddd do 4 products per 32-bit lane in 3
-    instructions: 4/3×. Older: no integer advantage assumed (1×).
+
+def int8_ops_per_cycle(isa: list[str], fp32_flops_per_cycle: int) -> tuple[float, str]:
+    """INT8 ops (2 per u8×s8 multiply-accumulate) per cycle per core, from the ISA: an estimate, used
+    for the INT8 bound (2·MACs / (ops per cycle × GHz)).
+
+    AMX (amx_int8): the tile unit, 1024 MACs per cycle whatever the vector units are (32× AVX-512's
+    64 FP32 flops). Otherwise the vector units, relative to their FP32 FMA rate (same width, same
+    ports): VNNI (AVX512_VNNI or AVX-VNNI), one vpdpbusd does 4 u8×s8 products per 32-bit lane where
+    an FMA does 1: 4×. AVX2 without VNNI: vpmaddubsw + vpmaddwd + vpaddd do 4 products per 32-bit
+    lane in 3 instructions: 4/3×. Older: no integer advantage assumed (1×).
     """
     have = set(isa)
     if "amx_int8" in have:
-        return 32.0, ("AMX: TDPBUSD on the tile unit, 1024 u8×s8 MACs per cycle per core (2048 ops/cycle: "
-                      "32× AVX-512's 64 FP32 flops/cycle; the vector units' VNNI would be 4×)")
+        return AMX_INT8_OPS_PER_CYCLE, ("AMX: TDPBUSD on the tile unit, 1024 u8×s8 MACs per cycle per core "
+                                        "(the vector units' VNNI would do 8× fewer)")
     if have & {"avx512_vnni", "avx_vnni"}:
-        return 4.0, "VNNI: vpdpbusd, 4 u8×s8 MACs per 32-bit lane per instruction (4× the FP32 FMA rate)"
-    if "avx2" in have:
-        return 4 / 3, "AVX2 without VNNI: vpmaddubsw+vpmaddwd+vpaddd, 4 MACs per lane in 3 instructions (1.33×)"
-    return 1.0, "no integer dot-product instructions assumed (1×)"
+        factor, why = 4.0, "VNNI: vpdpbusd, 4 u8×s8 MACs per 32-bit lane per instruction (4× the FP32 FMA rate)"
+    elif "avx2" in have:
+        factor, why = 4 / 3, "AVX2 without VNNI: vpmaddubsw+vpmaddwd+vpaddd, 4 MACs per lane in 3 instructions (1.33×)"
+    else:
+        factor, why = 1.0, "no integer dot-product instructions assumed (1×)"
+    return factor * fp32_flops_per_cycle, why
 
 
-def bf16_factor(isa: list[str]) -> tuple[float | None, str]:
-    """bf16 flops per FP32 flop of the same core, from the ISA (None where bf16 is emulated: no bound).
+def bf16_flops_per_cycle(isa: list[str], fp32_flops_per_cycle: int) -> tuple[float | None, str]:
+    """bf16 flops per cycle per core, from the ISA (None where bf16 is emulated: no bound).
 
-    AMX (amx_bf16): TDPBF16PS, 16×32 by 32×16 bf16 tiles (8,192 MACs) every 16 cycles: 512 MACs =
-    1024 flops per cycle, 16× AVX-512's 64. AVX512_BF16 alone: vdpbf16ps does 2 bf16 products per
-    32-bit lane where an FMA does 1: 2×.
+    AMX (amx_bf16): the tile unit, 512 MACs = 1024 flops per cycle (16× AVX-512's FP32 rate).
+    AVX512_BF16 alone: vdpbf16ps does 2 bf16 products per 32-bit lane where an FMA does 1: 2× FP32.
     """
     have = set(isa)
     if "amx_bf16" in have:
-        return 16.0, "AMX: TDPBF16PS on the tile unit, 512 bf16 MACs per cycle per core (16× AVX-512's FP32 rate)"
+        return AMX_BF16_FLOPS_PER_CYCLE, "AMX: TDPBF16PS on the tile unit, 512 bf16 MACs per cycle per core"
     if "avx512_bf16" in have:
-        return 2.0, "AVX512_BF16: vdpbf16ps, 2 bf16 products per 32-bit lane per instruction (2× the FP32 rate)"
+        return 2.0 * fp32_flops_per_cycle, ("AVX512_BF16: vdpbf16ps, 2 bf16 products per 32-bit lane per "
+                                            "instruction (2× the FP32 rate)")
     return None, "no native bf16 (emulated): no bf16 bound"
 
 
 def native_bf16() -> bool:
     """This CPU computes bf16 in hardware (AVX512_BF16 or AMX), from /proc/cpuinfo: OpenVINO's bf16
     hint is then a speed-up worth measuring; elsewhere bf16 is emulated."""
-    return bf16_factor(parse_cpuinfo(_read("/proc/cpuinfo")).get("isa", []))[0] is not None
+    return bf16_flops_per_cycle(parse_cpuinfo(_read("/proc/cpuinfo")).get("isa", []), 1)[0] is not None
 
 
 def estimated_peak(cpu: dict[str, Any], freq: dict[str, Any]) -> dict[str, Any]:
@@ -249,15 +255,14 @@ def estimated_peak(cpu: dict[str, Any], freq: dict[str, Any]) -> dict[str, Any]:
     else:
         return {"peak_source": "estimated from ISA", "flops_per_cycle": fpc, "formula": why,
                 "ghz": None, "clock_source": None, "gflops_per_core": None}
-    factor, int8_why = int8_factor(cpu.get("isa", []))
-    bf16, bf16_why = bf16_factor(cpu.get("isa", []))
+    int8, int8_why = int8_ops_per_cycle(cpu.get("isa", []), fpc)
+    bf16, bf16_why = bf16_flops_per_cycle(cpu.get("isa", []), fpc)
     return {"peak_source": "estimated from ISA", "flops_per_cycle": fpc,
             "formula": f"{why} × {ghz:.3f} GHz ({clock})", "ghz": round(ghz, 3), "clock_source": clock,
             "gflops_per_core": round(fpc * ghz, 2),
-            "int8_factor": round(factor, 3), "int8_formula": int8_why,
-            "int8_gops_per_core": round(factor * fpc * ghz, 2),
-            "bf16_factor": bf16, "bf16_formula": bf16_why,
-            "bf16_gflops_per_core": round(bf16 * fpc * ghz, 2) if bf16 else None}
+            "int8_factor": round(int8 / fpc, 3), "int8_formula": int8_why,  # factor: INT8 ops per FP32 flop
+            "int8_gops_per_core": round(int8 * ghz, 2),
+            "bf16_formula": bf16_why, "bf16_gflops_per_core": round(bf16 * ghz, 2) if bf16 else None}
 
 
 def sgemm_probe(n: int = 512, repeats: int = 20, threads: int = 1) -> dict[str, Any]:

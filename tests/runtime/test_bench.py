@@ -107,3 +107,13 @@ def test_selection_and_bad_options(exported_run):
             BenchConfig(**bad)
     with pytest.raises(UserError, match="no such run"):
         bench_runs([exported_run.parent / "nope"], BenchConfig(iters=1), results=None)
+
+
+def test_auto_ov_compute_adds_bf16_only_where_the_cpu_computes_it(monkeypatch):
+    from mimkd_edge.runtime import hardware
+
+    monkeypatch.setattr(hardware, "native_bf16", lambda: True)
+    assert BenchConfig(ov_compute=("auto",)).ov_compute == ("f32", "bf16")
+    assert BenchConfig(ov_compute=("bf16", "auto")).ov_compute == ("bf16", "f32")
+    monkeypatch.setattr(hardware, "native_bf16", lambda: False)
+    assert BenchConfig(ov_compute=("auto",)).ov_compute == ("f32",)

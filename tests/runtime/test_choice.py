@@ -4,10 +4,11 @@ from mimkd_edge.rundir.bench_results import BenchRow
 from mimkd_edge.runtime.choice import choose_deployment
 
 
-def row(artifact, backend, ms, acc, *, threads=1, shape="static", precision=None):
+def row(artifact, backend, ms, acc, *, threads=1, shape="static", precision=None, computed=None):
     precision = precision or ("int8" if "int8" in artifact else "fp32")
+    computed = computed or ("bf16" if artifact.endswith("@bf16") else precision)
     return BenchRow(run="r", artifact=artifact, backend=backend, threads=threads, shape=shape, batch=1,
-                    storage_precision=precision, median_ms=ms, accuracy=acc)
+                    storage_precision=precision, inference_precision=computed, median_ms=ms, accuracy=acc)
 
 
 def test_fastest_fp32_wins_across_backends_and_shapes():
@@ -49,6 +50,8 @@ def test_bf16_compute_is_its_own_class_and_must_keep_accuracy():
         == ["fp32"]  # 1 point below FP32
     assert [c.precision for c in choose_deployment(fp32_rows + [row("openvino-fp32@bf16", "openvino", 0.05, None)])] \
         == ["fp32"]  # accuracy not measured
+    fallback = row("openvino-fp32@bf16", "openvino", 0.05, 80.0, computed="fp32")  # hint given, f32 computed
+    assert [(c.precision, c.artifact) for c in choose_deployment(fp32_rows + [fallback])] == [("fp32", "onnx-fp32")]
 
 
 def test_rows_of_another_cpu_or_an_older_file_do_not_decide():

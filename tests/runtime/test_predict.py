@@ -154,7 +154,8 @@ def test_predict_on_a_run_uses_the_artifact_and_backend_its_benchmark_chose(benc
     via_run = CliRunner().invoke(main, ["predict", str(benched_run), images, "--json"])
     assert via_run.exit_code == 0, via_run.output
     got = json.loads(via_run.output)
-    assert got["backend"] == choice["backend"] and got["compute"] == choice.get("compute", "f32").replace("f32", "fp32")
+    assert got["backend"] == choice["backend"]
+    assert got["inference_precision"] == {"f32": "fp32", "bf16": "bf16"}[choice.get("compute", "f32")]
     suffix = ".onnx" if choice["artifact"].startswith("onnx") else ".xml"
     assert got["artifact"].endswith("model_fp32" + suffix)
     direct = CliRunner().invoke(main, ["predict", got["artifact"], images, "--json", "--backend", choice["backend"]])
@@ -164,7 +165,7 @@ def test_predict_on_a_run_uses_the_artifact_and_backend_its_benchmark_chose(benc
     assert said.exit_code == 0 and f"fastest {choice['precision']} artifact" in " ".join(said.output.split())
 
 
-def test_a_bf16_choice_is_opened_with_the_bf16_hint(benched_run, folder_run, tmp_path):
+def test_a_bf16_choice_is_opened_with_the_bf16_hint(benched_run, folder_run, tmp_path, monkeypatch):
     """A bf16 deployment choice (an IR OpenVINO runs with its bf16 hint) is opened with that hint; the
     choice is written by hand here, since only CPUs with native bf16 measure one."""
     import shutil
@@ -177,13 +178,25 @@ def test_a_bf16_choice_is_opened_with_the_bf16_hint(benched_run, folder_run, tmp
                          "threads": 1, "batch": 1, "accuracy": None, "sha256": ir["sha256"], "why": "by hand",
                          "compute": "bf16"}]
     RunDir(run).bench.write_text(json.dumps(bench))
-    result = CliRunner().invoke(main, ["predict", str(run), str(folder_run / "data" / "test"), "--json",
-                                       "--precision", "bf16"])
+    import mimkd_edge.runtime.predict as predict_module
+
+    hints = []
+    real_open = predict_module.open_session
+    monkeypatch.setattr(predict_module, "open_session",
+                        lambda *a, **k: hints.append(k.get("inference_precision")) or real_open(*a, **k))
+    images = str(folder_run / "data" / "test")
+    result = CliRunner().invoke(main, ["predict", str(run), images, "--json", "--precision", "bf16"])
     assert result.exit_code == 0, result.output
     got = json.loads(result.output)
-    assert got["backend"] == "openvino" and got["artifact"].endswith("model_fp32.xml")
+    assert hints == ["bf16"] and got["backend"] == "openvino" and got["artifact"].endswith("model_fp32.xml")
     if native_bf16():  # elsewhere OpenVINO may keep f32 (or emulate): what it computes is its call
-        assert got["compute"] == "bf16"
+        assert got["inference_precision"] == "bf16"
+    onnx = next(r for r in bench["rows"] if r["artifact"] == "onnx-fp32")  # the .onnx file, chosen on OpenVINO
+    bench["choices"][0].update(artifact="onnx-fp32", sha256=onnx["sha256"])
+    RunDir(run).bench.write_text(json.dumps(bench))
+    forced = CliRunner().invoke(main, ["predict", str(run), images, "--json", "--backend", "onnxruntime"])
+    assert forced.exit_code == 0, forced.output
+    assert hints[-1] == "f32" and json.loads(forced.output)["backend"] == "onnxruntime"  # forced runtime: as exported
 
 
 def test_predict_on_a_run_without_a_choice_is_one_line(benched_run, folder_run, tmp_path):

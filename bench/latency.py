@@ -676,7 +676,8 @@ def _ov_int8_account(r: dict) -> list[str]:
     if conv_macs and r.get("bound_ms_int8_est"):
         bound = r["bound_ms_int8_est"] * conv_macs / r["macs"]
         text += f" ({1000 * conv_ms:.0f} µs/call = {conv_ms / bound:.1f}× their own INT8 bound)"
-    text += f", {100 * amx:.0f} % of kernel time in AMX kernels"
+    if amx > 0:  # a CPU with AMX: how much of the time the tile unit the INT8 bound assumes really ran
+        text += f", {100 * amx:.0f} % of kernel time in AMX kernels"
     if rest_nodes:
         text += (f"; the other {rest_nodes:.0f} nodes (pooling, linear, data movement, ...) "
                  f"{100 * (1 - conv_ms / total_ms):.0f} %, {1000 * (total_ms - conv_ms) / rest_nodes:.1f} µs each")

@@ -64,19 +64,43 @@ def _broadcast_teacher(a_t: torch.Tensor, a_s: torch.Tensor) -> torch.Tensor:
     return a_t
 
 
-def sample_locations(n: int, h: int, w: int, count: int, device: torch.device | str | None = None
-                     ) -> torch.Tensor | None:
-    """(N, L) flat indices of L = `count` distinct locations of an H×W map, drawn uniformly per image
-    from the global generator (seeded by the trainer); None when `count` is 0 or covers the map.
+def sample_locations(n: int, h: int, w: int, count: int, device: torch.device | str | None = None,
+                     stratified: bool = False) -> torch.Tensor | None:
+    """(N, L) flat indices of L = `count` distinct locations of an H×W map, drawn per image from the
+    global generator (seeded by the trainer); None when `count` is 0 or covers the map.
 
     Why: the local and feature terms are means over H×W locations (eqs. 4, 5). The mean over a
-    uniform random subset drawn without replacement is an unbiased estimate of that mean and, the
-    subset being drawn independently of the parameters, its gradient an unbiased estimate of the
-    gradient — at L/(H·W) of the critic's cost. Each image gets its own subset.
+    subset in which every location has the same chance L/(H·W) of being scored is an unbiased
+    estimate of that mean and, the subset being drawn independently of the parameters, its gradient
+    an unbiased estimate of the gradient — at L/(H·W) of the critic's cost. Each image gets its own
+    subset. Uniform: L distinct locations anywhere. `stratified`: the map cut into L equal tiles
+    (`location_strata`), one location drawn uniformly in each — still probability L/(H·W) for every
+    location, but neighbouring locations, which look alike, are never drawn together and no region is
+    left out, so the estimate and its gradient vary less from draw to draw. A map that cannot be cut
+    into L equal tiles falls back to the uniform draw.
     """
     if count <= 0 or count >= h * w:
         return None
-    return torch.rand(n, h * w, device=device).argsort(dim=1)[:, :count]
+    strata = location_strata(h, w, count) if stratified else None
+    if strata is None:
+        return torch.rand(n, h * w, device=device).argsort(dim=1)[:, :count]
+    th, tw = strata
+    pick = torch.randint(0, th * tw, (n, count), device=device)  # the location inside each tile
+    tile = torch.arange(count, device=device)
+    tiles_per_row = w // tw
+    row = (tile // tiles_per_row) * th + pick // tw
+    col = (tile % tiles_per_row) * tw + pick % tw
+    return row * w + col
+
+
+def location_strata(h: int, w: int, count: int) -> tuple[int, int] | None:
+    """(tile height, tile width) cutting an H×W map into `count` equal tiles, as square as can be;
+    None when no such cut exists (H·W not a multiple of `count`, or no tile shape divides both sides)."""
+    if count <= 0 or (h * w) % count:
+        return None
+    m = h * w // count  # locations per tile
+    cuts = [(th, m // th) for th in range(1, m + 1) if m % th == 0 and h % th == 0 and w % (m // th) == 0]
+    return min(cuts, key=lambda c: (abs(c[0] - c[1]), c[0])) if cuts else None
 
 
 def take_locations(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

@@ -111,6 +111,10 @@ class MIMKD(DistillMethod):
             0, ge=0, help="local and feature terms: score L random locations per image and map each step "
                           "(an unbiased estimate of the mean over H×W and of its gradient); 0: every "
                           "location, the paper's exact computation")
+        location_sampling: Literal["uniform", "stratified"] = param(
+            "uniform", help="how the L locations are drawn: uniform, anywhere on the map; stratified, one in "
+                            "each of L equal tiles (same chance for every location, less variance; maps that "
+                            "cannot be cut into L equal tiles are drawn uniformly)")
         critic_precision: Literal["fp32", "bf16", "auto"] = param(
             "fp32", help="what the critics compute in on CPU: bf16 runs their matmuls under autocast (the "
                          "bounds stay fp32); auto: bf16 where the CPU has native bf16 (AVX-512 BF16, AMX), "
@@ -197,7 +201,8 @@ class MIMKD(DistillMethod):
         """Eq. 2 between a teacher vector or map and a student map: over every location, or over
         `locations` random ones per image (`critics.sample_locations`: unbiased, a fraction of the cost)."""
         n, _, h, w = s_map.shape
-        idx = sample_locations(n, h, w, self.opts.locations, s_map.device)
+        idx = sample_locations(n, h, w, self.opts.locations, s_map.device,
+                               stratified=self.opts.location_sampling == "stratified")
         return jsd_lower_bound(*critic.pair_scores(t, s_map, self.opts.negatives, locations=idx))
 
     def _critic_autocast(self, device: torch.device):

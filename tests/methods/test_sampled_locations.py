@@ -7,7 +7,8 @@ import torch
 
 from mimkd_edge.methods import MethodContext, create_method, method_class
 from mimkd_edge.methods.bounds import derangement, jsd_lower_bound
-from mimkd_edge.methods.critics import ConvolveCritic, ProjectDotCritic, sample_locations, take_locations
+from mimkd_edge.methods.critics import (ConvolveCritic, ProjectDotCritic, location_strata, sample_locations,
+                                        take_locations)
 from mimkd_edge.models.features import Features
 from mimkd_edge.schema import build
 
@@ -26,6 +27,32 @@ def test_sample_locations_is_uniform_over_the_map():
     counts = torch.bincount(sample_locations(4000, 3, 3, 2).flatten(), minlength=9).float()
     expected = 4000 * 2 / 9
     assert ((counts - expected).abs() / expected).max() < 0.08
+
+
+def test_stratified_draw_takes_one_location_in_each_tile():
+    torch.manual_seed(0)
+    assert location_strata(16, 16, 32) == (2, 4) and location_strata(8, 8, 32) == (1, 2)
+    idx = sample_locations(50, 8, 12, 8, stratified=True)  # 8 tiles of 4×3
+    assert location_strata(8, 12, 8) == (4, 3)
+    rows, cols = idx // 12, idx % 12
+    tiles = (rows // 4) * 4 + cols // 3
+    assert torch.equal(tiles, torch.arange(8).expand(50, 8))  # tile j holds the j-th draw: one each
+    assert len(set(map(tuple, idx.tolist()))) > 40  # and the place inside a tile is drawn
+
+
+def test_stratified_draw_gives_every_location_the_same_chance():
+    torch.manual_seed(0)
+    counts = torch.bincount(sample_locations(4000, 4, 6, 6, stratified=True).flatten(), minlength=24).float()
+    expected = 4000 * 6 / 24
+    assert ((counts - expected).abs() / expected).max() < 0.08
+
+
+def test_stratified_draw_falls_back_to_uniform_without_equal_tiles():
+    assert location_strata(7, 7, 32) is None and location_strata(4, 6, 5) is None
+    torch.manual_seed(0)
+    a = sample_locations(3, 7, 7, 32, stratified=True)
+    torch.manual_seed(0)
+    assert torch.equal(a, sample_locations(3, 7, 7, 32))
 
 
 def test_take_locations_reads_channel_last_entries():
@@ -65,7 +92,8 @@ def test_sampled_locations_refuse_all_negatives():
                            locations=torch.zeros(3, 1, dtype=torch.long))
 
 
-def test_sampled_bound_is_unbiased_in_value_and_gradient():
+@pytest.mark.parametrize("stratified", [False, True], ids=["uniform", "stratified"])
+def test_sampled_bound_is_unbiased_in_value_and_gradient(stratified):
     """Mean over many draws of the sampled JSD bound (and of its gradient on the critic) = the
     full-map bound, within a few standard errors of the draws."""
     torch.manual_seed(0)
@@ -80,7 +108,7 @@ def test_sampled_bound_is_unbiased_in_value_and_gradient():
         return bound.detach(), critic.second.weight.grad.clone()
 
     full, full_grad = value_and_grad(None)
-    draws = [value_and_grad(sample_locations(8, 6, 6, 4)) for _ in range(600)]
+    draws = [value_and_grad(sample_locations(8, 6, 6, 4, stratified=stratified)) for _ in range(600)]
     values = torch.stack([v for v, _ in draws])
     grads = torch.stack([g for _, g in draws])
     stderr = values.std() / len(draws) ** 0.5
@@ -107,9 +135,10 @@ def _features(n=4, seed=0, dim=16):
                     torch.randn(n, dim, generator=g))
 
 
-def test_mimkd_with_locations_runs_a_step_and_is_refused_with_all_negatives():
+@pytest.mark.parametrize("sampling", ["uniform", "stratified"])
+def test_mimkd_with_locations_runs_a_step_and_is_refused_with_all_negatives(sampling):
     torch.manual_seed(0)
-    method = _mimkd({"locations": 5})
+    method = _mimkd({"locations": 4, "location_sampling": sampling})
     s = _features(seed=1, dim=12)
     for m in s.maps:
         m.requires_grad_(True)
@@ -118,7 +147,7 @@ def test_mimkd_with_locations_runs_a_step_and_is_refused_with_all_negatives():
     assert all(torch.isfinite(v) for v in out.losses.values())
     assert all(m.grad is not None and m.grad.abs().sum() > 0 for m in s.maps)
     with pytest.raises(ValueError, match="derangement"):
-        _mimkd({"locations": 5, "negatives": "all"})
+        _mimkd({"locations": 4, "negatives": "all"})
 
 
 def test_mimkd_exact_path_draws_no_locations():

@@ -330,7 +330,7 @@ def main() -> None:
     load_start = load_average()
     default_threads = torch.get_num_threads()
     machine = hardware.machine_info()
-    bf16 = bool({"avx512_bf16", "amx_bf16"} & set(machine["cpu"]["isa"]))
+    bf16 = hardware.native_bf16()
     cores = machine["cpu"].get("physical_cores") or machine["usable_cpus"] or 1
     est = machine["peak_estimated"]["gflops_per_core"]
     meas = machine["peak_measured"]["gflops_best"]

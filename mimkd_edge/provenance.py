@@ -8,6 +8,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from .cpuinfo import cpuinfo_blocks, read_cpuinfo
+
 _PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "openvino", "nncf", "numpy", "mimkd-edge")
 
 
@@ -30,13 +32,8 @@ def cpu_name(cpuinfo: str | None = None) -> str | None:
     exactly on the same CPU only — on another one the same seed's run ends a few tenths of a point and
     a few thousandths of a nat away (issue 17's note). None where /proc/cpuinfo is absent or names no
     model (other architectures' layouts: not guessed)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return None
-    first = cpuinfo.strip().split("\n\n")[0]
-    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines())}
+    blocks = cpuinfo_blocks(read_cpuinfo() if cpuinfo is None else cpuinfo)
+    fields = blocks[0] if blocks else {}
     if "model name" not in fields:
         return None
     flags = set(fields.get("flags", "").split())

@@ -48,31 +48,17 @@ import platform
 import struct
 import sys
 import time
-from pathlib import Path
 from typing import Any
+
+from ..cpuinfo import cpuinfo_blocks, read_cpuinfo, read_system_file
 
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
              "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
 def parse_cpuinfo(text: str) -> dict[str, Any]:
     """Model, vendor, family, cores and ISA flags from the text of /proc/cpuinfo (x86 layout)."""
-    blocks = [b for b in text.strip().split("\n\n") if b.strip()]
-    procs: list[dict[str, str]] = []
-    for block in blocks:
-        entry: dict[str, str] = {}
-        for line in block.splitlines():
-            if ":" in line:
-                k, v = line.split(":", 1)
-                entry[k.strip()] = v.strip()
-        procs.append(entry)
+    procs = cpuinfo_blocks(text)
     first = procs[0] if procs else {}
     flags = set(first.get("flags", first.get("Features", "")).split())
     cores = {(p.get("physical id", "0"), p.get("core id", str(i))) for i, p in enumerate(procs)}
@@ -110,12 +96,12 @@ def frequency_probe(measure: bool = True) -> dict[str, Any]:
     kernel exposes them (VMs often do not), all *reported*; plus, with `measure`, the multiply-chain probe's
     *measured* clock under "probe" (None where it cannot run; a record with "probe_refused" and no
     "ghz" where its reading was implausible)."""
-    info = parse_cpuinfo(_read("/proc/cpuinfo"))
+    info = parse_cpuinfo(read_cpuinfo())
     mhz = info["mhz_reported"]
     out: dict[str, Any] = {"source": "/proc/cpuinfo cpu MHz (reported by the kernel)",
                            "mhz_min": min(mhz) if mhz else None, "mhz_max": max(mhz) if mhz else None}
-    cur = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq").strip()
-    top = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").strip()
+    cur = read_system_file("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq").strip()
+    top = read_system_file("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").strip()
     out["cpufreq_cur_mhz"] = int(cur) / 1000 if cur.isdigit() else None
     out["cpufreq_max_mhz"] = int(top) / 1000 if top.isdigit() else None
     out["probe"] = clock_probe() if measure else None
@@ -238,7 +224,7 @@ def bf16_flops_per_cycle(isa: list[str], fp32_flops_per_cycle: int) -> tuple[flo
 def native_bf16() -> bool:
     """This CPU computes bf16 in hardware (AVX512_BF16 or AMX), from /proc/cpuinfo: OpenVINO's bf16
     hint is then a speed-up worth measuring; elsewhere bf16 is emulated."""
-    return bf16_flops_per_cycle(parse_cpuinfo(_read("/proc/cpuinfo")).get("isa", []), 1)[0] is not None
+    return bf16_flops_per_cycle(parse_cpuinfo(read_cpuinfo()).get("isa", []), 1)[0] is not None
 
 
 def estimated_peak(cpu: dict[str, Any], freq: dict[str, Any]) -> dict[str, Any]:
@@ -315,7 +301,7 @@ def sgemm_probe(n: int = 512, repeats: int = 20, threads: int = 1) -> dict[str, 
 
 def machine_info(*, sgemm: bool = True, clock: bool = True) -> dict[str, Any]:
     """What a benchmark records about the machine: CPU, ISA, clock, both peaks."""
-    cpu = parse_cpuinfo(_read("/proc/cpuinfo"))
+    cpu = parse_cpuinfo(read_cpuinfo())
     cpu.pop("mhz_reported", None)
     freq = frequency_probe(measure=clock)
     try:

@@ -191,24 +191,27 @@ def ablation_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
     return markdown(columns, rows, align=["l", "l"] + ["r"] * (len(columns) - 2))
 
 
-EXACT_PATH = (0, "fp32")  # (locations, critic_precision) of the paper's computation
+EXACT_PATH = (0, "fp32", "uniform")  # (locations, critic_precision, location_sampling) of the paper's computation
 
 
-def _path(run: Path, recipe=None) -> tuple[int, str]:
+def _path(run: Path, recipe=None) -> tuple[int, str, str]:
     """How a MIMKD run computed its local and feature terms: (sampled locations, 0 for every one;
-    the critics' precision as the recipe asks it). `recipe`: the run's, when the caller has it."""
+    the critics' precision as the recipe asks it; how the locations were drawn, "uniform" when none
+    were). `recipe`: the run's, when the caller has it."""
     o = (recipe or load_recipe(RunDir(run).recipe)).method.options
-    return o.locations, o.critic_precision
+    return o.locations, o.critic_precision, o.location_sampling if o.locations else "uniform"
 
 
-def _path_label(width: int, locations: int, precision: str = "fp32") -> str:
-    where = "every location (exact)" if locations == 0 else f"L = {locations} sampled"
+def _path_label(width: int, locations: int, precision: str = "fp32", sampling: str = "uniform") -> str:
+    drawn = "sampled" if sampling == "uniform" else sampling
+    where = "every location (exact)" if locations == 0 else f"L = {locations} {drawn}"
     return f"width {width}, {where}" + ("" if precision == "fp32" else f", {precision} critics")
 
 
-def _short_label(path: tuple[int, str]) -> str:
-    locations, precision = path
-    return ("exact" if locations == 0 else f"L = {locations}") + ("" if precision == "fp32" else f", {precision}")
+def _short_label(path: tuple[int, str, str]) -> str:
+    locations, precision, sampling = path
+    return (("exact" if locations == 0 else f"L = {locations}") + ("" if sampling == "uniform" else f", {sampling}")
+            + ("" if precision == "fp32" else f", {precision}"))
 
 
 def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
@@ -227,9 +230,9 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
         done = RunDir(run).summary.is_file()
         ref = reference.get(recipe.student.model, {}).get("mimkd-w128", {}).get(recipe.seed)
         rows.append([(recipe.student.model, o.critic_hidden, o.locations == 0, o.locations,
-                      o.critic_precision != "fp32", o.critic_precision, recipe.seed),
+                      o.critic_precision != "fp32", o.critic_precision, o.location_sampling != "uniform", recipe.seed),
                      [run.name, student_name(recipe.student.model), recipe.seed,
-                      _path_label(o.critic_hidden, o.locations, o.critic_precision),
+                      _path_label(o.critic_hidden, o.locations, o.critic_precision, o.location_sampling),
                       f"{last['epoch']} of {recipe.train.epochs}" + ("" if done else " (running)"),
                       _fixed(last.get("test_acc"), 2), *(_fixed(last.get(k), 3) for k in MI_KEYS), _fixed(ref, 2)]])
     return markdown(["run", "student", "seed", "MIMKD critics", "epochs", "test acc %", "I_global", "I_local",
@@ -237,15 +240,15 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
                     align=["l", "l", "r", "l"] + ["r"] * 6)
 
 
-def exact_sampled_pairs(runs: list[Path]) -> dict[tuple[int, str], list[tuple[int, Path, Path]]]:
-    """By fast path (sampled L, critic precision): (seed, exact run, fast run) for every seed that has
-    both, at the same student and critic width. The exact run is the paper's computation: every
-    location, fp32 critics."""
-    by_key: dict[tuple, dict[tuple[int, str], Path]] = {}
+def exact_sampled_pairs(runs: list[Path]) -> dict[tuple[int, str, str], list[tuple[int, Path, Path]]]:
+    """By fast path (sampled L, critic precision, location sampling): (seed, exact run, fast run) for
+    every seed that has both, at the same student and critic width. The exact run is the paper's
+    computation: every location, fp32 critics."""
+    by_key: dict[tuple, dict[tuple[int, str, str], Path]] = {}
     for run in runs:
         r = load_recipe(RunDir(run).recipe)
         by_key.setdefault((r.seed, r.student.model, r.method.options.critic_hidden), {})[_path(run, r)] = run
-    pairs: dict[tuple[int, str], list[tuple[int, Path, Path]]] = {}
+    pairs: dict[tuple[int, str, str], list[tuple[int, Path, Path]]] = {}
     for key, by_path in sorted(by_key.items()):
         if EXACT_PATH not in by_path:
             continue

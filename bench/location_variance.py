@@ -13,6 +13,10 @@ negatives, so that the exact and sampled computations differ only in the locatio
 - per scheme, `--draws` draws of L locations: the bound's mean (≈ exact: unbiased) and its spread,
   and the gradient's relative mean squared error E‖g_d − g‖² / ‖g‖² (its variance, as E g_d = g).
 
+Its sibling `bench/location_noise.py` asks how that noise scales with L against SGD's own minibatch
+noise (critics warmed up on a KD student); this one compares the two draws at one L on the runs' own
+trained critics, and checks their bias there.
+
     python bench/location_variance.py runs/cpu-fast-critics/cpu-conv4_mp-critic_hidden512-locations0-s2 \\
         --data-dir ../shared/data/cifar10-jpeg-q75.tar.gz --out bench/results/location_variance.md
 """

@@ -25,6 +25,7 @@ Cost: negatives are scored without recomputing what does not change.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
@@ -93,6 +94,7 @@ def sample_locations(n: int, h: int, w: int, count: int, device: torch.device | 
     return row * w + col
 
 
+@functools.lru_cache(maxsize=64)  # asked every step for the same few map sizes
 def location_strata(h: int, w: int, count: int) -> tuple[int, int] | None:
     """(tile height, tile width) cutting an H×W map into `count` equal tiles, as square as can be;
     None when no such cut exists (H·W not a multiple of `count`, or no tile shape divides both sides)."""

@@ -39,11 +39,13 @@ same MI, but no divergence when a teacher's activations are large.
 What a step costs, and the two levers (issue 17; `bench/results/train_step.md`). At the paper's
 width the local and feature critics run a 512×512 layer at every location of every paired map, twice
 (positive, negative): 5.4× a KD step for ResNet-56 → Conv-4-MP on a 2-core CPU, and the time ratio
-follows the FLOP ratio (the critic matmuls run at about what a bare matmul of their shape reaches), so only doing
-less helps. `locations = L` scores L random locations per image and map (`critics.sample_locations`):
-an unbiased estimate of eqs. 4–5 and of their gradient at L/(H·W) of the critic work; 0 (default) is
-the paper's exact computation, bit for bit. Sampling does not touch the global term, whose projection
-of K = 4096 raw teacher rows per step is 1.2× KD alone on the Conv-4-MP pair. `critic_precision =
+follows the FLOP ratio (the critic matmuls run at about what a bare matmul of their shape reaches),
+so only doing less helps. `locations = L` scores L random locations per image and map
+(`critics.sample_locations`): an unbiased estimate of eqs. 4–5 and of their gradient at L/(H·W) of
+the critic work; 0 (default) is the paper's exact computation, bit for bit. `location_sampling =
+"stratified"` draws one location in each of L equal tiles instead: as unbiased, less noisy
+(neighbours are never drawn together). Sampling does not touch the global term, whose projection of
+K = 4096 raw teacher rows per step is 1.2× KD alone on the Conv-4-MP pair. `critic_precision =
 "bf16"` runs every critic (the global one's projections too) under CPU autocast: the bounds take
 their scores in fp32, and the project-dot infoNCE computes its dot products in fp32, but a convolve
 critic's scores come out of a bf16 layer. Where the CPU lacks native bf16 it is emulated and far

@@ -58,9 +58,16 @@ def _shift_by_one(n: int, device=None) -> torch.Tensor:
 def bounds(method, student_f, teacher_f, labels, index, locations: int) -> tuple[float, float]:
     """(local, feature) JSD bounds of one batch with `locations` per image and map (0: every one), as
     the method's own forward computes them (its global term switched off: `global_estimate` scores it)."""
-    method.opts = replace(method.opts, locations=locations, lambda_global=0.0)
+    method.opts = replace(method.opts, locations=locations, location_sampling="uniform", lambda_global=0.0)
     estimates = method(student_f, teacher_f, labels, index).estimates
     return float(estimates["mi_local"]), float(estimates["mi_feature"])
+
+
+def feature_pair_bounds(method, student_f, teacher_f) -> list[float]:
+    """The exact feature bound (eq. 5) of each pair of R on its own: which paired map holds a gap."""
+    method.opts = replace(method.opts, locations=0)
+    return [float(method._jsd(critic, method._map(k, teacher_f.maps[ti]), student_f.maps[si]))
+            for k, (critic, (ti, si)) in enumerate(zip(method.feature_critics, method.pairs, strict=True))]
 
 
 def test_batches(s, images: int):
@@ -133,12 +140,13 @@ def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str 
         s.method.bf16_critics = precision == "bf16"
     s.student.eval(), s.method.eval()
     trained_with = recipe.method.options.locations
-    exact, sampled = [], []  # per batch: (local, feature)
+    exact, sampled, per_pair = [], [], []  # per batch: (local, feature); the feature pairs' exact bounds
     seen = 0
     gen_state = torch.get_rng_state()
     torch.manual_seed(0)  # the same draws for every run
     for sf, tf, y, idx in test_batches(s, images):
         exact.append(bounds(s.method, sf, tf, y, idx, 0))
+        per_pair.append(feature_pair_bounds(s.method, sf, tf))
         sampled.append([statistics.fmean(v) for v in zip(*(bounds(s.method, sf, tf, y, idx, sample)
                                                             for _ in range(draws)), strict=True)])
         seen += len(y)
@@ -147,8 +155,11 @@ def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str 
     refits = refit_critics(s, recipe, refit, images) if refit else []
     out = {"refit": refits, "run": run.name, "seed": recipe.seed, "trained_with": trained_with, "images": seen,
            "trained_precision": recipe.method.options.critic_precision,
+           "trained_sampling": recipe.method.options.location_sampling,
            "evaluated_in": "bf16" if s.method.bf16_critics else "fp32", "global": glob,
-           "epoch": ckpt["epoch"] + 1, "history": ckpt["history"][-1] if ckpt["history"] else {}}
+           "epoch": ckpt["epoch"] + 1, "history": ckpt["history"][-1] if ckpt["history"] else {},
+           "feature_pairs": {"pairs": [list(p) for p in s.method.pairs],
+                             "exact": [statistics.fmean(v) for v in zip(*per_pair, strict=True)]}}
     for i, key in enumerate(("local", "feature")):
         e = [b[i] for b in exact]
         d = [sb[i] - b[i] for sb, b in zip(sampled, exact, strict=True)]  # per batch: sampled − exact
@@ -176,7 +187,9 @@ def render(results: list[dict], args, seconds: float, sample: int) -> str:
     for r in results:
         h = r["history"]
         trained = "every location" if r["trained_with"] == 0 else f"L = {r['trained_with']}"
+        trained += "" if r.get("trained_sampling", "uniform") == "uniform" or not r["trained_with"] else ", stratified"
         trained += "" if r.get("trained_precision", "fp32") == "fp32" else f", {r['trained_precision']} critics"
+        r["trained_label"] = trained
         cells = [r["run"], r["seed"], trained, r["epoch"]]
         for key in ("local", "feature"):
             v = r[key]
@@ -185,9 +198,23 @@ def render(results: list[dict], args, seconds: float, sample: int) -> str:
         cells.append(f"{r.get('global', float('nan')):.4f}")
         cells += [f"{h.get('mi_local', float('nan')):.3f}", f"{h.get('mi_feature', float('nan')):.3f}"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += pair_section(results)
     if results[0]["refit"]:
         lines += refit_section(results)
     return "\n".join(lines) + "\n"
+
+
+def pair_section(results: list[dict]) -> list[str]:
+    """The exact feature bound of each pair of R (teacher map, student map) per run."""
+    pairs = results[0]["feature_pairs"]["pairs"]
+    lines = ["", "## The feature bound pair by pair (exact, the same images and negatives)", "",
+             "Eq. 5 averages one JSD bound per pair of R; here each pair's alone, per run.", "",
+             "| run | seed | trained with | " + " | ".join(f"pair (teacher {t}, student {u})" for t, u in pairs) + " |",
+             "| --- | --: | --- | " + " | ".join(["--:"] * len(pairs)) + " |"]
+    for r in results:
+        lines.append(f"| {r['run']} | {r['seed']} | {r['trained_label']} | "
+                     + " | ".join(f"{v:.4f}" for v in r["feature_pairs"]["exact"]) + " |")
+    return lines
 
 
 def refit_section(results: list[dict]) -> list[str]:

@@ -193,10 +193,13 @@ class MIMKD(DistillMethod):
                 estimates["mi_local"] = bound.detach()
             if o.lambda_feature > 0:
                 pairs = enumerate(zip(self.feature_critics, self.pairs, strict=True))
-                bound = torch.stack([self._jsd(critic, self._map(k, teacher.maps[ti]), student.maps[si])
-                                     for k, (critic, (ti, si)) in pairs]).mean()
+                per_pair = torch.stack([self._jsd(critic, self._map(k, teacher.maps[ti]), student.maps[si])
+                                        for k, (critic, (ti, si)) in pairs])
+                bound = per_pair.mean()
                 terms["feature"] = -o.lambda_feature * bound
                 estimates["mi_feature"] = bound.detach()
+                if len(self.pairs) > 1:  # each pair's own bound too: which paired map a change moves
+                    estimates.update({f"mi_feature_{k}": v for k, v in enumerate(per_pair.detach())})
         return MethodOutput(terms, estimates)
 
     def _jsd(self, critic: nn.Module, t: torch.Tensor, s_map: torch.Tensor) -> torch.Tensor:

@@ -94,7 +94,11 @@ def test_one_step_on_paper_pairs(name, teacher, student):
         assert s.vector.grad is not None and s.vector.grad.abs().sum() > 0
     if name == "mimkd":
         assert set(out.losses) == {"ce", "global", "local", "feature"}
-        assert set(out.estimates) == {"mi_global", "mi_local", "mi_feature"}
+        per_pair = {f"mi_feature_{k}" for k in range(len(method.pairs))} if len(method.pairs) > 1 else set()
+        assert set(out.estimates) == {"mi_global", "mi_local", "mi_feature", *per_pair}
+        if per_pair:  # eq. 5: the feature term is the mean of the pairs' bounds
+            torch.testing.assert_close(torch.stack([out.estimates[k] for k in sorted(per_pair)]).mean(),
+                                       out.estimates["mi_feature"])
         assert out.estimates["mi_global"] <= math.log(32 + 1) + 1e-5
         for term, est in (("global", "mi_global"), ("local", "mi_local"), ("feature", "mi_feature")):
             weight = getattr(method.opts, f"lambda_{term}")

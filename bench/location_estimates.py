@@ -129,13 +129,20 @@ def refit_critics(s, recipe, counts: list[int], images: int) -> list[dict]:
     return out
 
 
-def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str | None,
-                 refit: list[int], precision: str = "recipe") -> dict:
+def load_trained(run: Path, data_dir: str | None):
+    """(recipe, training state, checkpoint) of a run as its last checkpoint left it: the student,
+    critics and standardisers loaded (weights only), the teacher and data as its recipe builds them."""
     recipe = load_recipe(RunDir(run).recipe)
     s = build_training(recipe, data_dir)
     ckpt = torch.load(RunDir(run).checkpoint, map_location="cpu", weights_only=True)
     s.student.load_state_dict(ckpt["model"])
     s.method.load_state_dict(ckpt["method"])
+    return recipe, s, ckpt
+
+
+def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str | None,
+                 refit: list[int], precision: str = "recipe") -> dict:
+    recipe, s, ckpt = load_trained(run, data_dir)
     if precision != "recipe":
         s.method.bf16_critics = precision == "bf16"
     s.student.eval(), s.method.eval()

@@ -35,19 +35,14 @@ from unittest import mock
 import torch
 
 from mimkd_edge.atomic import write_text
-from mimkd_edge.engine.trainer import build_training
 from mimkd_edge.methods import critics
 from mimkd_edge.methods.critics import location_strata
 from mimkd_edge.provenance import git_commit
-from mimkd_edge.recipe import load_recipe
-from mimkd_edge.rundir import RunDir
+
+sys.path.insert(0, str(Path(__file__).parent))
+from location_estimates import _shift_by_one, load_trained  # noqa: E402 - the sibling bench script
 
 SCHEMES = ("uniform", "stratified")
-
-
-def _shift_by_one(n: int, device=None) -> torch.Tensor:
-    """A fixed derangement: image i's negative is image i−1's teacher, in every computation."""
-    return torch.roll(torch.arange(n, device=device), 1)
 
 
 def loss_and_grads(s, x, y, idx, locations: int, scheme: str) -> tuple[float, float, torch.Tensor, torch.Tensor]:
@@ -69,11 +64,7 @@ def loss_and_grads(s, x, y, idx, locations: int, scheme: str) -> tuple[float, fl
 
 
 def measure_run(run: Path, data_dir: str | None, batches: int, batch_size: int, draws: int, locations: int) -> dict:
-    recipe = load_recipe(RunDir(run).recipe)
-    s = build_training(recipe, data_dir)
-    ckpt = torch.load(RunDir(run).checkpoint, map_location="cpu", weights_only=True)
-    s.student.load_state_dict(ckpt["model"])
-    s.method.load_state_dict(ckpt["method"])
+    recipe, s, _ = load_trained(run, data_dir)
     s.method.bf16_critics = False  # fp32: the sampling's noise alone
     s.student.eval(), s.method.eval()
     maps = [tuple(f.shape[2:]) for f in s.student.forward_features(torch.zeros(1, 3, 32, 32)).maps]

@@ -121,6 +121,9 @@ class MIMKD(DistillMethod):
             "fp32", help="what the critics compute in on CPU: bf16 runs their matmuls under autocast (the "
                          "bounds stay fp32); auto: bf16 where the CPU has native bf16 (AVX-512 BF16, AMX), "
                          "else fp32. A trainer-wide autocast (train.precision, and on CUDA) still applies")
+        global_critic_precision: Literal["same", "fp32"] = param(
+            "same", help="the global critic on CPU: same, as critic_precision says; fp32, fp32 even where the "
+                         "local and feature critics run bf16 (bf16 saves it little time and lowers its bound)")
         standardize_teacher: bool = param(
             True, help="critics see each teacher channel standardised by running statistics (an invertible "
                        "per-channel map: same MI, no divergence with large teacher activations); false: raw")
@@ -139,6 +142,7 @@ class MIMKD(DistillMethod):
             raise ValueError(f"mimkd: locations = {o.locations} takes negatives = \"derangement\", "
                              f"got {o.negatives!r}")
         self.bf16_critics = o.critic_precision == "bf16" or (o.critic_precision == "auto" and cpu_has_bf16())
+        self.bf16_global = self.bf16_critics and o.global_critic_precision == "same"
         self.needs_index = o.lambda_global > 0 and o.global_bound == "infonce" and o.memory == "bank"
         # A DDP trainer may set this to a function that all-gathers a tensor across ranks: the
         # memory is then updated with every rank's embeddings and indices (identically everywhere).
@@ -182,11 +186,12 @@ class MIMKD(DistillMethod):
         t_vec = teacher.vector
         if self.vector_std is not None and self.training:
             self.vector_std.observe(t_vec, self.gather_fn)
-        with self._critic_autocast(t_vec.device):
-            if o.lambda_global > 0:
+        if o.lambda_global > 0:
+            with self._critic_autocast(t_vec.device, self.bf16_global):
                 bound = self.global_bound(t_vec, student.vector, index)
-                terms["global"] = -o.lambda_global * bound
-                estimates["mi_global"] = bound.detach()
+            terms["global"] = -o.lambda_global * bound
+            estimates["mi_global"] = bound.detach()
+        with self._critic_autocast(t_vec.device, self.bf16_critics):
             if o.lambda_local > 0:
                 bound = self._jsd(self.local_critic, self._vector(t_vec), student.maps[self.local_map])
                 terms["local"] = -o.lambda_local * bound
@@ -210,10 +215,11 @@ class MIMKD(DistillMethod):
                                stratified=self.opts.location_sampling == "stratified")
         return jsd_lower_bound(*critic.pair_scores(t, s_map, self.opts.negatives, locations=idx))
 
-    def _critic_autocast(self, device: torch.device):
-        """bf16 autocast of the critics on CPU when asked (`critic_precision`); the bounds cast their
-        scores to fp32 (see the module docstring for what stays bf16)."""
-        if self.bf16_critics and device.type == "cpu":
+    @staticmethod
+    def _critic_autocast(device: torch.device, bf16: bool):
+        """bf16 autocast of critics on CPU when asked (`critic_precision`, `global_critic_precision`);
+        the bounds cast their scores to fp32 (see the module docstring for what stays bf16)."""
+        if bf16 and device.type == "cpu":
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()  # not autocast(enabled=False): that would switch off a caller's autocast
 

@@ -194,3 +194,22 @@ def test_bf16_critics_compute_in_bf16_and_keep_bounds_in_fp32():
     assert all(v.dtype == torch.float32 for v in out.estimates.values())
     assert all(v.dtype == torch.float32 for v in out.losses.values())
     assert not _mimkd({}).bf16_critics and not _mimkd({"critic_precision": "fp32"}).bf16_critics
+
+
+def _global_projection_dtypes(opts: dict) -> list[torch.dtype]:
+    """The output dtypes of the global critic's projections in one MIMKD step with `opts`."""
+    torch.manual_seed(0)
+    method = _mimkd(opts)
+    seen = []
+    for proj in (method.global_critic.proj_t, method.global_critic.proj_s):
+        proj.block[0].register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    method(_features(seed=1, dim=12), _features(), torch.randint(0, 10, (4,)), torch.arange(4))
+    return seen
+
+
+def test_global_critic_follows_critic_precision_unless_kept_fp32():
+    assert set(_global_projection_dtypes({"critic_precision": "bf16"})) == {torch.bfloat16}
+    kept = _mimkd({"critic_precision": "bf16", "global_critic_precision": "fp32"})
+    assert kept.bf16_critics and not kept.bf16_global
+    assert set(_global_projection_dtypes({"critic_precision": "bf16", "global_critic_precision": "fp32"})) \
+        == {torch.float32}

@@ -192,26 +192,42 @@ def ablation_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
 
 
 EXACT_PATH = (0, "fp32", "uniform")  # (locations, critic_precision, location_sampling) of the paper's computation
+GLOBAL_FP32 = "-global-fp32"  # appended to a precision when the global critic was kept in fp32
+
+
+def _precision(o) -> str:
+    """The critics' precision as the recipe asks it, e.g. "bf16", or "bf16-global-fp32" when the
+    global critic stayed fp32 (`global_critic_precision`)."""
+    kept = o.critic_precision != "fp32" and o.global_critic_precision == "fp32"
+    return o.critic_precision + (GLOBAL_FP32 if kept else "")
 
 
 def _path(run: Path, recipe=None) -> tuple[int, str, str]:
     """How a MIMKD run computed its local and feature terms: (sampled locations, 0 for every one;
-    the critics' precision as the recipe asks it; how the locations were drawn, "uniform" when none
-    were). `recipe`: the run's, when the caller has it."""
+    the critics' precision (`_precision`); how the locations were drawn, "uniform" when none were).
+    `recipe`: the run's, when the caller has it."""
     o = (recipe or load_recipe(RunDir(run).recipe)).method.options
-    return o.locations, o.critic_precision, o.location_sampling if o.locations else "uniform"
+    return o.locations, _precision(o), o.location_sampling if o.locations else "uniform"
+
+
+def _precision_words(precision: str, noun: str = "") -> str:
+    """", bf16 critics" / ", bf16 critics, global fp32" ("" for fp32); `noun` after the precision."""
+    if precision == "fp32":
+        return ""
+    base = precision.removesuffix(GLOBAL_FP32)
+    return f", {base}{noun}" + (", global fp32" if precision != base else "")
 
 
 def _path_label(width: int, locations: int, precision: str = "fp32", sampling: str = "uniform") -> str:
     drawn = "sampled" if sampling == "uniform" else sampling
     where = "every location (exact)" if locations == 0 else f"L = {locations} {drawn}"
-    return f"width {width}, {where}" + ("" if precision == "fp32" else f", {precision} critics")
+    return f"width {width}, {where}" + _precision_words(precision, " critics")
 
 
 def _short_label(path: tuple[int, str, str]) -> str:
     locations, precision, sampling = path
     return (("exact" if locations == 0 else f"L = {locations}") + ("" if sampling == "uniform" else f", {sampling}")
-            + ("" if precision == "fp32" else f", {precision}"))
+            + _precision_words(precision))
 
 
 def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
@@ -229,10 +245,11 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
         o, last = recipe.method.options, metrics[-1]
         done = RunDir(run).summary.is_file()
         ref = reference.get(recipe.student.model, {}).get("mimkd-w128", {}).get(recipe.seed)
+        precision = _precision(o)
         rows.append([(recipe.student.model, o.critic_hidden, o.locations == 0, o.locations,
-                      o.critic_precision != "fp32", o.critic_precision, o.location_sampling != "uniform", recipe.seed),
+                      precision != "fp32", precision, o.location_sampling != "uniform", recipe.seed),
                      [run.name, student_name(recipe.student.model), recipe.seed,
-                      _path_label(o.critic_hidden, o.locations, o.critic_precision, o.location_sampling),
+                      _path_label(o.critic_hidden, o.locations, precision, o.location_sampling),
                       f"{last['epoch']} of {recipe.train.epochs}" + ("" if done else " (running)"),
                       _fixed(last.get("test_acc"), 2), *(_fixed(last.get(k), 3) for k in MI_KEYS), _fixed(ref, 2)]])
     return markdown(["run", "student", "seed", "MIMKD critics", "epochs", "test acc %", "I_global", "I_local",

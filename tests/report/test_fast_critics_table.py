@@ -12,12 +12,12 @@ SOURCE = RUNS / "cpu-conv4_mp-mimkd-critic_hidden128-locations0-s0"  # 128-wide 
 
 
 def _run(tmp_path: Path, name: str, locations: int, epochs: int, acc_shift: float = 0.0,
-         precision: str = "fp32", sampling: str = "uniform") -> Path:
+         precision: str = "fp32", sampling: str = "uniform", global_precision: str = "same") -> Path:
     run = tmp_path / name
     run.mkdir()
     recipe = (SOURCE / "recipe.toml").read_text().replace(
         "critic_hidden = 128", f"critic_hidden = 512\nlocations = {locations}\ncritic_precision = \"{precision}\"\n"
-                               f"location_sampling = \"{sampling}\"")
+                               f"location_sampling = \"{sampling}\"\nglobal_critic_precision = \"{global_precision}\"")
     (run / "recipe.toml").write_text(recipe)
     lines = (SOURCE / "metrics.jsonl").read_text().splitlines()[:epochs]
     shifted = [json.dumps({**json.loads(line), "test_acc": json.loads(line)["test_acc"] + acc_shift}) for line in lines]
@@ -101,3 +101,17 @@ def test_stratified_runs_are_their_own_path_and_an_exact_run_stays_exact_whateve
     assert "I_local, L = 32, stratified, bf16" in paired_trace_markdown(exact, strat).splitlines()[0]
     labels = [_cells(r)[3] for r in fast_critics_markdown([strat, uniform], []).splitlines()[2:]]
     assert labels == ["width 512, L = 32 sampled, bf16 critics", "width 512, L = 32 stratified, bf16 critics"]
+
+
+def test_a_global_critic_kept_in_fp32_is_its_own_path_and_says_so(tmp_path):
+    exact = _run(tmp_path, "L0-s0", locations=0, epochs=1, global_precision="fp32")  # fp32 everywhere: exact
+    bf16 = _run(tmp_path, "L32-s0", locations=32, epochs=1, precision="bf16", sampling="stratified")
+    kept = _run(tmp_path, "L32-g-s0", locations=32, epochs=1, precision="bf16", sampling="stratified",
+                global_precision="fp32")
+    pairs = exact_sampled_pairs([kept, exact, bf16])
+    assert pairs == {(32, "bf16", "stratified"): [(0, exact, bf16)],
+                     (32, "bf16-global-fp32", "stratified"): [(0, exact, kept)]}
+    assert "I_local, L = 32, stratified, bf16, global fp32" in paired_trace_markdown(exact, kept).splitlines()[0]
+    labels = [_cells(r)[3] for r in fast_critics_markdown([kept, bf16], []).splitlines()[2:]]
+    assert labels == ["width 512, L = 32 stratified, bf16 critics",
+                      "width 512, L = 32 stratified, bf16 critics, global fp32"]

@@ -144,7 +144,8 @@ def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str 
                  refit: list[int], precision: str = "recipe") -> dict:
     recipe, s, ckpt = load_trained(run, data_dir)
     if precision != "recipe":
-        s.method.bf16_critics = s.method.bf16_global = precision == "bf16"
+        s.method.bf16_critics = precision == "bf16"
+        s.method.opts = replace(s.method.opts, global_critic_precision="same")  # the global critic too
     s.student.eval(), s.method.eval()
     trained_with = recipe.method.options.locations
     exact, sampled, per_pair = [], [], []  # per batch: (local, feature); the feature pairs' exact bounds

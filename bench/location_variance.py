@@ -65,7 +65,7 @@ def loss_and_grads(s, x, y, idx, locations: int, scheme: str) -> tuple[float, fl
 
 def measure_run(run: Path, data_dir: str | None, batches: int, batch_size: int, draws: int, locations: int) -> dict:
     recipe, s, _ = load_trained(run, data_dir)
-    s.method.bf16_critics = s.method.bf16_global = False  # fp32: the sampling's noise alone
+    s.method.bf16_critics = False  # every critic fp32: the sampling's noise alone
     s.student.eval(), s.method.eval()
     maps = [tuple(f.shape[2:]) for f in s.student.forward_features(torch.zeros(1, 3, 32, 32)).maps]
     torch.manual_seed(0)  # the same draws for every run

@@ -146,7 +146,6 @@ class MIMKD(DistillMethod):
             raise ValueError(f"mimkd: locations = {o.locations} takes negatives = \"derangement\", "
                              f"got {o.negatives!r}")
         self.bf16_critics = o.critic_precision == "bf16" or (o.critic_precision == "auto" and cpu_has_bf16())
-        self.bf16_global = self.bf16_critics and o.global_critic_precision == "same"
         self.needs_index = o.lambda_global > 0 and o.global_bound == "infonce" and o.memory == "bank"
         # A DDP trainer may set this to a function that all-gathers a tensor across ranks: the
         # memory is then updated with every rank's embeddings and indices (identically everywhere).
@@ -218,6 +217,11 @@ class MIMKD(DistillMethod):
         idx = sample_locations(n, h, w, self.opts.locations, s_map.device,
                                stratified=self.opts.location_sampling == "stratified")
         return jsd_lower_bound(*critic.pair_scores(t, s_map, self.opts.negatives, locations=idx))
+
+    @property
+    def bf16_global(self) -> bool:
+        """The global critic under bf16 autocast: it follows the other critics unless kept fp32."""
+        return self.bf16_critics and self.opts.global_critic_precision == "same"
 
     @staticmethod
     def _critic_autocast(device: torch.device, bf16: bool):

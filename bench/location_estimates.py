@@ -58,15 +58,15 @@ def _shift_by_one(n: int, device=None) -> torch.Tensor:
 def bounds(method, student_f, teacher_f, labels, index, locations: int) -> tuple[float, float]:
     """(local, feature) JSD bounds of one batch with `locations` per image and map (0: every one), as
     the method's own forward computes them (its global term switched off: `global_estimate` scores it)."""
-    method.opts = replace(method.opts, locations=locations, location_sampling="uniform", lambda_global=0.0)
+    method.opts = replace(method.opts, locations=locations, feature_locations=None, location_sampling="uniform",
+                          lambda_global=0.0)
     estimates = method(student_f, teacher_f, labels, index).estimates
     return float(estimates["mi_local"]), float(estimates["mi_feature"])
 
 
 def feature_pair_bounds(method, student_f, teacher_f) -> list[float]:
     """The exact feature bound (eq. 5) of each pair of R on its own: which paired map holds a gap."""
-    method.opts = replace(method.opts, locations=0)
-    return [float(method._jsd(critic, method._map(k, teacher_f.maps[ti]), student_f.maps[si]))
+    return [float(method._jsd(critic, method._map(k, teacher_f.maps[ti]), student_f.maps[si], 0))
             for k, (critic, (ti, si)) in enumerate(zip(method.feature_critics, method.pairs, strict=True))]
 
 
@@ -108,7 +108,7 @@ def refit_critics(s, recipe, counts: list[int], images: int) -> list[dict]:
     lr = t.lr * t.gamma ** len(t.milestones)  # where the run's schedule ended
     params = [*s.method.local_critic.parameters(), *s.method.feature_critics.parameters()]
     opt = torch.optim.SGD(params, lr=lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    s.method.opts = replace(s.method.opts, locations=0, lambda_global=0.0)
+    s.method.opts = replace(s.method.opts, locations=0, feature_locations=None, lambda_global=0.0)
     s.student.eval(), s.method.eval()  # eval: the standardisers' statistics stay as trained
     torch.manual_seed(0)  # the same negatives for every run
     out, step, batches = [], 0, s.train_loader.epoch(0)

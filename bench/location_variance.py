@@ -49,7 +49,8 @@ def loss_and_grads(s, x, y, idx, locations: int, scheme: str) -> tuple[float, fl
     """(local bound, feature bound, flat gradient w.r.t. the critics, flat gradient w.r.t. the
     student) of the local + feature loss terms of one batch, with `locations` drawn by `scheme`."""
     m = s.method
-    m.opts = replace(m.opts, locations=locations, location_sampling=scheme, lambda_global=0.0)
+    m.opts = replace(m.opts, locations=locations, feature_locations=None, location_sampling=scheme,
+                     lambda_global=0.0)
     critic_params = [*m.local_critic.parameters(), *m.feature_critics.parameters()]
     student_params = [p for p in s.student.parameters() if p.requires_grad]
     with torch.no_grad():

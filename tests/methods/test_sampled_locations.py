@@ -164,6 +164,28 @@ def test_mimkd_with_locations_runs_a_step_and_is_refused_with_all_negatives(samp
         _mimkd({"locations": 4, "negatives": "all"})
 
 
+@pytest.mark.parametrize("feature_locations, expected", [(None, [(16, 4), (64, 4), (16, 4)]),
+                                                         (0, [(16, 4), (64, 0), (16, 0)]),
+                                                         (8, [(16, 4), (64, 8), (16, 8)])])
+def test_feature_locations_set_the_feature_terms_L_alone(monkeypatch, feature_locations, expected):
+    """(H·W, L) asked of the draw: the local term (on the 4×4 map) draws `locations`, each feature
+    pair (8×8, 4×4) `feature_locations` (none: `locations` too; 0: every location, the exact term)."""
+    from mimkd_edge.methods import mimkd as mimkd_module
+    asked = []
+
+    def recording(n, h, w, count, *args, **kwargs):
+        asked.append((h * w, count))
+        return sample_locations(n, h, w, count, *args, **kwargs)
+
+    monkeypatch.setattr(mimkd_module, "sample_locations", recording)
+    torch.manual_seed(0)
+    method = _mimkd({"locations": 4, "feature_locations": feature_locations})
+    method(_features(seed=1, dim=12), _features(), torch.randint(0, 10, (4,)), torch.arange(4))
+    assert asked == expected
+    with pytest.raises(ValueError, match="derangement"):
+        _mimkd({"feature_locations": 4, "negatives": "all"})
+
+
 def test_mimkd_exact_path_draws_no_locations():
     """locations = 0 (the paper's computation) uses the global generator exactly as before: only the
     memory's draw; the sampled path draws more."""

@@ -21,7 +21,7 @@ from .schema import ConfigError, build, param, to_table
 
 MAX_IMAGE_SIZE = 4096  # beyond this an input is a mistake, not an image (99999999 asked for 10^18 bytes)
 MAX_SEED = 2**32 - 1  # the loader derives per-epoch seeds from it in 64-bit arithmetic
-MAX_NAME = 128
+MAX_NAME = 200  # bytes (UTF-8): a file name may have 255, leaving room for temp-file suffixes
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 # Per-channel statistics of the training sets (CIFAR-100: the paper's; CIFAR-10: the usual ones).
 NORMALISATION = {
@@ -139,7 +139,7 @@ def _parse(raw: dict) -> Recipe:
         raise ConfigError("name", "a value (this key is required)")
     name = raw["name"]
     if not _is_run_name(name):
-        raise ConfigError("name", f"a run directory name: 1-{MAX_NAME} printable characters, no '/' or '\\', "
+        raise ConfigError("name", f"a run directory name: 1-{MAX_NAME} bytes of printable characters, no '/' or '\\', "
                           "not '.' or '..'", name)
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
@@ -184,7 +184,7 @@ def _per_channel(value: float | tuple[float, ...] | None, key: str) -> tuple[flo
 
 def _is_run_name(name: Any) -> bool:
     """The name becomes runs/<name>/: it must stay one directory inside the runs root."""
-    return (isinstance(name, str) and 0 < len(name) <= MAX_NAME and name.isprintable()
+    return (isinstance(name, str) and 0 < len(name.encode()) <= MAX_NAME and name.isprintable()
             and not any(c in name for c in "/\\") and name not in (".", ".."))
 
 

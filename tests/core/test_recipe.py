@@ -74,6 +74,7 @@ def test_switching_method_takes_that_methods_defaults(tmp_path):
     (("milestones = [1, 2]", "milestones = [2, 1]"), "train.milestones: expected strictly increasing"),
     (("[data]\ndataset = \"synthetic\"\nnum_classes = 4", "data = 3"), "data: expected a table, got 3"),
     (('name = "t"', 'name = "a/b"'), "name: expected a run directory name"),
+    (('name = "t"', f'name = "{"é" * 101}"'), "name: expected a run directory name: 1-200 bytes"),  # 202 bytes
     (("[teacher]", "[nope]"), "nope: expected one of the known keys"),
 ])
 def test_bad_values_name_file_and_key(tmp_path, edit, message):

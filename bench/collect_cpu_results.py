@@ -79,10 +79,8 @@ def blocks(dest: Path) -> dict[str, str]:
     fast = copied_fast_critics_runs(dest)
     if fast:
         out["fast-critics"] = fast_critics_markdown(fast, runs)
-        for (sample, precision, sampling), pairs in exact_sampled_pairs(fast).items():
-            # L = 16 in fp32, the first fast path, keeps the first blocks' names
-            tag = (("" if sample == 16 else f"-L{sample}") + ("" if sampling == "uniform" else f"-{sampling}")
-                   + ("" if precision == "fp32" else f"-{precision}"))
+        for path, pairs in exact_sampled_pairs(fast).items():
+            tag = path.tag()
             out[f"fast-critics-pairs{tag}"] = exact_sampled_markdown(pairs)
             for seed, exact, sampled in pairs:
                 out[f"fast-critics-trace{tag}-s{seed}"] = paired_trace_markdown(exact, sampled)

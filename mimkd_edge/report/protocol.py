@@ -11,7 +11,7 @@ import statistics
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 from ..recipe import load_recipe, read_toml
 from ..rundir import RunDir, read_metrics, read_summary
@@ -191,7 +191,46 @@ def ablation_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
     return markdown(columns, rows, align=["l", "l"] + ["r"] * (len(columns) - 2))
 
 
-EXACT_PATH = (0, "fp32", "uniform")  # (locations, critic_precision, location_sampling) of the paper's computation
+class FastPath(NamedTuple):
+    """How a MIMKD run computed its local and feature terms (issue 17): the L of each (0: every
+    location), the critics' precision (`_precision`) and how locations were drawn ("uniform" when
+    none were). The feature term's L equals the local term's unless `feature_locations` set it."""
+    locations: int
+    precision: str
+    sampling: str
+    feature_locations: int
+
+    @property
+    def is_exact(self) -> bool:
+        return self == EXACT_PATH
+
+    def tag(self) -> str:
+        """The suffix of its blocks' names in the results file: "" for L = 16 in fp32 (the first fast
+        path, which keeps the first blocks' names), e.g. "-L32-stratified-bf16-global-fp32-feature-L64"."""
+        return (("" if self.locations == 16 else f"-L{self.locations}")
+                + ("" if self.sampling == "uniform" else f"-{self.sampling}")
+                + ("" if self.precision == "fp32" else f"-{self.precision}")
+                + ("" if self.feature_locations == self.locations else f"-feature-L{self.feature_locations}"))
+
+    def label(self, width: int) -> str:
+        """E.g. "width 512, L = 32 stratified, bf16 critics, global fp32, feature L = 64"."""
+        drawn = "sampled" if self.sampling == "uniform" else self.sampling
+        where = "every location (exact)" if self.locations == 0 else f"L = {self.locations} {drawn}"
+        return f"width {width}, {where}" + _precision_words(self.precision, " critics") + self._feature_words()
+
+    def short_label(self) -> str:
+        """E.g. "exact", "L = 32, stratified, bf16, global fp32, feature L = 64"."""
+        return (("exact" if self.locations == 0 else f"L = {self.locations}")
+                + ("" if self.sampling == "uniform" else f", {self.sampling}")
+                + _precision_words(self.precision) + self._feature_words())
+
+    def _feature_words(self) -> str:
+        if self.feature_locations == self.locations:
+            return ""
+        return ", feature exact" if self.feature_locations == 0 else f", feature L = {self.feature_locations}"
+
+
+EXACT_PATH = FastPath(0, "fp32", "uniform", 0)  # the paper's computation
 GLOBAL_FP32 = "-global-fp32"  # appended to a precision when the global critic was kept in fp32
 
 
@@ -202,12 +241,12 @@ def _precision(o) -> str:
     return o.critic_precision + (GLOBAL_FP32 if kept else "")
 
 
-def _path(run: Path, recipe=None) -> tuple[int, str, str]:
-    """How a MIMKD run computed its local and feature terms: (sampled locations, 0 for every one;
-    the critics' precision (`_precision`); how the locations were drawn, "uniform" when none were).
-    `recipe`: the run's, when the caller has it."""
+def _path(run: Path, recipe=None) -> FastPath:
+    """How a MIMKD run computed its local and feature terms. `recipe`: the run's, when the caller has it."""
     o = (recipe or load_recipe(RunDir(run).recipe)).method.options
-    return o.locations, _precision(o), o.location_sampling if o.locations else "uniform"
+    feature = o.locations if o.feature_locations is None else o.feature_locations
+    sampling = o.location_sampling if o.locations or feature else "uniform"
+    return FastPath(o.locations, _precision(o), sampling, feature)
 
 
 def _precision_words(precision: str, noun: str = "") -> str:
@@ -216,18 +255,6 @@ def _precision_words(precision: str, noun: str = "") -> str:
         return ""
     base = precision.removesuffix(GLOBAL_FP32)
     return f", {base}{noun}" + (", global fp32" if precision != base else "")
-
-
-def _path_label(width: int, locations: int, precision: str = "fp32", sampling: str = "uniform") -> str:
-    drawn = "sampled" if sampling == "uniform" else sampling
-    where = "every location (exact)" if locations == 0 else f"L = {locations} {drawn}"
-    return f"width {width}, {where}" + _precision_words(precision, " critics")
-
-
-def _short_label(path: tuple[int, str, str]) -> str:
-    locations, precision, sampling = path
-    return (("exact" if locations == 0 else f"L = {locations}") + ("" if sampling == "uniform" else f", {sampling}")
-            + _precision_words(precision))
 
 
 def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str:
@@ -245,11 +272,11 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
         o, last = recipe.method.options, metrics[-1]
         done = RunDir(run).summary.is_file()
         ref = reference.get(recipe.student.model, {}).get("mimkd-w128", {}).get(recipe.seed)
-        precision = _precision(o)
-        rows.append([(recipe.student.model, o.critic_hidden, o.locations == 0, o.locations,
-                      precision != "fp32", precision, o.location_sampling != "uniform", recipe.seed),
-                     [run.name, student_name(recipe.student.model), recipe.seed,
-                      _path_label(o.critic_hidden, o.locations, precision, o.location_sampling),
+        path = _path(run, recipe)
+        rows.append([(recipe.student.model, o.critic_hidden, path.locations == 0, path.locations,
+                      path.precision != "fp32", path.precision, path.sampling != "uniform",
+                      path.feature_locations != path.locations, recipe.seed),
+                     [run.name, student_name(recipe.student.model), recipe.seed, path.label(o.critic_hidden),
                       f"{last['epoch']} of {recipe.train.epochs}" + ("" if done else " (running)"),
                       _fixed(last.get("test_acc"), 2), *(_fixed(last.get(k), 3) for k in MI_KEYS), _fixed(ref, 2)]])
     return markdown(["run", "student", "seed", "MIMKD critics", "epochs", "test acc %", "I_global", "I_local",
@@ -257,15 +284,15 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
                     align=["l", "l", "r", "l"] + ["r"] * 6)
 
 
-def exact_sampled_pairs(runs: list[Path]) -> dict[tuple[int, str, str], list[tuple[int, Path, Path]]]:
-    """By fast path (sampled L, critic precision, location sampling): (seed, exact run, fast run) for
+def exact_sampled_pairs(runs: list[Path]) -> dict[FastPath, list[tuple[int, Path, Path]]]:
+    """By fast path (`FastPath`): (seed, exact run, fast run) for
     every seed that has both, at the same student and critic width. The exact run is the paper's
     computation: every location, fp32 critics."""
-    by_key: dict[tuple, dict[tuple[int, str, str], Path]] = {}
+    by_key: dict[tuple, dict[FastPath, Path]] = {}
     for run in runs:
         r = load_recipe(RunDir(run).recipe)
         by_key.setdefault((r.seed, r.student.model, r.method.options.critic_hidden), {})[_path(run, r)] = run
-    pairs: dict[tuple[int, str, str], list[tuple[int, Path, Path]]] = {}
+    pairs: dict[FastPath, list[tuple[int, Path, Path]]] = {}
     for key, by_path in sorted(by_key.items()):
         if EXACT_PATH not in by_path:
             continue
@@ -315,7 +342,7 @@ def paired_trace_markdown(a: Path, b: Path) -> str:
             cells += [_fixed(x, digits), _fixed(y, digits),
                       "–" if x is None or y is None else f"{y - x:+.{digits}f}"]
         rows.append([epoch, *cells])
-    la, lb = (_short_label(_path(r)) for r in (a, b))
+    la, lb = (_path(r).short_label() for r in (a, b))
     columns = ["epoch"]
     for name in ("test acc %", "I_global", "I_local", "I_feature"):
         columns += [f"{name}, {la}", f"{name}, {lb}", "Δ"]

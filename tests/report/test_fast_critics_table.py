@@ -12,12 +12,14 @@ SOURCE = RUNS / "cpu-conv4_mp-mimkd-critic_hidden128-locations0-s0"  # 128-wide 
 
 
 def _run(tmp_path: Path, name: str, locations: int, epochs: int, acc_shift: float = 0.0,
-         precision: str = "fp32", sampling: str = "uniform", global_precision: str = "same") -> Path:
+         precision: str = "fp32", sampling: str = "uniform", global_precision: str = "same",
+         feature_locations: int | None = None) -> Path:
     run = tmp_path / name
     run.mkdir()
     recipe = (SOURCE / "recipe.toml").read_text().replace(
         "critic_hidden = 128", f"critic_hidden = 512\nlocations = {locations}\ncritic_precision = \"{precision}\"\n"
-                               f"location_sampling = \"{sampling}\"\nglobal_critic_precision = \"{global_precision}\"")
+                               f"location_sampling = \"{sampling}\"\nglobal_critic_precision = \"{global_precision}\""
+                               + ("" if feature_locations is None else f"\nfeature_locations = {feature_locations}"))
     (run / "recipe.toml").write_text(recipe)
     lines = (SOURCE / "metrics.jsonl").read_text().splitlines()[:epochs]
     shifted = [json.dumps({**json.loads(line), "test_acc": json.loads(line)["test_acc"] + acc_shift}) for line in lines]
@@ -74,10 +76,10 @@ def test_each_sampled_L_is_paired_with_the_exact_run_of_its_seed(tmp_path):
     for run, seed in zip(runs, (0, 0, 0, 1, 1, 1, 2), strict=True):
         (run / "recipe.toml").write_text((run / "recipe.toml").read_text().replace("seed = 0", f"seed = {seed}"))
     pairs = exact_sampled_pairs(runs)
-    assert list(pairs) == [(16, "fp32", "uniform"), (32, "fp32", "uniform")]
-    assert [(seed, e.name, s.name) for seed, e, s in pairs[32, "fp32", "uniform"]] == [(0, "L0-s0", "L32-s0"),
+    assert list(pairs) == [(16, "fp32", "uniform", 16), (32, "fp32", "uniform", 32)]
+    assert [(seed, e.name, s.name) for seed, e, s in pairs[32, "fp32", "uniform", 32]] == [(0, "L0-s0", "L32-s0"),
                                                                                        (1, "L0-s1", "L32-s1")]
-    assert [s.name for _, _, s in pairs[16, "fp32", "uniform"]] == ["L16-s0", "L16-s1"]
+    assert [s.name for _, _, s in pairs[16, "fp32", "uniform", 16]] == ["L16-s0", "L16-s1"]
 
 
 def test_bf16_runs_pair_with_the_fp32_exact_run_and_are_labelled(tmp_path):
@@ -85,8 +87,8 @@ def test_bf16_runs_pair_with_the_fp32_exact_run_and_are_labelled(tmp_path):
     fp32 = _run(tmp_path, "L32-s0", locations=32, epochs=1)
     bf16 = _run(tmp_path, "L32-bf16-s0", locations=32, epochs=1, precision="bf16")
     pairs = exact_sampled_pairs([bf16, exact, fp32])
-    assert pairs == {(32, "bf16", "uniform"): [(0, exact, bf16)],  # neither hides the other
-                     (32, "fp32", "uniform"): [(0, exact, fp32)]}
+    assert pairs == {(32, "bf16", "uniform", 32): [(0, exact, bf16)],  # neither hides the other
+                     (32, "fp32", "uniform", 32): [(0, exact, fp32)]}
     assert "I_local, L = 32, bf16" in paired_trace_markdown(exact, bf16).splitlines()[0]
     labels = [_cells(r)[3] for r in fast_critics_markdown([bf16, fp32], []).splitlines()[2:]]
     assert labels == ["width 512, L = 32 sampled", "width 512, L = 32 sampled, bf16 critics"]
@@ -97,7 +99,8 @@ def test_stratified_runs_are_their_own_path_and_an_exact_run_stays_exact_whateve
     uniform = _run(tmp_path, "L32-s0", locations=32, epochs=1, precision="bf16")
     strat = _run(tmp_path, "L32-strat-s0", locations=32, epochs=1, precision="bf16", sampling="stratified")
     pairs = exact_sampled_pairs([strat, exact, uniform])
-    assert pairs == {(32, "bf16", "stratified"): [(0, exact, strat)], (32, "bf16", "uniform"): [(0, exact, uniform)]}
+    assert pairs == {(32, "bf16", "stratified", 32): [(0, exact, strat)],
+                     (32, "bf16", "uniform", 32): [(0, exact, uniform)]}
     assert "I_local, L = 32, stratified, bf16" in paired_trace_markdown(exact, strat).splitlines()[0]
     labels = [_cells(r)[3] for r in fast_critics_markdown([strat, uniform], []).splitlines()[2:]]
     assert labels == ["width 512, L = 32 sampled, bf16 critics", "width 512, L = 32 stratified, bf16 critics"]
@@ -109,9 +112,21 @@ def test_a_global_critic_kept_in_fp32_is_its_own_path_and_says_so(tmp_path):
     kept = _run(tmp_path, "L32-g-s0", locations=32, epochs=1, precision="bf16", sampling="stratified",
                 global_precision="fp32")
     pairs = exact_sampled_pairs([kept, exact, bf16])
-    assert pairs == {(32, "bf16", "stratified"): [(0, exact, bf16)],
-                     (32, "bf16-global-fp32", "stratified"): [(0, exact, kept)]}
+    assert pairs == {(32, "bf16", "stratified", 32): [(0, exact, bf16)],
+                     (32, "bf16-global-fp32", "stratified", 32): [(0, exact, kept)]}
     assert "I_local, L = 32, stratified, bf16, global fp32" in paired_trace_markdown(exact, kept).splitlines()[0]
     labels = [_cells(r)[3] for r in fast_critics_markdown([kept, bf16], []).splitlines()[2:]]
     assert labels == ["width 512, L = 32 stratified, bf16 critics",
                       "width 512, L = 32 stratified, bf16 critics, global fp32"]
+
+
+def test_a_feature_term_with_its_own_L_is_its_own_path_and_says_so(tmp_path):
+    exact = _run(tmp_path, "L0-s0", locations=0, epochs=1, feature_locations=0)  # 0 everywhere: still exact
+    same = _run(tmp_path, "L32-s0", locations=32, epochs=1, feature_locations=32)  # as if unset
+    own = _run(tmp_path, "L32-f64-s0", locations=32, epochs=1, feature_locations=64)
+    pairs = exact_sampled_pairs([own, exact, same])
+    assert pairs == {(32, "fp32", "uniform", 32): [(0, exact, same)], (32, "fp32", "uniform", 64): [(0, exact, own)]}
+    assert [p.tag() for p in pairs] == ["-L32", "-L32-feature-L64"]
+    assert "I_local, L = 32, feature L = 64" in paired_trace_markdown(exact, own).splitlines()[0]
+    labels = [_cells(r)[3] for r in fast_critics_markdown([own, same], []).splitlines()[2:]]
+    assert labels == ["width 512, L = 32 sampled", "width 512, L = 32 sampled, feature L = 64"]

@@ -44,10 +44,10 @@ so only doing less helps. `locations = L` scores L random locations per image an
 (`critics.sample_locations`): an unbiased estimate of eqs. 4–5 and of their gradient at L/(H·W) of
 the critic work; 0 (default) is the paper's exact computation, bit for bit. `location_sampling =
 "stratified"` draws one location in each of L equal tiles instead: as unbiased, less noisy
-(neighbours are never drawn together). `feature_locations` gives the feature term its own L (the local term keeps
-`locations`): its sampled runs ended ~0.003 below the exact runs' feature bound where the local
-bound had no gap. Sampling does not touch the global term, whose projection of
-K = 4096 raw teacher rows per step is 1.2× KD alone on the Conv-4-MP pair. `critic_precision =
+(neighbours are never drawn together). `feature_locations` gives the feature term its own L (the
+local term keeps `locations`): at L = 32 its sampled runs ended ~0.003 below the exact runs' feature
+bound where the local bound had no gap. Sampling does not touch the global term, whose projection
+of K = 4096 raw teacher rows per step is 1.2× KD alone on the Conv-4-MP pair. `critic_precision =
 "bf16"` runs every critic (the global one's projections too, unless `global_critic_precision =
 "fp32"`) under CPU autocast: the bounds take their scores in fp32, and the project-dot infoNCE
 computes its dot products in fp32, but a convolve critic's scores come out of a bf16 layer. Where

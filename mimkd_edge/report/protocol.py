@@ -200,10 +200,6 @@ class FastPath(NamedTuple):
     sampling: str
     feature_locations: int
 
-    @property
-    def is_exact(self) -> bool:
-        return self == EXACT_PATH
-
     def tag(self) -> str:
         """The suffix of its blocks' names in the results file: "" for L = 16 in fp32 (the first fast
         path, which keeps the first blocks' names), e.g. "-L32-stratified-bf16-global-fp32-feature-L64"."""
@@ -215,7 +211,8 @@ class FastPath(NamedTuple):
     def label(self, width: int) -> str:
         """E.g. "width 512, L = 32 stratified, bf16 critics, global fp32, feature L = 64"."""
         drawn = "sampled" if self.sampling == "uniform" else self.sampling
-        where = "every location (exact)" if self.locations == 0 else f"L = {self.locations} {drawn}"
+        exact = " (exact)" if self.feature_locations == 0 else ""  # of the local and feature terms
+        where = f"every location{exact}" if self.locations == 0 else f"L = {self.locations} {drawn}"
         return f"width {width}, {where}" + _precision_words(self.precision, " critics") + self._feature_words()
 
     def short_label(self) -> str:
@@ -285,9 +282,8 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
 
 
 def exact_sampled_pairs(runs: list[Path]) -> dict[FastPath, list[tuple[int, Path, Path]]]:
-    """By fast path (`FastPath`): (seed, exact run, fast run) for
-    every seed that has both, at the same student and critic width. The exact run is the paper's
-    computation: every location, fp32 critics."""
+    """By fast path (`FastPath`): (seed, exact run, fast run) for every seed that has both, at the same
+    student and critic width. The exact run is the paper's computation: every location, fp32 critics."""
     by_key: dict[tuple, dict[FastPath, Path]] = {}
     for run in runs:
         r = load_recipe(RunDir(run).recipe)

@@ -136,6 +136,11 @@ class MIMKD(DistillMethod):
             True, help="critics see each teacher channel standardised by running statistics (an invertible "
                        "per-channel map: same MI, no divergence with large teacher activations); false: raw")
 
+        @property
+        def feature_term_locations(self) -> int:
+            """L of the feature term: `feature_locations` when set, else the local term's `locations`."""
+            return self.locations if self.feature_locations is None else self.feature_locations
+
     needs_index = True  # with the defaults (global infoNCE, memory bank); see __init__
 
     def __init__(self, opts: "MIMKD.Options", ctx: MethodContext):
@@ -146,7 +151,7 @@ class MIMKD(DistillMethod):
         for weight, name in ((o.lambda_local, "lambda_local"), (o.lambda_feature, "lambda_feature")):
             if weight > 0:
                 require_pairs(self.pairs, ctx.teacher_maps, ctx.student_maps, f"mimkd {name} = {weight:g} > 0")
-        sampled = (o.lambda_local > 0 and o.locations) or (o.lambda_feature > 0 and self.feature_locations)
+        sampled = (o.lambda_local > 0 and o.locations) or (o.lambda_feature > 0 and o.feature_term_locations)
         if sampled and o.negatives != "derangement":
             raise ValueError(f"mimkd: sampled locations (locations = {o.locations}, feature_locations = "
                              f"{o.feature_locations}) take negatives = \"derangement\", got {o.negatives!r}")
@@ -208,7 +213,7 @@ class MIMKD(DistillMethod):
             if o.lambda_feature > 0:
                 pairs = enumerate(zip(self.feature_critics, self.pairs, strict=True))
                 per_pair = torch.stack([self._jsd(critic, self._map(k, teacher.maps[ti]), student.maps[si],
-                                                  self.feature_locations)
+                                                  o.feature_term_locations)
                                         for k, (critic, (ti, si)) in pairs])
                 bound = per_pair.mean()
                 terms["feature"] = -o.lambda_feature * bound
@@ -216,12 +221,6 @@ class MIMKD(DistillMethod):
                 if len(self.pairs) > 1:  # each pair's own bound too: which paired map a change moves
                     estimates.update({f"mi_feature_{k}": v for k, v in enumerate(per_pair.detach())})
         return MethodOutput(terms, estimates)
-
-    @property
-    def feature_locations(self) -> int:
-        """L of the feature term: its own when set, else the local term's (`locations`)."""
-        o = self.opts
-        return o.locations if o.feature_locations is None else o.feature_locations
 
     def _jsd(self, critic: nn.Module, t: torch.Tensor, s_map: torch.Tensor, count: int) -> torch.Tensor:
         """Eq. 2 between a teacher vector or map and a student map: over every location (`count` 0),

@@ -241,7 +241,7 @@ def _precision(o) -> str:
 def _path(run: Path, recipe=None) -> FastPath:
     """How a MIMKD run computed its local and feature terms. `recipe`: the run's, when the caller has it."""
     o = (recipe or load_recipe(RunDir(run).recipe)).method.options
-    feature = o.locations if o.feature_locations is None else o.feature_locations
+    feature = o.feature_term_locations
     sampling = o.location_sampling if o.locations or feature else "uniform"
     return FastPath(o.locations, _precision(o), sampling, feature)
 

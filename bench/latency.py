@@ -11,9 +11,11 @@ here; only their speed is measured). Candidates, all fed the same float32 1×3×
 - plain OpenVINO: ``Core().compile_model(onnx, "CPU")``, default properties, called as ``compiled(x)``;
 - mimkd-edge: runtime.session on the FP32 / INT8 ONNX (onnxruntime) and IR (OpenVINO) artifacts,
   1 thread, static batch 1 (LATENCY hint, 1 stream for OpenVINO);
-- where an export-time rewrite applies (export/rewrites.py; ShuffleNetV2's folded channel shuffle),
-  the same four artifacts built from the rewritten graph, as `mimkd-edge export` now writes them, beside
-  those of the graph as trained (`--no-rewrite`), so that the rewrite's own gain is measured.
+- where an export-time rewrite applies (export/rewrites.py: ShuffleNetV2's folded channel shuffle and
+  aligned branch widths; every model's classifier as a 1×1 convolution), the same artifacts built from
+  the rewritten graph, as `mimkd-edge export` now writes them, beside those of the graph as trained
+  (`--no-rewrite`); where several apply, also each cumulative step (fold; fold + aligned widths) at
+  1 thread, so that each rewrite's own gain is measured.
 
 They run round-robin (the starting candidate rotates), several rounds of a fixed time budget each;
 the report gives the median over all calls, p90, the minimum, ratios, and the FLOP bound
@@ -58,23 +60,30 @@ MODELS = ("conv4", "conv4_mp", "shufflenetv2", "resnet8x4")
 OURS_PREFIX = "mimkd-edge"
 REWRITTEN = "_rewritten"  # suffix of the artifact keys built from the rewritten graph (every rewrite)
 REWRITTEN_LABEL = ", rewritten"
-FOLD_ONLY = "_fold_only"  # FP32 only: the channel-shuffle fold without the branch-width alignment
-FOLD_ONLY_LABEL = ", fold only"
+STEP_NAMES = {"fold-channel-shuffle": "fold", "align-branch-width": "aligned widths",
+              "classifier-as-conv": "conv classifier"}
 PROBE = "sgemm probe (torch, n=512, 1 thr)"  # timed in the same rounds: the machine's matmul rate meanwhile
 PROBE_N = 512  # the size of the probe at the start (hardware.sgemm_probe), so the two rates compare
 
 
-def build(name: str, folder: Path, calib: int, int8: bool) -> tuple[torch.nn.Module, dict[str, Path], dict]:
+def steps(applied: tuple[str, ...]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(key suffix, label, rewrites) of each cumulative step short of all of `applied`: with rewrites
+    a, b, c the graphs a and a + b, so that each rewrite's gain is the difference of two columns."""
+    return [(f"_step{i}", ", " + " + ".join(STEP_NAMES[r] for r in applied[:i]), applied[:i])
+            for i in range(1, len(applied))]
+
+
+def build(name: str, folder: Path, calib: int, int8: bool) -> tuple[torch.nn.Module, dict[str, Path], dict, list]:
     """The model (random weights, seed 0) and its artifacts, exported once; also those of its rewritten
-    graph where a rewrite applies (keys ending in REWRITTEN)."""
+    graph where a rewrite applies (keys ending in REWRITTEN) and of each cumulative step (`steps`)."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=100).eval()
     rewritten = rewrite_for_export(model)
     forms = [("", model)]
     if rewritten.applied:
         forms.append((REWRITTEN, rewritten.module))
-    if len(rewritten.applied) > 1:  # each rewrite measured alone too
-        forms.append((FOLD_ONLY, rewrite_for_export(model, ("fold-channel-shuffle",)).module))
+    partial = steps(rewritten.applied)
+    forms += [(suffix, rewrite_for_export(model, names).module) for suffix, _, names in partial]
     paths: dict[str, Path] = {}
     seconds: dict[str, float] = {}
     x_cal = np.random.default_rng(0).standard_normal((calib, 3, 32, 32)).astype(np.float32)
@@ -87,7 +96,7 @@ def build(name: str, folder: Path, calib: int, int8: bool) -> tuple[torch.nn.Mod
         t0 = time.perf_counter()
         paths["ir_fp32" + suffix] = onnx_to_ir(onnx_fp32, Path(f"{stem}_fp32.xml"))[0]
         seconds["ir_convert" + suffix] = time.perf_counter() - t0
-        if not int8 or suffix == FOLD_ONLY:
+        if not int8:
             continue
         t0 = time.perf_counter()
         quantize_onnx(onnx_fp32, Path(f"{stem}_int8.onnx"), x_cal)
@@ -97,7 +106,7 @@ def build(name: str, folder: Path, calib: int, int8: bool) -> tuple[torch.nn.Mod
         quantised, _ = quantize_openvino(convert_onnx(onnx_fp32), x_cal)
         paths["ir_int8" + suffix] = save_ir(quantised, Path(f"{stem}_int8.xml"), compress_to_fp16=False)[0]
         seconds["ir_int8" + suffix] = time.perf_counter() - t0
-    return model, paths, {k: round(v, 1) for k, v in seconds.items()}
+    return model, paths, {k: round(v, 1) for k, v in seconds.items()}, [(k, label) for k, label, _ in partial]
 
 
 def identity_onnx(path: Path) -> Path:
@@ -114,7 +123,7 @@ def identity_onnx(path: Path) -> Path:
 
 
 def candidates(model: torch.nn.Module, paths: dict[str, Path], x: np.ndarray, default_threads: int, bf16: bool,
-               cores: int):
+               cores: int, partial: list[tuple[str, str]]):
     """name → (callable, setup or None, description dict with "threads_n", the threads it computes on)."""
     import onnxruntime as ort
 
@@ -161,8 +170,9 @@ def candidates(model: torch.nn.Module, paths: dict[str, Path], x: np.ndarray, de
                      ("ir_fp32", "openvino", "OpenVINO FP32", "f32", 2)]
     variants += [(key + REWRITTEN, backend, label + REWRITTEN_LABEL, hint, threads)
                  for key, backend, label, hint, threads in variants] + [
-        (key + FOLD_ONLY, backend, label + FOLD_ONLY_LABEL, hint, threads)
-        for key, backend, label, hint, threads in variants if threads == 1 and "fp32" in key and hint == "f32"]
+        (key + suffix, backend, label + step_label, hint, threads)
+        for suffix, step_label in partial
+        for key, backend, label, hint, threads in variants if threads == 1 and hint == "f32"]
     for key, backend, label, hint, threads in variants:
         if key not in paths:
             continue
@@ -343,10 +353,10 @@ def main() -> None:
         print("per-call overhead (ms):", {k: round(v["median_ms"], 4) for k, v in over.items()}, flush=True)
         for name in [m.strip() for m in args.models.split(",") if m.strip()]:
             print(f"{name}: exporting", flush=True)
-            model, paths, export_s = build(name, folder, args.calib, not args.no_int8)
+            model, paths, export_s, partial = build(name, folder, args.calib, not args.no_int8)
             macs = count_macs(model, 32)
             x = np.random.default_rng(1).standard_normal((1, 3, 32, 32)).astype(np.float32)
-            cands = candidates(model, paths, x, default_threads, bf16, cores)
+            cands = candidates(model, paths, x, default_threads, bf16, cores, partial)
             print(f"{name}: timing {len(cands)} candidates × {args.rounds} rounds", flush=True)
             run = interleave({k: v[0] for k, v in cands.items()}, rounds=args.rounds, warmup=args.warmup,
                              seconds=args.seconds, setup={k: v[1] for k, v in cands.items() if v[1]}, pause=0.1)
@@ -357,8 +367,7 @@ def main() -> None:
                 rows[k] = {**info, **{m: s[m] for m in ("median_ms", "p90_ms", "min_ms", "iters", "rounds")},
                            "round_medians_ms": [round(v, 4) for v in run.round_medians_ms[k]]}
             profiles = {k: profile_ort(paths[k], x) for k in ("onnx_fp32", "onnx_int8", "onnx_fp32" + REWRITTEN,
-                                                              "onnx_int8" + REWRITTEN, "onnx_fp32" + FOLD_ONLY)
-                        if k in paths}
+                                                              "onnx_int8" + REWRITTEN) if k in paths}
             ov_profiles = {k: profile_openvino(paths[k], x) for k in ("ir_fp32", "ir_fp32" + REWRITTEN, "ir_int8",
                                                                      "ir_int8" + REWRITTEN) if k in paths}
             probe_gflops = 2 * PROBE_N ** 3 / (rows[PROBE]["median_ms"] * 1e6)
@@ -370,7 +379,8 @@ def main() -> None:
                                  macs, machine["peak_estimated"].get("int8_gops_per_core")),
                              "bound_ms_bf16_est": hardware.flop_bound_ms(
                                  macs, machine["peak_estimated"].get("bf16_gflops_per_core")),
-                             "export_seconds": export_s, "candidates": rows, "ort_profile": profiles,
+                             "export_seconds": export_s, "applied": list(rewrite_for_export(model).applied),
+                             "steps": partial, "candidates": rows, "ort_profile": profiles,
                              "ov_profile": ov_profiles}
             best = min((r["median_ms"] for r in rows.values() if r["kind"] == "ours"), default=None)
             print(f"{name}: best mimkd-edge {fmt(best)} ms, bound {fmt(results[name]['bound_ms_est'])} ms", flush=True)
@@ -532,25 +542,30 @@ def _model_section(name: str, r: dict, machine: dict) -> list[str]:
 
 def rewrite_lines(results: dict) -> list[str]:
     """Each export-time rewrite's own gain: every mimkd-edge candidate on the graph as trained beside
-    the same candidate on the rewritten graph (same run, interleaved), and the rewritten FP32 artifact
-    against the plain onnxruntime export."""
+    the same candidate after each cumulative step and after all rewrites (same run, interleaved), and
+    the rewritten FP32 artifact against the plain onnxruntime export."""
     lines = []
     for name, r in results.items():
         c = r["candidates"]
-        plain_keys = [k for k, v in c.items()
-                      if v["kind"] == "ours" and REWRITTEN_LABEL not in k and FOLD_ONLY_LABEL not in k]
-        pairs = [(k, k.replace(" (", REWRITTEN_LABEL + " (", 1), k.replace(" (", FOLD_ONLY_LABEL + " (", 1))
-                 for k in plain_keys]
-        pairs = [(a, b, f) for a, b, f in pairs if b in c]
-        if not pairs:
+        labels = [label for _, label in r.get("steps", [])]
+        plain_keys = [k for k, v in c.items() if v["kind"] == "ours" and REWRITTEN_LABEL not in k
+                      and not any(label in k for label in labels)]
+        rows = [(k, [k.replace(" (", label + " (", 1) for label in labels], k.replace(" (", REWRITTEN_LABEL + " (", 1))
+                for k in plain_keys]
+        rows = [(a, between, b) for a, between, b in rows if b in c]
+        if not rows:
             continue
+        applied = " + ".join(STEP_NAMES[n] for n in r.get("applied", [])) or "rewritten"
         lines += ["", f"### {name}: the export-time rewrites alone (graph as trained → rewritten)", "",
-                  "| candidate | as trained, ms | fold only, ms | fold + aligned widths, ms | speed-up (all) |",
-                  "|---|--:|--:|--:|--:|"]
-        for a, b, f in pairs:
+                  "| candidate | as trained, ms | " + "".join(f"{label[2:]}, ms | " for label in labels)
+                  + f"{applied} (as exported), ms | speed-up (all) |",
+                  "|---|--:|" + "--:|" * len(labels) + "--:|--:|"]
+        for a, between, b in rows:
             ma, mb = c[a]["median_ms"], c[b]["median_ms"]
-            fold = fmt(c[f]["median_ms"]) if f in c else "–"
-            lines.append(f"| {_short(a)} ({c[a]['threads']} thr) | {fmt(ma)} | {fold} | {fmt(mb)} | {ma / mb:.2f}× |")
+            mid = "".join(f"{fmt(c[k]['median_ms']) if k in c else '–'} | " for k in between)
+            lines.append(f"| {_short(a)} ({c[a]['threads']} thr) | {fmt(ma)} | {mid}{fmt(mb)} | {ma / mb:.2f}× |")
+        if not any(REWRITTEN_LABEL in k and c[k].get("precision") == "fp32" for k in c):
+            continue
         best = min((k for k in c if REWRITTEN_LABEL in k and c[k].get("precision") == "fp32"
                     and c[k]["threads"] == 1), key=lambda k: c[k]["median_ms"])
         ms, plain = c[best]["median_ms"], c["onnxruntime (defaults)"]["median_ms"]
@@ -657,25 +672,31 @@ def _ov_account(r: dict) -> list[str]:
 
 
 def _ov_int8_account(r: dict) -> list[str]:
-    """Where OpenVINO's INT8 time goes (its counters), the convolutions against the INT8 bound, and how
-    much of it ran on AMX tiles (the unit the INT8 bound assumes on AMX CPUs)."""
+    """Where OpenVINO's INT8 time goes (its counters): dense and depthwise convolutions each against their
+    own INT8 bound (their MACs from the ONNX profile of the same graph), how much ran on AMX tiles (the
+    unit the INT8 bound assumes on AMX CPUs), and what every other node costs."""
     key = "ir_int8" + REWRITTEN if "ir_int8" + REWRITTEN in (r.get("ov_profile") or {}) else "ir_int8"
     ov = (r.get("ov_profile") or {}).get(key)
     ort = (r.get("ort_profile") or {}).get("onnx_fp32" + (REWRITTEN if key != "ir_int8" else ""), {})
     if not ov:
         return []
-    convs = [g for k, g in ov.items() if k.startswith("conv")]
-    conv_ms = sum(g["ms_per_call"] for g in convs)
+    convs = {k: g for k, g in ov.items() if k.startswith("conv")}
+    conv_ms = sum(g["ms_per_call"] for g in convs.values())
     total_ms = sum(g["ms_per_call"] for g in ov.values()) or 1.0
     amx = sum(g["ms_per_call"] * g.get("amx_share", 0.0) for g in ov.values()) / total_ms
-    rest = [g for k, g in ov.items() if not k.startswith("conv")]
-    rest_nodes = sum(g["nodes_per_call"] for g in rest)
+    rest_nodes = sum(g["nodes_per_call"] for k, g in ov.items() if k not in convs)
     text = (f"OpenVINO INT8{' rewritten' if key != 'ir_int8' else ''} (its counters): convolutions "
             f"{100 * conv_ms / total_ms:.0f} % of kernel time")
-    conv_macs = sum(g.get("macs_per_call", 0) for k, g in ort.items() if k.startswith("conv"))
-    if conv_macs and r.get("bound_ms_int8_est"):
-        bound = r["bound_ms_int8_est"] * conv_macs / r["macs"]
-        text += f" ({1000 * conv_ms:.0f} µs/call = {conv_ms / bound:.1f}× their own INT8 bound)"
+    per_kind = []
+    for kind, g in convs.items():
+        macs = ort.get(kind, {}).get("macs_per_call", 0)
+        part = f"{kind.replace('conv, ', '')} {1000 * g['ms_per_call']:.0f} µs/call"
+        if macs and r.get("bound_ms_int8_est"):
+            bound = r["bound_ms_int8_est"] * macs / r["macs"]
+            part += f" = {g['ms_per_call'] / bound:.1f}× their own INT8 bound ({macs / 1e6:.1f} M MACs)"
+        per_kind.append(part)
+    if per_kind:
+        text += f" ({'; '.join(per_kind)})"
     if amx > 0:  # a CPU with AMX: how much of the time the tile unit the INT8 bound assumes really ran
         text += f", {100 * amx:.0f} % of kernel time in AMX kernels"
     if rest_nodes:

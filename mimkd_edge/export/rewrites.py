@@ -29,21 +29,20 @@ Not kept: widening every piece to the NCHWc block and computing each by its own 
 keeps onnxruntime's whole graph blocked (no reorders), but costs +15 % MACs and 2.4× the convolutions
 for ShuffleNetV2 1×, and ran slower on both runtimes (issue 19's note of 2026-12-01).
 
+Not kept either: the classifier as a 1×1 convolution of the pooled (N, D, 1, 1) map. OpenVINO runs an
+INT8 Linear at batch 1 as a quantised GEMM (FullyConnectedQuantizedLegacy) with a large fixed cost
+(ShuffleNetV2's 1024 → 100 classifier: 84 µs per call by its counters on an AVX2 EPYC, as a 1×1 conv
+20 µs), but end to end that was 3 % of the INT8 model and within the machine's noise in interleaved
+runs, while onnxruntime pays for the reshapes around the conv (Conv-4 INT8 0.137 → 0.144 ms);
+bench/results/latency_classifier_as_conv.md and issue 19's note of 2026-12-02.
+
 What cannot be absorbed: ShuffleNetV1's shuffle sits between two *grouped* 1×1 convolutions; folding
 it into either would break their group structure (a dense conv with zero blocks: g× the MACs), so
 V1 is exported as it is.
-
-Classifier as a 1×1 convolution (every model with global average pooling → Linear). OpenVINO runs an
-INT8 Linear at batch 1 as a quantised GEMM (FullyConnectedQuantizedLegacy, jit_gemm_I8) with a large
-fixed cost: ShuffleNetV2's 1024 → 100 classifier (0.1 M MACs) took ~100 µs per call, ~9 % of the
-model, on an AVX2 EPYC; the same weights as a 1×1 Convolution of the pooled (N, D, 1, 1) map run in
-its int8 1×1 convolution kernel in ~25 µs (its counters, issue 19's note of 2026-12-02). The
-convolution reads the same weights in the same order, so the function is the same up to rounding.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
 from dataclasses import dataclass
 
@@ -52,7 +51,7 @@ from torch import nn
 
 from ..models.shufflenet import ShuffleNetV2, ShuffleV2Block, ShuffleV2Down, channel_shuffle
 
-REWRITES = ("fold-channel-shuffle", "align-branch-width", "classifier-as-conv")
+REWRITES = ("fold-channel-shuffle", "align-branch-width")
 BRANCH_ALIGN = 8  # onnxruntime's NCHWc block on the CPUs measured here (it padded 116 channels to 120 itself)
 
 
@@ -68,45 +67,11 @@ def rewrite_for_export(model: nn.Module, rewrites: tuple[str, ...] = REWRITES) -
     unknown = set(rewrites) - set(REWRITES)
     if unknown:
         raise ValueError(f"unknown rewrites {sorted(unknown)}; known: {', '.join(REWRITES)}")
-    module, applied = model, ()
     if isinstance(model, ShuffleNetV2) and "fold-channel-shuffle" in rewrites:
         align = BRANCH_ALIGN if "align-branch-width" in rewrites else 1
         applied = ("fold-channel-shuffle",) + (("align-branch-width",) if align > 1 else ())
-        module = fold_channel_shuffle(model, align=align)
-    if "classifier-as-conv" in rewrites and _pooled_linear_classifier(module):
-        module, applied = classifier_as_conv(module), applied + ("classifier-as-conv",)
-    return Rewritten(module, applied)
-
-
-# --------------------------------------------------------------------------- classifier as 1×1 conv
-class ConvClassifier(nn.Module):
-    """A Linear classifier applied as a 1×1 convolution to the pooled vector seen as a 1×1 map."""
-
-    def __init__(self, fc: nn.Linear):
-        super().__init__()
-        self.conv = nn.Conv2d(fc.in_features, fc.out_features, 1, bias=fc.bias is not None)
-        with torch.no_grad():
-            self.conv.weight.copy_(fc.weight[:, :, None, None])
-            if fc.bias is not None:
-                self.conv.bias.copy_(fc.bias)
-
-    def forward(self, vector: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.conv(vector[:, :, None, None]), 1)
-
-
-def _pooled_linear_classifier(model: nn.Module) -> bool:
-    """The head every CIFAR model here shares: global average pooling (`pool`) → flatten → `fc`."""
-    pool = getattr(model, "pool", None)
-    return (isinstance(getattr(model, "fc", None), nn.Linear) and isinstance(pool, nn.AdaptiveAvgPool2d)
-            and pool.output_size in (1, (1, 1)))
-
-
-def classifier_as_conv(model: nn.Module) -> nn.Module:
-    """A copy of `model` whose `fc` is a ConvClassifier with the same weights (the model as trained is
-    left as it is)."""
-    out = copy.deepcopy(model)
-    out.fc = ConvClassifier(model.fc)
-    return out
+        return Rewritten(fold_channel_shuffle(model, align=align), applied)
+    return Rewritten(model, ())
 
 
 # --------------------------------------------------------------------------- conv + BN algebra

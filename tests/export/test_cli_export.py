@@ -46,7 +46,7 @@ def test_manifest_lists_every_artifact_with_right_hashes(exported):
     m = json.loads((folder / "manifest.json").read_text())
     assert {a["name"] for a in m["artifacts"]} == ALL
     assert m["exporter"] == "dynamo" and m["opset"] == 23 and m["model"] == "conv4"
-    assert m["rewrites"] == ["classifier-as-conv"]  # the only export-time rewrite that applies to Conv-4
+    assert m["rewrites"] == []  # no export-time rewrite applies to Conv-4
     assert m["input"]["name"] == "input" and m["input"]["normalisation_baked"] is False
     assert m["calibration_set"]["images"] == 32 and m["classes"] == [f"class_{i}" for i in range(4)]
     for pkg in ("torch", "onnx", "onnxruntime", "openvino", "nncf"):

@@ -9,7 +9,7 @@ import torch
 from mimkd_edge.engine.trainer import fit
 from mimkd_edge.export import export_run
 from mimkd_edge.export.onnx_export import export_onnx
-from mimkd_edge.export.rewrites import classifier_as_conv, fold_channel_shuffle, rewrite_for_export
+from mimkd_edge.export.rewrites import fold_channel_shuffle, rewrite_for_export
 from mimkd_edge.models import create_model, list_models
 from mimkd_edge.recipe import parse_recipe
 
@@ -65,28 +65,10 @@ def test_folded_graph_has_no_shuffle_and_no_batchnorm(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["conv4", "resnet8x4", "shufflenetv1"])
-def test_models_without_a_channel_shuffle_to_fold_get_only_the_conv_classifier(name):
+def test_models_without_a_rewrite_are_exported_as_they_are(name):
     model = create_model(name, num_classes=10)
-    assert rewrite_for_export(model).applied == ("classifier-as-conv",)
-
-
-def test_models_without_a_pooled_linear_classifier_are_exported_as_they_are():
-    model = create_model("tv_resnet18", num_classes=10)  # torchvision's head: avgpool → flatten → fc
     rewritten = rewrite_for_export(model)
     assert rewritten.module is model and rewritten.applied == ()
-
-
-@torch.no_grad()
-def test_conv_classifier_replaces_the_linear_layer_and_leaves_the_model_as_trained_alone(tmp_path):
-    model = _with_statistics("conv4_mp")
-    fc = model.fc.weight.clone()
-    rewritten = classifier_as_conv(model)
-    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    assert float((rewritten(x) - model(x)).abs().max()) <= 1e-5
-    assert isinstance(model.fc, torch.nn.Linear) and torch.equal(model.fc.weight, fc)
-    export_onnx(rewritten, tmp_path / "m.onnx", input_size=32, exporter="torchscript")
-    ops = [n.op_type for n in onnx.load(tmp_path / "m.onnx").graph.node]
-    assert not {"Gemm", "MatMul"} & set(ops) and ops.count("Conv") == 5  # 4 convs + the classifier
 
 
 def test_rewrites_can_be_chosen_one_by_one():
@@ -114,8 +96,7 @@ def test_export_pipeline_proves_the_rewritten_graph_against_the_student(tmp_path
     folded = export_run(tmp_path / "run", out=tmp_path / "folded", onnx=True, exporter="torchscript",
                         bake_normalisation=True)
     plain = export_run(tmp_path / "run", out=tmp_path / "plain", onnx=True, exporter="torchscript", rewrite=False)
-    assert folded.complete and folded.manifest.rewrites == ["fold-channel-shuffle", "align-branch-width",
-                                                            "classifier-as-conv"]
+    assert folded.complete and folded.manifest.rewrites == ["fold-channel-shuffle", "align-branch-width"]
     assert plain.complete and plain.manifest.rewrites == []
     assert folded.manifest.artifacts[0].parity["max_abs_diff"] <= 1e-4
     ops = [n.op_type for n in onnx.load(tmp_path / "folded" / "model_fp32.onnx").graph.node]

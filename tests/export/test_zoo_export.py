@@ -101,8 +101,6 @@ REWRITTEN = [n for n in list_models() if rewrite_for_export(create_model(n, num_
 
 @pytest.mark.parametrize("name", REWRITTEN)
 def test_rewritten_zoo_models_export_with_parity(name, tmp_path):
-    """Every zoo model an export-time rewrite applies to: the rewritten graph computes what the original
-    PyTorch model computes, in both backends, at batch 1 and 3. The channel-shuffle family, whose graph
-    the rewrites change most, through the default (dynamo) exporter; the others, where only the
-    classifier changes, through TorchScript as in the zoo test above (dynamo over the whole zoo: ~4 min)."""
-    _check(name, tmp_path, "dynamo" if name.startswith("shufflenetv2") else "torchscript", rewrite=True)
+    """Every zoo model an export-time rewrite applies to: the rewritten graph, exported the default
+    way, computes what the original PyTorch model computes, in both backends, at batch 1 and 3."""
+    _check(name, tmp_path, "dynamo", rewrite=True)

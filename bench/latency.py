@@ -12,10 +12,10 @@ here; only their speed is measured). Candidates, all fed the same float32 1×3×
 - mimkd-edge: runtime.session on the FP32 / INT8 ONNX (onnxruntime) and IR (OpenVINO) artifacts,
   1 thread, static batch 1 (LATENCY hint, 1 stream for OpenVINO);
 - where an export-time rewrite applies (export/rewrites.py: ShuffleNetV2's folded channel shuffle and
-  aligned branch widths; every model's classifier as a 1×1 convolution), the same artifacts built from
-  the rewritten graph, as `mimkd-edge export` now writes them, beside those of the graph as trained
-  (`--no-rewrite`); where several apply, also each cumulative step (fold; fold + aligned widths) at
-  1 thread, so that each rewrite's own gain is measured.
+  aligned branch widths), the same artifacts built from the rewritten graph, as `mimkd-edge export`
+  now writes them, beside those of the graph as trained (`--no-rewrite`); where several apply, also
+  each cumulative step short of all (the fold alone), FP32 and INT8 at 1 thread, so that each
+  rewrite's own gain is measured.
 
 They run round-robin (the starting candidate rotates), several rounds of a fixed time budget each;
 the report gives the median over all calls, p90, the minimum, ratios, and the FLOP bound
@@ -60,8 +60,7 @@ MODELS = ("conv4", "conv4_mp", "shufflenetv2", "resnet8x4")
 OURS_PREFIX = "mimkd-edge"
 REWRITTEN = "_rewritten"  # suffix of the artifact keys built from the rewritten graph (every rewrite)
 REWRITTEN_LABEL = ", rewritten"
-STEP_NAMES = {"fold-channel-shuffle": "fold", "align-branch-width": "aligned widths",
-              "classifier-as-conv": "conv classifier"}
+STEP_NAMES = {"fold-channel-shuffle": "fold", "align-branch-width": "aligned widths"}  # column labels
 PROBE = "sgemm probe (torch, n=512, 1 thr)"  # timed in the same rounds: the machine's matmul rate meanwhile
 PROBE_N = 512  # the size of the probe at the start (hardware.sgemm_probe), so the two rates compare
 
@@ -69,13 +68,15 @@ PROBE_N = 512  # the size of the probe at the start (hardware.sgemm_probe), so t
 def steps(applied: tuple[str, ...]) -> list[tuple[str, str, tuple[str, ...]]]:
     """(key suffix, label, rewrites) of each cumulative step short of all of `applied`: with rewrites
     a, b, c the graphs a and a + b, so that each rewrite's gain is the difference of two columns."""
-    return [(f"_step{i}", ", " + " + ".join(STEP_NAMES[r] for r in applied[:i]), applied[:i])
+    return [(f"_step{i}", ", " + " + ".join(STEP_NAMES.get(r, r) for r in applied[:i]), applied[:i])
             for i in range(1, len(applied))]
 
 
-def build(name: str, folder: Path, calib: int, int8: bool) -> tuple[torch.nn.Module, dict[str, Path], dict, list]:
+def build(name: str, folder: Path, calib: int, int8: bool
+          ) -> tuple[torch.nn.Module, dict[str, Path], dict, tuple[str, ...]]:
     """The model (random weights, seed 0) and its artifacts, exported once; also those of its rewritten
-    graph where a rewrite applies (keys ending in REWRITTEN) and of each cumulative step (`steps`)."""
+    graph where a rewrite applies (keys ending in REWRITTEN) and of each cumulative step (`steps`);
+    and the rewrites applied."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=100).eval()
     rewritten = rewrite_for_export(model)
@@ -106,7 +107,7 @@ def build(name: str, folder: Path, calib: int, int8: bool) -> tuple[torch.nn.Mod
         quantised, _ = quantize_openvino(convert_onnx(onnx_fp32), x_cal)
         paths["ir_int8" + suffix] = save_ir(quantised, Path(f"{stem}_int8.xml"), compress_to_fp16=False)[0]
         seconds["ir_int8" + suffix] = time.perf_counter() - t0
-    return model, paths, {k: round(v, 1) for k, v in seconds.items()}, [(k, label) for k, label, _ in partial]
+    return model, paths, {k: round(v, 1) for k, v in seconds.items()}, rewritten.applied
 
 
 def identity_onnx(path: Path) -> Path:
@@ -353,7 +354,8 @@ def main() -> None:
         print("per-call overhead (ms):", {k: round(v["median_ms"], 4) for k, v in over.items()}, flush=True)
         for name in [m.strip() for m in args.models.split(",") if m.strip()]:
             print(f"{name}: exporting", flush=True)
-            model, paths, export_s, partial = build(name, folder, args.calib, not args.no_int8)
+            model, paths, export_s, applied = build(name, folder, args.calib, not args.no_int8)
+            partial = [(suffix, label) for suffix, label, _ in steps(applied)]
             macs = count_macs(model, 32)
             x = np.random.default_rng(1).standard_normal((1, 3, 32, 32)).astype(np.float32)
             cands = candidates(model, paths, x, default_threads, bf16, cores, partial)
@@ -379,7 +381,7 @@ def main() -> None:
                                  macs, machine["peak_estimated"].get("int8_gops_per_core")),
                              "bound_ms_bf16_est": hardware.flop_bound_ms(
                                  macs, machine["peak_estimated"].get("bf16_gflops_per_core")),
-                             "export_seconds": export_s, "applied": list(rewrite_for_export(model).applied),
+                             "export_seconds": export_s, "applied": list(applied),
                              "steps": partial, "candidates": rows, "ort_profile": profiles,
                              "ov_profile": ov_profiles}
             best = min((r["median_ms"] for r in rows.values() if r["kind"] == "ours"), default=None)
@@ -555,7 +557,7 @@ def rewrite_lines(results: dict) -> list[str]:
         rows = [(a, between, b) for a, between, b in rows if b in c]
         if not rows:
             continue
-        applied = " + ".join(STEP_NAMES[n] for n in r.get("applied", [])) or "rewritten"
+        applied = " + ".join(STEP_NAMES.get(n, n) for n in r.get("applied", [])) or "rewritten"
         lines += ["", f"### {name}: the export-time rewrites alone (graph as trained → rewritten)", "",
                   "| candidate | as trained, ms | " + "".join(f"{label[2:]}, ms | " for label in labels)
                   + f"{applied} (as exported), ms | speed-up (all) |",

@@ -30,10 +30,10 @@ keeps onnxruntime's whole graph blocked (no reorders), but costs +15 % MACs and 
 for ShuffleNetV2 1×, and ran slower on both runtimes (issue 19's note of 2026-12-01).
 
 Not kept either: the classifier as a 1×1 convolution of the pooled (N, D, 1, 1) map. OpenVINO runs an
-INT8 Linear at batch 1 as a quantised GEMM (FullyConnectedQuantizedLegacy) with a large fixed cost
-(ShuffleNetV2's 1024 → 100 classifier: 84 µs per call by its counters on an AVX2 EPYC, as a 1×1 conv
-20 µs), but end to end that was 3 % of the INT8 model and within the machine's noise in interleaved
-runs, while onnxruntime pays for the reshapes around the conv (Conv-4 INT8 0.137 → 0.144 ms);
+INT8 Linear at batch 1 as a quantised GEMM (FullyConnectedQuantizedLegacy) whose node its counters
+showed several times slower than the same weights as a 1×1 conv on an AVX2 EPYC, but end to end the
+interleaved run measured no gain (ShuffleNetV2 OpenVINO INT8 1.701 → 1.735 ms), while onnxruntime
+pays for the reshapes around the conv (Conv-4 INT8 0.137 → 0.144 ms);
 bench/results/latency_classifier_as_conv.md and issue 19's note of 2026-12-02.
 
 What cannot be absorbed: ShuffleNetV1's shuffle sits between two *grouped* 1×1 convolutions; folding

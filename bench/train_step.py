@@ -11,6 +11,10 @@ buffers (critics, embeddings, memory banks), i.e. what a method adds to a checkp
 
 A method is `name` or `name:key=value,key=value` with TOML values, bare words read as strings
 (e.g. `mimkd:critic_hidden=128,feature_critic=project`); separate methods with ';' or ','.
+A suffix `@compile` runs the method's forward through `torch.compile`, `@compile-head` only the
+convolve critics' layers after the first (issue 17's fusion lever: the ReLUs, the 512 → 1 layer and
+their backward are the element-wise work on hidden-wide tensors); compilation happens in the
+warm-up rounds, so give at least one.
 
     python bench/train_step.py --rounds 5
     python bench/train_step.py --pairs resnet56:conv4_mp --methods kd,mimkd,mimkd:critic_hidden=128
@@ -34,6 +38,7 @@ from pathlib import Path
 import torch
 
 from mimkd_edge.methods import MethodContext, create_method, method_class
+from mimkd_edge.methods.critics import ConvolveCritic
 from mimkd_edge.methods.memory import TeacherMemory
 from mimkd_edge.models import create_model, map_shapes
 from mimkd_edge.schema import build
@@ -52,6 +57,19 @@ def parse_method(spec: str) -> tuple[str, dict]:
         except tomllib.TOMLDecodeError:  # a bare word: a string
             table[key.strip()] = value.strip()
     return name.strip(), table
+
+
+COMPILE_SUFFIXES = ("@compile", "@compile-head")
+
+
+def compile_method(method: torch.nn.Module, how: str) -> None:
+    """torch.compile the method's forward (`@compile`) or each convolve critic's head (`@compile-head`)."""
+    if how == "@compile":
+        method.forward = torch.compile(method.forward, dynamic=False)
+        return
+    for m in method.modules():
+        if isinstance(m, ConvolveCritic):
+            m.head = torch.compile(m.head, dynamic=False)
 
 
 def shell(cmd: str) -> str:
@@ -79,9 +97,15 @@ class Runner:
     """One method's student copy, method module and optimiser for a teacher → student pair."""
 
     def __init__(self, spec, teacher, student, ctx, channels_last):
-        name, table = parse_method(spec)
+        base, how = spec, None
+        for suffix in COMPILE_SUFFIXES:
+            if spec.endswith(suffix):
+                base, how = spec[:-len(suffix)], suffix
+        name, table = parse_method(base)
         self.spec, self.name = spec, name
         self.method = create_method(name, build(method_class(name).Options, table), ctx)
+        if how:
+            compile_method(self.method, how)
         self.student = copy.deepcopy(student).train()
         if channels_last:
             self.student = self.student.to(memory_format=torch.channels_last)
@@ -157,6 +181,8 @@ def peak_step_mb(pair: str, spec: str, args) -> float:
 def _peak_of(spec: str, args) -> None:
     run = make_runners(args.pairs, [spec], args)[0]
     batch = make_batch(torch.Generator().manual_seed(0), args)
+    if spec.endswith(COMPILE_SUFFIXES):  # compile first: its memory is not a step's
+        run.step(*batch)
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (the peak RSS) to the current RSS
     before = _proc_status_kb("VmRSS")
     for _ in range(2):

@@ -62,6 +62,14 @@ def parse_method(spec: str) -> tuple[str, dict]:
 COMPILE_SUFFIXES = ("@compile", "@compile-head")
 
 
+def split_compile_suffix(spec: str) -> tuple[str, str | None]:
+    """(the method spec, its `@compile…` suffix or None)."""
+    for suffix in COMPILE_SUFFIXES:
+        if spec.endswith(suffix):
+            return spec[:-len(suffix)], suffix
+    return spec, None
+
+
 def compile_method(method: torch.nn.Module, how: str) -> None:
     """torch.compile the method's forward (`@compile`) or each convolve critic's head (`@compile-head`)."""
     if how == "@compile":
@@ -97,10 +105,7 @@ class Runner:
     """One method's student copy, method module and optimiser for a teacher → student pair."""
 
     def __init__(self, spec, teacher, student, ctx, channels_last):
-        base, how = spec, None
-        for suffix in COMPILE_SUFFIXES:
-            if spec.endswith(suffix):
-                base, how = spec[:-len(suffix)], suffix
+        base, how = split_compile_suffix(spec)
         name, table = parse_method(base)
         self.spec, self.name = spec, name
         self.method = create_method(name, build(method_class(name).Options, table), ctx)
@@ -181,7 +186,7 @@ def peak_step_mb(pair: str, spec: str, args) -> float:
 def _peak_of(spec: str, args) -> None:
     run = make_runners(args.pairs, [spec], args)[0]
     batch = make_batch(torch.Generator().manual_seed(0), args)
-    if spec.endswith(COMPILE_SUFFIXES):  # compile first: its memory is not a step's
+    if split_compile_suffix(spec)[1]:  # compile first: its memory is not a step's
         run.step(*batch)
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (the peak RSS) to the current RSS
     before = _proc_status_kb("VmRSS")

@@ -5,7 +5,8 @@ Three steps over typed artifacts:
   INT8 graphs are made from the FP32 .onnx file);
 - prove: each is reopened from disk through runtime.session, checked against the PyTorch model on
   real test images (export/parity.py) and evaluated on the whole test split (runtime.accuracy);
-  the graph may be a rewritten form of the student (export/rewrites.py: same function, fewer copies),
+  the graph may be a rewritten form of the student (export/rewrites.py: same function, fewer copies;
+  the INT8 graphs are quantised from a form of their own, its image input padded to 4 channels),
   and the check is always against the student as trained;
 - publish: those that pass are renamed into the output folder, the manifest last.
 An artifact that fails its check (or cannot be built) is not published: the manifest's `failed` list
@@ -44,7 +45,7 @@ from .openvino_export import convert_onnx, save_ir
 from .parity import (FP32_MAX_ABS_DIFF, MIN_TOP1_AGREEMENT, PARITY_IMAGES, failure_reason, logits, measure_parity,
                      parity_indices)
 from .quantize import OVERFLOW_FIXES, quantize_onnx, quantize_openvino, sample_indices
-from .rewrites import rewrite_for_export
+from .rewrites import rewrite_for_export, rewrite_for_int8
 
 DEFAULT_CALIBRATION = 300
 EXIT_INCOMPLETE = 4  # `mimkd-edge export` / `sweep --export`: an artifact failed; those that passed are published
@@ -139,6 +140,8 @@ class Reference:
     module: torch.nn.Module  # the student, with the normalisation in front when baked
     exported: torch.nn.Module  # what gets exported: `module`, or its rewritten form
     rewrites: tuple[str, ...]
+    int8_exported: torch.nn.Module | None  # what the INT8 artifacts are quantised from, when not `exported`
+    int8_rewrites: tuple[str, ...]  # the rewrites in that graph (`rewrites` and the INT8-only ones)
     parity_idx: np.ndarray
     x_parity: np.ndarray
     logits: np.ndarray  # float64, PyTorch's logits on x_parity
@@ -177,7 +180,14 @@ def prepare_reference(run: LoadedRun, splits: Splits, plan: ExportPlan, threads:
     }
     rewrites = rewritten.applied if rewritten is not None else ()
     metadata["rewrites"] = json.dumps(list(rewrites))
-    return Reference(run, splits, baked, module, exported, rewrites, idx, x_par, ref, acc, metadata)
+    int8_exported, int8_rewrites = None, rewrites
+    if plan.rewrite and plan.int8:
+        padded = rewrite_for_int8(rewritten.module, input_channels=splits.channels)
+        if padded.applied:
+            int8_rewrites = rewrites + padded.applied
+            int8_exported = (NormalisedInput(padded.module, mean, std) if baked else padded.module).eval()
+    return Reference(run, splits, baked, module, exported, rewrites, int8_exported, int8_rewrites, idx, x_par, ref,
+                     acc, metadata)
 
 
 class Exporter:
@@ -190,6 +200,7 @@ class Exporter:
         self.failures: list[ArtifactFailure] = []
         self.notes: list[str] = []
         self.exported = None  # the FP32 ONNX export (exporter, opset, seconds)
+        self.int8_source: Path | None = None  # the FP32 graph the INT8 artifacts are quantised from
         self.calibration: dict | None = None
 
     @property
@@ -253,6 +264,13 @@ class Exporter:
             self.notes.append(f"--calib {plan.calib}: the training split has only {len(train)} images; "
                               "calibrated on all of them")
         x_cal = self.ref.inputs(train.take(torch.from_numpy(idx)))
+        self.int8_source = self.onnx_path
+        if self.ref.int8_exported is not None:  # INT8-only rewrites: a graph of their own, never published
+            self.say(f"exporting the graph to quantise ({', '.join(self.ref.int8_rewrites)})")
+            self.int8_source = self.stage / "int8_source_fp32.onnx"
+            export_onnx(self.ref.int8_exported, self.int8_source, input_size=self.ref.splits.image_size,
+                        opset=self.opset, exporter=self.plan.exporter, metadata=self.int8_metadata(),
+                        name=self.ref.run.recipe.student.model)
         self.calibration = {"images": int(len(idx)), "split": "train", "transform": "test-time (no augmentation)",
                             "selection": "first N of numpy default_rng(0).permutation(len(train)), sorted",
                             "indices_sha256": hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest()}
@@ -260,6 +278,9 @@ class Exporter:
             self._openvino_int8(x_cal, len(idx))
         if plan.onnx:
             self._onnx_int8(x_cal, len(idx))
+
+    def int8_metadata(self) -> dict[str, str]:
+        return {**self.ref.metadata, "rewrites": json.dumps(list(self.ref.int8_rewrites))}
 
     def _openvino_int8(self, x_cal: np.ndarray, n_cal: int) -> None:
         plan, train = self.plan, self.ref.splits.train
@@ -275,11 +296,12 @@ class Exporter:
                  + ")")
 
         def build():
-            quantised, settings = quantize_openvino(convert_onnx(self.onnx_path), x_cal,
+            quantised, settings = quantize_openvino(convert_onnx(self.int8_source), x_cal,
                                                     overflow_fix=plan.overflow_fix, max_drop=plan.max_drop,
                                                     validation=validation, validate=_validate_compiled)
+            settings["rewrites"] = list(self.ref.int8_rewrites)
             return save_ir(quantised, self.stage / "model_int8.xml", compress_to_fp16=False,
-                           metadata={**self.ref.metadata, "precision": "int8"}), settings
+                           metadata={**self.int8_metadata(), "precision": "int8"}), settings
 
         self.build_and_prove("openvino-int8", "model_int8.xml", "openvino", build)
 
@@ -288,7 +310,8 @@ class Exporter:
         target = self.stage / "model_int8.onnx"
 
         def build():
-            settings = quantize_onnx(self.onnx_path, target, x_cal, overflow_fix=self.plan.overflow_fix)
+            settings = quantize_onnx(self.int8_source, target, x_cal, overflow_fix=self.plan.overflow_fix)
+            settings["rewrites"] = list(self.ref.int8_rewrites)
             if self.plan.max_drop is not None:
                 settings["accuracy_control"] = {
                     "supported": False,

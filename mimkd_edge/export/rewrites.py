@@ -36,6 +36,16 @@ interleaved run measured no gain (ShuffleNetV2 OpenVINO INT8 1.701 → 1.735 ms)
 pays for the reshapes around the conv (Conv-4 INT8 0.137 → 0.144 ms);
 bench/results/latency_classifier_as_conv.md and issue 19's note of 2026-12-02.
 
+Input channels padded to 4, INT8 graphs only ("pad-input-channels"). The first convolution of every
+student reads the 3 image channels. Its INT8 kernel sums u8×s8 products in groups of 4 input
+channels (VNNI), and with 3 OpenVINO ran Conv-4-MP's first convolution as its slowest node, 3× its own
+INT8 bound. With the image padded by a zero channel (an ONNX Pad in front, read by zero weights: the
+same function) OpenVINO runs it with another kernel at 1.6× (bench/results/latency_zen4.md, the table
+by convolution shape): Conv-4-MP INT8 1.11–1.35× faster end to end in onnxruntime over eight runs
+(1.15× in six), 0.97–1.07× in OpenVINO; Conv-4 and ResNet-8x4 up to 1.07× and 1.04×, ShuffleNetV2
+within noise (the report's rewrite table; README). In FP32 the extra channel is a third more work in
+that convolution and no faster kernel, so FP32 artifacts keep 3.
+
 What cannot be absorbed: ShuffleNetV1's shuffle sits between two *grouped* 1×1 convolutions; folding
 it into either would break their group structure (a dense conv with zero blocks: g× the MACs), so
 V1 is exported as it is.
@@ -43,6 +53,7 @@ V1 is exported as it is.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass
 
@@ -52,6 +63,8 @@ from torch import nn
 from ..models.shufflenet import ShuffleNetV2, ShuffleV2Block, ShuffleV2Down, channel_shuffle
 
 REWRITES = ("fold-channel-shuffle", "align-branch-width")
+INT8_REWRITES = ("pad-input-channels",)  # applied to the graph the INT8 artifacts are quantised from
+INPUT_CHANNEL_ALIGN = 4  # u8×s8 dot products sum 4 channels (VNNI vpdpbusd)
 BRANCH_ALIGN = 8  # onnxruntime's NCHWc block on the CPUs measured here (it padded 116 channels to 120 itself)
 
 
@@ -72,6 +85,65 @@ def rewrite_for_export(model: nn.Module, rewrites: tuple[str, ...] = REWRITES) -
         applied = ("fold-channel-shuffle",) + (("align-branch-width",) if align > 1 else ())
         return Rewritten(fold_channel_shuffle(model, align=align), applied)
     return Rewritten(model, ())
+
+
+def rewrite_for_int8(model: nn.Module, input_channels: int = 3) -> Rewritten:
+    """The form of `model` (already rewritten by `rewrite_for_export`, or not) that its INT8 artifacts
+    are quantised from: the convolution that reads the image gets its input padded to a multiple of
+    INPUT_CHANNEL_ALIGN channels."""
+    conv = _input_convolution(model, input_channels)
+    if conv is None or conv.in_channels % INPUT_CHANNEL_ALIGN == 0 or conv.groups != 1:
+        return Rewritten(model, ())
+    padded = copy.deepcopy(model)
+    parent, name = _input_convolution(padded, input_channels, parent=True)
+    setattr(parent, name, ChannelPaddedConv(getattr(parent, name), INPUT_CHANNEL_ALIGN))
+    return Rewritten(padded, ("pad-input-channels",))
+
+
+class ChannelPaddedConv(nn.Module):
+    """`conv` on its input padded with zero channels up to a multiple of `align`; the extra channels'
+    weights are zero, so the output is the same."""
+
+    def __init__(self, conv: nn.Conv2d, align: int):
+        super().__init__()
+        self.extra = -conv.in_channels % align
+        self.conv = nn.Conv2d(conv.in_channels + self.extra, conv.out_channels, conv.kernel_size, conv.stride,
+                              conv.padding, conv.dilation, bias=conv.bias is not None,
+                              padding_mode=conv.padding_mode)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[:, :conv.in_channels] = conv.weight
+            if conv.bias is not None:
+                self.conv.bias.copy_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(nn.functional.pad(x, (0, 0, 0, 0, 0, self.extra)))
+
+
+@torch.no_grad()
+def _input_convolution(model: nn.Module, input_channels: int, parent: bool = False):
+    """The nn.Conv2d that reads the model's input tensor itself (found by one traced forward pass on a
+    small image), or None; with `parent`, (its parent module, its attribute name) instead."""
+    seen: list[nn.Conv2d] = []
+    x = torch.zeros(1, input_channels, 32, 32)
+
+    def hook(module, inputs):
+        if inputs[0] is x:
+            seen.append(module)
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if type(m) is nn.Conv2d]
+    was_training = model.training
+    try:
+        model.eval()(x)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    if len(seen) != 1:  # none, or the image read by several convolutions: leave the graph as it is
+        return None
+    if not parent:
+        return seen[0]
+    return next((m, n) for m in model.modules() for n, c in m.named_children() if c is seen[0])
 
 
 # --------------------------------------------------------------------------- conv + BN algebra

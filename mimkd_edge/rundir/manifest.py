@@ -28,7 +28,9 @@ longer the one that was proven.
 Paths are relative to the folder holding the manifest. `sha256` and `size` of an artifact are those
 of its main file (.onnx or .xml); `files` lists every file it needs (an IR's .bin too), each with
 its own size and sha256; `total_size` sums them. `rewrites` names the export-time rewrites
-(export/rewrites.py) in the exported graph ([] for the model as trained; absent in older manifests).
+(export/rewrites.py) in the exported graph ([] for the model as trained; absent in older manifests);
+an INT8 artifact's `quantisation.rewrites` names those of the graph it was quantised from (the same,
+plus the INT8-only ones).
 `failed` lists the artifacts that were asked for and missed their check (not published, no files):
 the figure they missed and what to try.
 """

@@ -75,6 +75,8 @@ def test_manifest_lists_every_artifact_with_right_hashes(exported):
     assert by_name["onnx-int8"]["quantisation"]["format"] == "QDQ"
     assert by_name["onnx-int8"]["quantisation"]["reduce_range"] is True  # 7-bit weights: no saturation without VNNI
     assert by_name["openvino-int8"]["quantisation"]["nncf_overflow_fix"] == "enable"
+    for name in ("onnx-int8", "openvino-int8"):  # quantised from the graph with the image padded to 4 channels
+        assert by_name[name]["quantisation"]["rewrites"] == ["pad-input-channels"]
     assert m["failed"] == []
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no staging left behind
 
@@ -92,6 +94,7 @@ def test_metadata_inside_the_model(exported):
     assert [o.name for o in model.graph.output] == ["logits"]
     int8 = open_session(run / "export" / "model_int8.onnx", "onnxruntime")
     assert int8.metadata["precision"] == "int8" and int8.metadata["classes"] == props["classes"]
+    assert json.loads(int8.metadata["rewrites"]) == ["pad-input-channels"] and json.loads(props["rewrites"]) == []
     ir = open_session(run / "export" / "model_fp16.xml", "openvino")
     assert ir.metadata["precision"] == "fp16" and ir.metadata["recipe_sha256"] == props["recipe_sha256"]
 

@@ -9,8 +9,9 @@ import torch
 from mimkd_edge.engine.trainer import fit
 from mimkd_edge.export import export_run
 from mimkd_edge.export.onnx_export import export_onnx
-from mimkd_edge.export.rewrites import fold_channel_shuffle, rewrite_for_export
+from mimkd_edge.export.rewrites import ChannelPaddedConv, fold_channel_shuffle, rewrite_for_export, rewrite_for_int8
 from mimkd_edge.models import create_model, list_models
+from mimkd_edge.models.conv4 import Conv4
 from mimkd_edge.recipe import parse_recipe
 
 
@@ -94,10 +95,42 @@ def test_export_pipeline_proves_the_rewritten_graph_against_the_student(tmp_path
     finally:
         torch.set_num_threads(before)
     folded = export_run(tmp_path / "run", out=tmp_path / "folded", onnx=True, exporter="torchscript",
-                        bake_normalisation=True)
-    plain = export_run(tmp_path / "run", out=tmp_path / "plain", onnx=True, exporter="torchscript", rewrite=False)
+                        bake_normalisation=True, int8=True, calib=16)
+    plain = export_run(tmp_path / "run", out=tmp_path / "plain", onnx=True, exporter="torchscript", rewrite=False,
+                       int8=True, calib=16)
     assert folded.complete and folded.manifest.rewrites == ["fold-channel-shuffle", "align-branch-width"]
     assert plain.complete and plain.manifest.rewrites == []
+    int8 = [m.artifacts[1] for m in (folded.manifest, plain.manifest)]
+    assert [a.name for a in int8] == ["onnx-int8", "onnx-int8"]
+    assert int8[0].quantisation["rewrites"] == ["fold-channel-shuffle", "align-branch-width", "pad-input-channels"]
+    assert int8[1].quantisation["rewrites"] == []
+    graph = onnx.load(tmp_path / "folded" / "model_int8.onnx").graph
+    assert "Pad" in [n.op_type for n in graph.node] and graph.input[0].type.tensor_type.shape.dim[1].dim_value == 3
+    assert sorted(p.name for p in (tmp_path / "folded").iterdir()) == ["manifest.json", "model_fp32.onnx",
+                                                                      "model_int8.onnx"]  # the source not published
     assert folded.manifest.artifacts[0].parity["max_abs_diff"] <= 1e-4
     ops = [n.op_type for n in onnx.load(tmp_path / "folded" / "model_fp32.onnx").graph.node]
     assert "Transpose" not in ops
+
+
+@pytest.mark.parametrize("name", list_models())
+@torch.no_grad()
+def test_int8_graph_pads_the_image_to_four_channels_with_the_same_logits(name):
+    model = _with_statistics(name)
+    padded = rewrite_for_int8(model)
+    assert padded.applied == ("pad-input-channels",) and padded.module is not model
+    convs = [m for m in padded.module.modules() if isinstance(m, ChannelPaddedConv)]
+    assert len(convs) == 1 and convs[0].conv.in_channels == 4 and not convs[0].conv.weight[:, 3:].any()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    ref = model(x)
+    assert float((padded.module(x) - ref).abs().max()) <= 1e-5 * max(1.0, float(ref.abs().max()))
+
+
+def test_int8_padding_leaves_aligned_inputs_and_the_original_alone():
+    model = create_model("conv4", num_classes=10).eval()
+    before = model.blocks[0][0].weight.clone()
+    rewrite_for_int8(model)
+    assert model.blocks[0][0].in_channels == 3 and torch.equal(model.blocks[0][0].weight, before)
+    gray = Conv4(num_classes=10)
+    gray.blocks[0][0] = torch.nn.Conv2d(4, 64, 3, padding=1, bias=False)  # a 4-channel input: nothing to pad
+    assert rewrite_for_int8(gray.eval(), input_channels=4).applied == ()

@@ -15,7 +15,7 @@ import torch
 
 from mimkd_edge.export.onnx_export import export_onnx
 from mimkd_edge.export.openvino_export import onnx_to_ir
-from mimkd_edge.export.rewrites import rewrite_for_export
+from mimkd_edge.export.rewrites import rewrite_for_export, rewrite_for_int8
 from mimkd_edge.models import create_model, list_models, model_entry
 from mimkd_edge.runtime import open_session
 
@@ -51,13 +51,18 @@ def _trained_looking(name: str, x: torch.Tensor) -> torch.nn.Module:
     return model
 
 
-def _check(name: str, tmp, exporter: str, rewrite: bool = False) -> None:
-    """Export `name` (its rewritten form with `rewrite`) and compare both backends with the model as built."""
+def _check(name: str, tmp, exporter: str, rewrite: bool = False, int8_graph: bool = False) -> None:
+    """Export `name` (its rewritten form with `rewrite`; the graph its INT8 artifacts are quantised from
+    with `int8_graph`) and compare both backends, in FP32, with the model as built."""
     size = model_entry(name).input_size
     x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(1))
     model = _trained_looking(name, x)
     onnx_path = tmp / f"{name}.onnx"
-    exported = rewrite_for_export(model).module if rewrite else model
+    exported = rewrite_for_export(model).module if rewrite or int8_graph else model
+    if int8_graph:
+        padded = rewrite_for_int8(exported)
+        assert padded.applied == ("pad-input-channels",)
+        exported = padded.module
     export_onnx(exported, onnx_path, input_size=size, exporter=exporter, name=name)
     xml_path = onnx_to_ir(onnx_path, tmp / f"{name}.xml", compress_to_fp16=False)[0]
     with torch.no_grad():
@@ -104,3 +109,11 @@ def test_rewritten_zoo_models_export_with_parity(name, tmp_path):
     """Every zoo model an export-time rewrite applies to: the rewritten graph, exported the default
     way, computes what the original PyTorch model computes, in both backends, at batch 1 and 3."""
     _check(name, tmp_path, "dynamo", rewrite=True)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_int8_source_graphs_export_with_parity(name, tmp_path):
+    """The graph every zoo model's INT8 artifacts are quantised from (the export-time rewrites, then
+    the image padded to 4 channels), checked in FP32 where a wrong rewrite cannot hide behind
+    quantisation noise."""
+    _check(name, tmp_path, "torchscript", int8_graph=True)

@@ -48,7 +48,7 @@ from mimkd_edge.atomic import write_json, write_text
 from mimkd_edge.export.onnx_export import export_onnx
 from mimkd_edge.export.openvino_export import convert_onnx, onnx_to_ir, save_ir
 from mimkd_edge.export.quantize import quantize_onnx, quantize_openvino
-from mimkd_edge.export.rewrites import rewrite_for_export
+from mimkd_edge.export.rewrites import INT8_REWRITES, REWRITES, rewrite_for_export, rewrite_for_int8
 from mimkd_edge.models import create_model
 from mimkd_edge.models.cost import count_macs
 from mimkd_edge.provenance import git_commit, versions
@@ -60,7 +60,8 @@ MODELS = ("conv4", "conv4_mp", "shufflenetv2", "resnet8x4")
 OURS_PREFIX = "mimkd-edge"
 REWRITTEN = "_rewritten"  # suffix of the artifact keys built from the rewritten graph (every rewrite)
 REWRITTEN_LABEL = ", rewritten"
-STEP_NAMES = {"fold-channel-shuffle": "fold", "align-branch-width": "aligned widths"}  # column labels
+STEP_NAMES = {"fold-channel-shuffle": "fold", "align-branch-width": "aligned widths",
+              "pad-input-channels": "input padded to 4 channels (INT8)"}  # column labels
 PROBE = "sgemm probe (torch, n=512, 1 thr)"  # timed in the same rounds: the machine's matmul rate meanwhile
 PROBE_N = 512  # the size of the probe at the start (hardware.sgemm_probe), so the two rates compare
 
@@ -75,39 +76,55 @@ def steps(applied: tuple[str, ...]) -> list[tuple[str, str, tuple[str, ...]]]:
 def build(name: str, folder: Path, calib: int, int8: bool
           ) -> tuple[torch.nn.Module, dict[str, Path], dict, tuple[str, ...]]:
     """The model (random weights, seed 0) and its artifacts, exported once; also those of its rewritten
-    graph where a rewrite applies (keys ending in REWRITTEN) and of each cumulative step (`steps`);
-    and the rewrites applied."""
+    graphs, as `mimkd-edge export` makes them (keys ending in REWRITTEN: FP32 from the export-time
+    rewrites, INT8 from those plus the INT8-only ones), and of each cumulative step (`steps`); and the
+    rewrites applied. A step or form whose graph is that of another form is not built twice."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=100).eval()
     rewritten = rewrite_for_export(model)
-    forms = [("", model)]
-    if rewritten.applied:
-        forms.append((REWRITTEN, rewritten.module))
-    partial = steps(rewritten.applied)
-    forms += [(suffix, rewrite_for_export(model, names).module) for suffix, _, names in partial]
+    applied = rewritten.applied + (rewrite_for_int8(rewritten.module).applied if int8 else ())
+
+    def graphs(names: tuple[str, ...]) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """(FP32 graph, INT8 source graph) with the rewrites `names`."""
+        fp32 = rewrite_for_export(model, tuple(n for n in names if n in REWRITES)).module
+        return fp32, (rewrite_for_int8(fp32).module if set(INT8_REWRITES) & set(names) else fp32)
+
+    forms = [("", model, model)]
+    if applied:
+        fp32, source = graphs(applied)
+        forms.append((REWRITTEN, fp32 if rewritten.applied else None, source))
+    for suffix, _, names in steps(applied):
+        fp32, source = graphs(names)
+        fp32_new = len([n for n in names if n in REWRITES]) < len(rewritten.applied)  # else FP32 = REWRITTEN's
+        forms.append((suffix, fp32 if fp32_new else None, source))
     paths: dict[str, Path] = {}
     seconds: dict[str, float] = {}
     x_cal = np.random.default_rng(0).standard_normal((calib, 3, 32, 32)).astype(np.float32)
-    for suffix, module in forms:
+    for suffix, fp32, source in forms:
         stem = folder / f"{name}{suffix}"
-        t0 = time.perf_counter()
-        onnx_fp32 = paths["onnx_fp32" + suffix] = export_onnx(module, f"{stem}_fp32.onnx", input_size=32,
-                                                              name=name).path
-        seconds["onnx_export" + suffix] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        paths["ir_fp32" + suffix] = onnx_to_ir(onnx_fp32, Path(f"{stem}_fp32.xml"))[0]
-        seconds["ir_convert" + suffix] = time.perf_counter() - t0
+        if fp32 is not None:
+            t0 = time.perf_counter()
+            paths["onnx_fp32" + suffix] = export_onnx(fp32, f"{stem}_fp32.onnx", input_size=32, name=name).path
+            seconds["onnx_export" + suffix] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            paths["ir_fp32" + suffix] = onnx_to_ir(paths["onnx_fp32" + suffix], Path(f"{stem}_fp32.xml"))[0]
+            seconds["ir_convert" + suffix] = time.perf_counter() - t0
         if not int8:
             continue
+        src = paths.get("onnx_fp32" + suffix) if source is fp32 else None
+        if src is None:
+            t0 = time.perf_counter()
+            src = export_onnx(source, f"{stem}_int8_source.onnx", input_size=32, name=name).path
+            seconds["onnx_export_int8_source" + suffix] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        quantize_onnx(onnx_fp32, Path(f"{stem}_int8.onnx"), x_cal)
+        quantize_onnx(src, Path(f"{stem}_int8.onnx"), x_cal)
         paths["onnx_int8" + suffix] = Path(f"{stem}_int8.onnx")
         seconds["onnx_int8" + suffix] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        quantised, _ = quantize_openvino(convert_onnx(onnx_fp32), x_cal)
+        quantised, _ = quantize_openvino(convert_onnx(src), x_cal)
         paths["ir_int8" + suffix] = save_ir(quantised, Path(f"{stem}_int8.xml"), compress_to_fp16=False)[0]
         seconds["ir_int8" + suffix] = time.perf_counter() - t0
-    return model, paths, {k: round(v, 1) for k, v in seconds.items()}, rewritten.applied
+    return model, paths, {k: round(v, 1) for k, v in seconds.items()}, applied
 
 
 def identity_onnx(path: Path) -> Path:
@@ -239,38 +256,61 @@ def profile_ort(path: Path, x: np.ndarray, calls: int = 100) -> dict[str, dict]:
                 "macs_per_call": g["macs"] / runs} for k, g in sorted(groups.items(), key=lambda kv: -kv[1]["us"])}
 
 
-def profile_openvino(path: Path, x: np.ndarray, calls: int = 100) -> dict[str, dict]:
-    """OpenVINO's own per-node counters (PERF_COUNT; 1 thread, static batch 1, f32 hint as in
-    runtime.session), grouped like `profile_ort`: dense conv (Convolution), depthwise conv
-    (GroupConvolution), linear, (de)quantise (FakeQuantize), data movement, other; per group also the
-    share of its time in AMX kernels (exec type "..._amx_..."), which the INT8 bound assumes on AMX
-    CPUs. MACs are not counted here (take them from the ONNX profile of the same graph)."""
+def profile_openvino(nodes: list[dict]) -> dict[str, dict]:
+    """OpenVINO's own per-node counters (`ov_node_times`) grouped like `profile_ort`: dense conv
+    (Convolution), depthwise conv (GroupConvolution), linear, (de)quantise (FakeQuantize), data movement,
+    other; per group also the share of its time in AMX kernels (exec type "..._amx_..."), which the INT8
+    bound assumes on AMX CPUs. MACs are not summed here (take them from the ONNX profile of the same graph)."""
+    groups: dict[str, dict] = {}
+    for node in nodes:
+        g = groups.setdefault(_classify_ov(node["type"]), {"nodes": 0, "us": 0.0, "amx_us": 0.0})
+        g["nodes"] += 1
+        g["us"] += node["us"]
+        g["amx_us"] += node["us"] if "amx" in node["exec_type"] else 0.0  # e.g. brgconv_avx512_amx_1x1_I8
+    total = sum(g["us"] for g in groups.values()) or 1.0
+    return {k: {"nodes_per_call": g["nodes"], "ms_per_call": g["us"] / 1000, "share": g["us"] / total,
+                "amx_share": g["amx_us"] / (g["us"] or 1.0), "macs_per_call": 0}
+            for k, g in sorted(groups.items(), key=lambda kv: -kv[1]["us"])}
+
+
+def ov_node_times(path: Path, x: np.ndarray, calls: int = 200) -> list[dict]:
+    """Every executed node of the compiled IR with its time per call by OpenVINO's counters (whole
+    microseconds per node and call: OpenVINO counts in µs; a 10 %-trimmed mean over `calls`) and, for
+    convolutions, its MACs and shapes (from the IR before compilation; the runtime keeps their names)."""
     from mimkd_edge.runtime.session import ov_core
 
     model = ov_core().read_model(str(path))
     model.reshape(list(x.shape))
+    shapes = {}
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind in ("Convolution", "GroupConvolution"):
+            w = list(op.input_value(1).get_partial_shape().to_shape())  # [O, I, kh, kw] / [G, O/G, I/G, kh, kw]
+            out = list(op.output(0).get_partial_shape().to_shape())
+            per_output = int(np.prod(w[1:] if kind == "Convolution" else w[2:]))
+            shapes[op.get_friendly_name()] = {"weight": w, "out": out, "macs": int(np.prod(out)) * per_output}
     compiled = ov_core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY",
                                                       "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": "f32",
                                                       "PERF_COUNT": True})
     request = compiled.create_infer_request()
     for _ in range(20):
         request.infer({0: x})
-    groups: dict[str, dict] = {}
-    for _ in range(calls):
+    nodes: dict[str, dict] = {}
+    times: dict[str, list[float]] = {}
+    for call in range(calls):
         request.infer({0: x})
         for node in request.profiling_info:
             if node.status != node.Status.EXECUTED:
                 continue
-            kind = _classify_ov(node.node_type)
-            g = groups.setdefault(kind, {"nodes": 0, "us": 0.0, "amx_us": 0.0})
-            us = node.real_time.total_seconds() * 1e6
-            g["nodes"] += 1
-            g["us"] += us
-            g["amx_us"] += us if "amx" in node.exec_type else 0.0  # e.g. brgconv_avx512_amx_1x1_I8
-    total = sum(g["us"] for g in groups.values()) or 1.0
-    return {k: {"nodes_per_call": g["nodes"] / calls, "ms_per_call": g["us"] / calls / 1000, "share": g["us"] / total,
-                "amx_share": g["amx_us"] / (g["us"] or 1.0), "macs_per_call": 0}
-            for k, g in sorted(groups.items(), key=lambda kv: -kv[1]["us"])}
+            nodes.setdefault(node.node_name, {"name": node.node_name, "type": node.node_type,
+                                              "exec_type": node.exec_type, **shapes.get(node.node_name, {})})
+            times.setdefault(node.node_name, [0.0] * calls)[call] = node.real_time.total_seconds() * 1e6
+    # A trimmed mean per node (a call where the node did not run counts 0): on a shared machine a few
+    # slow calls would otherwise move the sums, and the median of whole µs would lose the fractions.
+    keep = slice(calls // 10, calls - calls // 10)
+    for name, n in nodes.items():
+        n["us"] = float(np.mean(sorted(times[name])[keep]))
+    return [n for n in nodes.values() if n["us"] > 0]
 
 
 def _classify_ov(node_type: str) -> str:
@@ -370,8 +410,10 @@ def main() -> None:
                            "round_medians_ms": [round(v, 4) for v in run.round_medians_ms[k]]}
             profiles = {k: profile_ort(paths[k], x) for k in ("onnx_fp32", "onnx_int8", "onnx_fp32" + REWRITTEN,
                                                               "onnx_int8" + REWRITTEN) if k in paths}
-            ov_profiles = {k: profile_openvino(paths[k], x) for k in ("ir_fp32", "ir_fp32" + REWRITTEN, "ir_int8",
-                                                                     "ir_int8" + REWRITTEN) if k in paths}
+            ov_nodes = {k: ov_node_times(paths[k], x) for k in ("ir_fp32", "ir_fp32" + REWRITTEN, "ir_int8",
+                                                                "ir_int8" + REWRITTEN) if k in paths}
+            ov_profiles = {k: profile_openvino(nodes) for k, nodes in ov_nodes.items()}
+            int8_key = "ir_int8" + REWRITTEN if "ir_int8" + REWRITTEN in ov_nodes else "ir_int8"
             probe_gflops = 2 * PROBE_N ** 3 / (rows[PROBE]["median_ms"] * 1e6)
             results[name] = {"macs": macs, "bound_ms_est": hardware.flop_bound_ms(macs, est),
                              "bound_ms_sgemm": hardware.flop_bound_ms(macs, meas),
@@ -383,7 +425,10 @@ def main() -> None:
                                  macs, machine["peak_estimated"].get("bf16_gflops_per_core")),
                              "export_seconds": export_s, "applied": list(applied),
                              "steps": partial, "candidates": rows, "ort_profile": profiles,
-                             "ov_profile": ov_profiles}
+                             "ov_profile": ov_profiles,
+                             "ov_int8_nodes": {"artifact": int8_key, "nodes": ov_nodes.get(int8_key, []),
+                                               "as_trained": ov_nodes.get("ir_int8") if int8_key != "ir_int8"
+                                               else None}}
             best = min((r["median_ms"] for r in rows.values() if r["kind"] == "ours"), default=None)
             print(f"{name}: best mimkd-edge {fmt(best)} ms, bound {fmt(results[name]['bound_ms_est'])} ms", flush=True)
             del cands, run
@@ -539,7 +584,7 @@ def _model_section(name: str, r: dict, machine: dict) -> list[str]:
         lines += _profile_table(prof, "onnxruntime's per-node profile", "onnx_")
     if r.get("ov_profile"):
         lines += _profile_table(r["ov_profile"], "OpenVINO's per-node counters (PERF_COUNT)", "ir_", macs=prof)
-    return lines
+    return lines + _ov_int8_conv_table(r)
 
 
 def rewrite_lines(results: dict) -> list[str]:
@@ -645,7 +690,7 @@ def limits(results: dict, over: dict) -> list[str]:
             conv = sum(g["share"] for k, g in i8.items() if k.startswith("conv"))
             parts.append(f"INT8 (ORT): convolutions {100 * conv:.0f} %, data movement {100 * dm:.0f} %, "
                          f"(de)quantisation {100 * q:.0f} % of kernel time")
-        parts += _ov_account(r) + _ov_int8_account(r)
+        parts += _ov_account(r) + _ov_int8_account(r) + _int8_target_account(r, over)
         out.append(f"- **{name}**: " + "; ".join(parts) + ".")
     return out
 
@@ -705,6 +750,118 @@ def _ov_int8_account(r: dict) -> list[str]:
         text += (f"; the other {rest_nodes:.0f} nodes (pooling, linear, data movement, ...) "
                  f"{100 * (1 - conv_ms / total_ms):.0f} %, {1000 * (total_ms - conv_ms) / rest_nodes:.1f} µs each")
     return [text]
+
+
+INT8_TARGET = 1.5  # issue 19: the best INT8 artifact within 1.5× its INT8 bound
+
+
+def int8_budget(r: dict, over: dict) -> dict | None:
+    """What the INT8 target leaves the convolutions, by OpenVINO's counters of the INT8 IR measured: the
+    target (INT8_TARGET × the model's INT8 bound) less the per-call cost of the runtime and the measured
+    time of every node that is not a convolution; set against the convolutions' own INT8 bound (their MACs
+    as the IR runs them). When the allowed ratio is at or under what the best convolution of the model
+    reaches, the target asks every convolution to run as well as the best one: a matter of kernels, which
+    a graph rewrite does not choose beyond the shapes it hands them. The bound is an estimate (ISA ×
+    measured clock), not a ceiling: a convolution can beat it when the clock runs above the probe's."""
+    nodes = _int8_nodes_with_bounds(r)
+    convs = [n for n in nodes if n.get("bound_us")]
+    if not convs or "OpenVINO" not in over:
+        return None
+    conv_us, conv_bound = sum(n["us"] for n in convs), sum(n["bound_us"] for n in convs)
+    rest = sum(n["us"] for n in nodes if not n.get("macs"))
+    per_call = 1000 * over["OpenVINO"]["median_ms"]
+    target = 1000 * INT8_TARGET * r["bound_ms_int8_est"]
+    big = [n for n in convs if n["bound_us"] >= 2.0] or convs  # counters count whole µs: skip the tiny ones
+    best = min(big, key=lambda n: n["us"] / n["bound_us"])
+    rewritten = r["ov_int8_nodes"]["artifact"].endswith(REWRITTEN)
+    wall = r["candidates"].get(f"{OURS_PREFIX} OpenVINO INT8{REWRITTEN_LABEL if rewritten else ''} (1 thr, static)")
+    return {"target_us": target, "per_call_us": per_call, "rest_us": rest, "rest_nodes": len(nodes) - len(convs),
+            "conv_us": conv_us, "conv_bound_us": conv_bound, "allowed": (target - per_call - rest) / conv_bound,
+            "measured": conv_us / conv_bound, "best": best["us"] / best["bound_us"],
+            "best_shape": _conv_shape(best), "floor_x": (per_call + rest + conv_bound) / (target / INT8_TARGET),
+            "counters_us": conv_us + rest, "wall_us": 1000 * wall["median_ms"] if wall else None,
+            "artifact": "rewritten" if rewritten else "as trained"}
+
+
+def _int8_nodes_with_bounds(r: dict, key: str = "nodes") -> list[dict]:
+    """The exported INT8 IR's nodes (OpenVINO's counters; with key="as_trained", those of the INT8 IR of
+    the graph as trained), each convolution with its own INT8 bound in µs."""
+    nodes = (r.get("ov_int8_nodes") or {}).get(key) or []
+    if not r.get("bound_ms_int8_est"):
+        return []
+    us_per_mac = 1000 * r["bound_ms_int8_est"] / r["macs"]
+    return [{**n, "bound_us": n["macs"] * us_per_mac} if n.get("macs") else n for n in nodes]
+
+
+def _conv_shape(n: dict) -> str:
+    w, out = n["weight"], n["out"]
+    if n["type"] == "GroupConvolution":
+        return f"depthwise {w[-2]}×{w[-1]}, {out[1]} ch, {out[2]}×{out[3]}"
+    return f"{w[2]}×{w[3]} {w[1]}→{w[0]}, {out[2]}×{out[3]}"
+
+
+def _int8_target_account(r: dict, over: dict) -> list[str]:
+    b = int8_budget(r, over)
+    if not b:
+        return []
+    left = b["target_us"] - b["per_call_us"] - b["rest_us"]
+    text = (f"INT8 target {INT8_TARGET}× the INT8 bound = {b['target_us']:.0f} µs (OpenVINO INT8, {b['artifact']}, "
+            f"its counters): the per-call cost {b['per_call_us']:.1f} µs and the {b['rest_nodes']} other nodes "
+            f"{b['rest_us']:.0f} µs leave the convolutions {left:.0f} µs against their own estimated INT8 bound of "
+            f"{b['conv_bound_us']:.0f} µs: ≤ {b['allowed']:.2f}× it on average (measured {b['measured']:.2f}×; "
+            f"the best convolution of this model {b['best']:.2f}×, {b['best_shape']}); every convolution at its "
+            f"bound would put the model at {b['floor_x']:.2f}× its INT8 bound")
+    if b["wall_us"]:
+        gap = b["wall_us"] - b["per_call_us"] - b["counters_us"]
+        text += (f" (the counters sum {b['counters_us']:.0f} µs per call, the wall median is {b['wall_us']:.0f} µs: "
+                 f"{gap:.0f} µs beyond the per-call cost are attributed to no node; were they the other nodes', "
+                 "the allowed ratio would be lower still)" if gap > 0.03 * b["wall_us"] else
+                 f" (counters {b['counters_us']:.0f} µs + the per-call cost ≈ the wall median {b['wall_us']:.0f} µs)"
+                 if gap > -0.03 * b["wall_us"] else
+                 f" (the counters sum {b['counters_us']:.0f} µs per call, more than the wall median "
+                 f"{b['wall_us']:.0f} µs less the per-call cost: the profiled calls ran slower than the timed ones)")
+    return [text]
+
+
+def _ov_int8_conv_table(r: dict) -> list[str]:
+    """The INT8 IR's convolutions grouped by shape, each group against its own INT8 bound (its counters);
+    beside them those of the INT8 IR of the graph as trained, where the exported one is rewritten."""
+    forms = [(k, label) for k, label in (("as_trained", "as trained"), ("nodes", "exported"))
+             if (r.get("ov_int8_nodes") or {}).get(k)]
+    per_form = {k: _shape_groups(_int8_nodes_with_bounds(r, k)) for k, _ in forms}
+    if not any(g["bound"] for groups in per_form.values() for g in groups.values()):
+        return []
+    keys = list(dict.fromkeys(key for k, _ in reversed(forms) for key in per_form[k]))
+    lines = ["", f"OpenVINO's counters of the INT8 IRs ({', '.join(label for _, label in forms)}) by convolution "
+                 "shape (µs per call; OpenVINO counts whole µs per node; bound: the group's own INT8 bound):", "",
+             "| convolution (kernel in→out, output) | "
+             + " | ".join(f"{label}: nodes | M MACs | µs | bound µs | × bound" for _, label in forms) + " |",
+             "|---|" + "--:|--:|--:|--:|--:|" * len(forms)]
+    for key in keys:
+        cells = [key]
+        for k, _ in forms:
+            g = per_form[k].get(key)
+            if g is None:
+                cells += ["–"] * 5
+            elif not g["bound"]:
+                cells += [str(g["count"]), "–", f"{g['us']:.1f}", "–", "–"]
+            else:
+                cells += [str(g["count"]), f"{g['macs'] / 1e6:.2f}", f"{g['us']:.1f}", f"{g['bound']:.1f}",
+                          f"{g['us'] / g['bound']:.2f}×"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _shape_groups(nodes: list[dict]) -> dict[str, dict]:
+    groups: dict[str, dict] = {}
+    for n in nodes:
+        key = _conv_shape(n) if n.get("bound_us") else "every other node"
+        g = groups.setdefault(key, {"count": 0, "us": 0.0, "bound": 0.0, "macs": 0})
+        g["count"] += 1
+        g["us"] += n["us"]
+        g["bound"] += n.get("bound_us", 0.0)
+        g["macs"] += n.get("macs", 0)
+    return dict(sorted(groups.items(), key=lambda kv: -kv[1]["us"]))
 
 
 def _probe_text(probe: dict | None) -> str:

@@ -182,7 +182,7 @@ def prepare_reference(run: LoadedRun, splits: Splits, plan: ExportPlan, threads:
     metadata["rewrites"] = json.dumps(list(rewrites))
     int8_exported, int8_rewrites = None, rewrites
     if plan.rewrite and plan.int8:
-        padded = rewrite_for_int8(rewritten.module, input_channels=splits.channels)
+        padded = rewrite_for_int8(rewritten.module, input_channels=splits.channels, input_size=splits.image_size)
         if padded.applied:
             int8_rewrites = rewrites + padded.applied
             int8_exported = (NormalisedInput(padded.module, mean, std) if baked else padded.module).eval()

@@ -87,15 +87,15 @@ def rewrite_for_export(model: nn.Module, rewrites: tuple[str, ...] = REWRITES) -
     return Rewritten(model, ())
 
 
-def rewrite_for_int8(model: nn.Module, input_channels: int = 3) -> Rewritten:
+def rewrite_for_int8(model: nn.Module, input_channels: int = 3, input_size: int = 32) -> Rewritten:
     """The form of `model` (already rewritten by `rewrite_for_export`, or not) that its INT8 artifacts
     are quantised from: the convolution that reads the image gets its input padded to a multiple of
-    INPUT_CHANNEL_ALIGN channels."""
-    conv = _input_convolution(model, input_channels)
+    INPUT_CHANNEL_ALIGN channels. The image's shape is what one forward pass finds that convolution with."""
+    conv = _input_convolution(model, input_channels, input_size)
     if conv is None or conv.in_channels % INPUT_CHANNEL_ALIGN == 0 or conv.groups != 1:
         return Rewritten(model, ())
     padded = copy.deepcopy(model)
-    parent, name = _input_convolution(padded, input_channels, parent=True)
+    parent, name = _input_convolution(padded, input_channels, input_size, parent=True)
     setattr(parent, name, ChannelPaddedConv(getattr(parent, name), INPUT_CHANNEL_ALIGN))
     return Rewritten(padded, ("pad-input-channels",))
 
@@ -121,11 +121,11 @@ class ChannelPaddedConv(nn.Module):
 
 
 @torch.no_grad()
-def _input_convolution(model: nn.Module, input_channels: int, parent: bool = False):
-    """The nn.Conv2d that reads the model's input tensor itself (found by one traced forward pass on a
-    small image), or None; with `parent`, (its parent module, its attribute name) instead."""
+def _input_convolution(model: nn.Module, input_channels: int, input_size: int, parent: bool = False):
+    """The nn.Conv2d that reads the model's input tensor itself (found by one forward pass on a blank
+    image), or None; with `parent`, (its parent module, its attribute name) instead."""
     seen: list[nn.Conv2d] = []
-    x = torch.zeros(1, input_channels, 32, 32)
+    x = torch.zeros(1, input_channels, input_size, input_size)
 
     def hook(module, inputs):
         if inputs[0] is x:

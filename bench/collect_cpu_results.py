@@ -68,7 +68,8 @@ def blocks(dest: Path) -> dict[str, str]:
     for name, top in (("paired", "mimkd"), ("paired-w128", "mimkd-w128")):  # MIMKD at each critic width run
         if top in arms:
             out[name] = paired_seed_markdown(runs, (top, "kd", "none"))
-    out["paired-crd"] = paired_seed_markdown(runs, ("crd", "kd"))
+    # CRD, the strongest baseline, between MIMKD (at the paper's width, where that arm was run) and KD
+    out["paired-crd"] = paired_seed_markdown(runs, ("mimkd", "crd", "kd") if "mimkd" in arms else ("crd", "kd"))
     if any((run / "probe.json").is_file() for run in runs):
         out["probe"] = probe_markdown(runs)
     if (dest / "runs" / MI_TRACE_RUN / "metrics.jsonl").is_file():

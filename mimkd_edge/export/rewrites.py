@@ -91,12 +91,13 @@ def rewrite_for_int8(model: nn.Module, input_channels: int = 3, input_size: int 
     """The form of `model` (already rewritten by `rewrite_for_export`, or not) that its INT8 artifacts
     are quantised from: the convolution that reads the image gets its input padded to a multiple of
     INPUT_CHANNEL_ALIGN channels. The image's shape is what one forward pass finds that convolution with."""
-    conv = _input_convolution(model, input_channels, input_size)
+    name = _input_convolution(model, input_channels, input_size)
+    conv = model.get_submodule(name) if name is not None else None
     if conv is None or conv.in_channels % INPUT_CHANNEL_ALIGN == 0 or conv.groups != 1:
         return Rewritten(model, ())
-    padded = copy.deepcopy(model)
-    parent, name = _input_convolution(padded, input_channels, input_size, parent=True)
-    setattr(parent, name, ChannelPaddedConv(getattr(parent, name), INPUT_CHANNEL_ALIGN))
+    padded = copy.deepcopy(model).train(model.training)  # a deep-copied fx GraphModule (torchvision models)
+    parent, _, attr = name.rpartition(".")                  # comes back with its submodules in training mode
+    setattr(padded.get_submodule(parent), attr, ChannelPaddedConv(conv, INPUT_CHANNEL_ALIGN))
     return Rewritten(padded, ("pad-input-channels",))
 
 
@@ -121,17 +122,16 @@ class ChannelPaddedConv(nn.Module):
 
 
 @torch.no_grad()
-def _input_convolution(model: nn.Module, input_channels: int, input_size: int, parent: bool = False):
-    """The nn.Conv2d that reads the model's input tensor itself (found by one forward pass on a blank
-    image), or None; with `parent`, (its parent module, its attribute name) instead."""
-    seen: list[nn.Conv2d] = []
+def _input_convolution(model: nn.Module, input_channels: int, input_size: int) -> str | None:
+    """The qualified name of the nn.Conv2d that reads the model's input tensor itself (found by one
+    forward pass on a blank image), or None."""
+    seen: list[str] = []
     x = torch.zeros(1, input_channels, input_size, input_size)
 
-    def hook(module, inputs):
-        if inputs[0] is x:
-            seen.append(module)
+    def hook(name):
+        return lambda module, inputs: seen.append(name) if inputs[0] is x else None
 
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if type(m) is nn.Conv2d]
+    handles = [m.register_forward_pre_hook(hook(n)) for n, m in model.named_modules() if type(m) is nn.Conv2d]
     was_training = model.training
     try:
         model.eval()(x)
@@ -139,11 +139,7 @@ def _input_convolution(model: nn.Module, input_channels: int, input_size: int, p
         model.train(was_training)
         for h in handles:
             h.remove()
-    if len(seen) != 1:  # none, or the image read by several convolutions: leave the graph as it is
-        return None
-    if not parent:
-        return seen[0]
-    return next((m, n) for m in model.modules() for n, c in m.named_children() if c is seen[0])
+    return seen[0] if len(seen) == 1 else None  # none, or read by several convolutions: leave the graph as it is
 
 
 # --------------------------------------------------------------------------- conv + BN algebra

@@ -81,41 +81,47 @@ def build(name: str, folder: Path, calib: int, int8: bool
     rewrites applied. A step or form whose graph is that of another form is not built twice."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=100).eval()
-    rewritten = rewrite_for_export(model)
-    applied = rewritten.applied + (rewrite_for_int8(rewritten.module).applied if int8 else ())
+    fp32_graphs: dict[tuple[str, ...], torch.nn.Module] = {(): model}
 
     def graphs(names: tuple[str, ...]) -> tuple[torch.nn.Module, torch.nn.Module]:
-        """(FP32 graph, INT8 source graph) with the rewrites `names`."""
-        fp32 = rewrite_for_export(model, tuple(n for n in names if n in REWRITES)).module
+        """(FP32 graph, INT8 source graph) with the rewrites `names`; one module per FP32 rewrite set."""
+        key = tuple(n for n in names if n in REWRITES)
+        if key not in fp32_graphs:
+            fp32_graphs[key] = rewrite_for_export(model, key).module
+        fp32 = fp32_graphs[key]
         return fp32, (rewrite_for_int8(fp32).module if set(INT8_REWRITES) & set(names) else fp32)
 
+    fp32_applied = rewrite_for_export(model).applied
+    applied = fp32_applied + (rewrite_for_int8(graphs(fp32_applied)[0]).applied if int8 else ())
     forms = [("", model, model)]
     if applied:
         fp32, source = graphs(applied)
-        forms.append((REWRITTEN, fp32 if rewritten.applied else None, source))
+        forms.append((REWRITTEN, fp32 if fp32_applied else None, source))
     for suffix, _, names in steps(applied):
         fp32, source = graphs(names)
-        fp32_new = len([n for n in names if n in REWRITES]) < len(rewritten.applied)  # else FP32 = REWRITTEN's
+        fp32_new = len([n for n in names if n in REWRITES]) < len(fp32_applied)  # else FP32 = REWRITTEN's
         forms.append((suffix, fp32 if fp32_new else None, source))
     paths: dict[str, Path] = {}
     seconds: dict[str, float] = {}
+    onnx_of: dict[int, Path] = {}  # id(module) → its FP32 ONNX file: no graph is exported twice
     x_cal = np.random.default_rng(0).standard_normal((calib, 3, 32, 32)).astype(np.float32)
     for suffix, fp32, source in forms:
         stem = folder / f"{name}{suffix}"
         if fp32 is not None:
             t0 = time.perf_counter()
-            paths["onnx_fp32" + suffix] = export_onnx(fp32, f"{stem}_fp32.onnx", input_size=32, name=name).path
+            paths["onnx_fp32" + suffix] = onnx_of[id(fp32)] = export_onnx(fp32, f"{stem}_fp32.onnx", input_size=32,
+                                                                          name=name).path
             seconds["onnx_export" + suffix] = time.perf_counter() - t0
             t0 = time.perf_counter()
             paths["ir_fp32" + suffix] = onnx_to_ir(paths["onnx_fp32" + suffix], Path(f"{stem}_fp32.xml"))[0]
             seconds["ir_convert" + suffix] = time.perf_counter() - t0
         if not int8:
             continue
-        src = paths.get("onnx_fp32" + suffix) if source is fp32 else None
-        if src is None:
+        if id(source) not in onnx_of:
             t0 = time.perf_counter()
-            src = export_onnx(source, f"{stem}_int8_source.onnx", input_size=32, name=name).path
+            onnx_of[id(source)] = export_onnx(source, f"{stem}_int8_source.onnx", input_size=32, name=name).path
             seconds["onnx_export_int8_source" + suffix] = time.perf_counter() - t0
+        src = onnx_of[id(source)]
         t0 = time.perf_counter()
         quantize_onnx(src, Path(f"{stem}_int8.onnx"), x_cal)
         paths["onnx_int8" + suffix] = Path(f"{stem}_int8.onnx")

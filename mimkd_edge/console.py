@@ -71,7 +71,8 @@ class TrainingProgress:
         if kind == "start":
             self.epochs, self.steps = info["epochs"], info["steps"]
             resuming = f" (resuming at epoch {info['start_epoch'] + 1})" if info["start_epoch"] else ""
-            say(f"training on {info['device']}: {info['train_size']:,} train / {info['test_size']:,} test images, "
+            val = f" / {info['val_size']:,} validation" if info.get("val_size") else ""
+            say(f"training on {info['device']}: {info['train_size']:,} train{val} / {info['test_size']:,} test images, "
                 f"{info['steps']} steps per epoch → {info['out']}{resuming}")
         elif kind == "step":
             if self.task is None or self.progress.tasks[self.task].fields["epoch"] != info["epoch"] + 1:
@@ -86,6 +87,8 @@ class TrainingProgress:
             say(info["message"], "warning:", "yellow")
         elif kind == "epoch":
             line = f"epoch {info['epoch']}/{self.epochs}: loss {info['loss']:.4f} train {info['train_acc']:.2f}%"
+            if "val_acc" in info:
+                line += f" val {info['val_acc']:.2f}%"
             if "test_acc" in info:
                 line += f" test {info['test_acc']:.2f}%"
             line += f" ({info['seconds']:.1f} s, {info['images_per_s']:.0f} img/s)"

@@ -62,3 +62,18 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def data_fingerprint(source: str) -> dict[str, str] | None:
+    """What identifies the data a run trained on: the sha256 of an archive or file; for a folder, the
+    sha256 of its listing (each file's relative path and size: cheap on any size, catches added, removed
+    and resized files). None for synthetic data or a source that is gone."""
+    path = Path(source)
+    if path.is_file():
+        return {"sha256": sha256_file(path)}
+    if not path.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(path).as_posix()}\0{f.stat().st_size}\n".encode())
+    return {"listing_sha256": h.hexdigest()}

@@ -44,6 +44,9 @@ class DataConfig:
                                                   "default: CIFAR's own, or measured on an image folder's train split")
     std: float | tuple[float, ...] | None = param(None, gt=0, help="as mean")
     augment: bool = True  # random crop with padding 4 + horizontal flip
+    val_split: int = param(0, ge=0, le=10**7, help="training images held out as a validation split (stratified by "
+                           "class, the same images for every run and seed): every choice is made on it, the test "
+                           "split is kept for the final figures; 0: none")
     resident_max_gb: float = param(4.0, ge=0, help="a split whose decoded uint8 images exceed this many GiB "
                                    "streams from disk through DataLoader workers (image folders only)")
     workers: int | None = param(None, ge=0,
@@ -93,8 +96,10 @@ class TrainConfig:
     lr: float = param(0.05, gt=0)
     momentum: float = param(0.9, ge=0, lt=1)
     weight_decay: float = param(5e-4, ge=0)
-    milestones: tuple[int, ...] = param((150, 180, 210), gt=0)
-    gamma: float = param(0.1, gt=0, le=1)
+    schedule: Literal["step", "cosine"] = "step"  # step: × gamma at milestones (the paper's); cosine: to 0 per step
+    milestones: tuple[int, ...] = param((150, 180, 210), gt=0, help="epochs of the step schedule")
+    gamma: float = param(0.1, gt=0, le=1, help="the step schedule's factor")
+    warmup_epochs: int = param(0, ge=0, le=100_000, help="cosine schedule: epochs of linear warm-up from 0")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     channels_last: bool = True  # faster convolutions on CPU and on tensor cores
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
@@ -168,6 +173,8 @@ def _parse_models(raw: dict) -> tuple[StudentConfig, TeacherConfig | None]:
 
 def _parse_train(table: Any) -> TrainConfig:
     train = build(TrainConfig, table, "train")
+    if train.schedule == "cosine" and train.warmup_epochs >= train.epochs:
+        raise ConfigError("train.warmup_epochs", f"fewer than train.epochs ({train.epochs})", train.warmup_epochs)
     if list(train.milestones) != sorted(set(train.milestones)):
         raise ConfigError("train.milestones", "strictly increasing epochs", list(train.milestones))
     if train.device != "auto" and train.device != "cpu" and not train.device.startswith("cuda"):

@@ -49,6 +49,8 @@ def _run(recipe_path: Path, overrides, out, resume, data_dir, *, distill: bool) 
             ["method", summary.method]]
     if summary.teacher:
         rows.append(["teacher", f"{summary.teacher['model']} ({summary.teacher['checkpoint']})"])
+    if summary.final_val_acc is not None:
+        rows.append(["final validation acc", f"{summary.final_val_acc:.2f}% ({summary.val_size:,} images)"])
     rows += [["final test acc", f"{summary.final_test_acc:.2f}%"],
              ["best test acc (for reference)", f"{summary.best_test_acc:.2f}% at epoch {summary.best_epoch}"],
              ["wall time", f"{summary.wall_seconds:.1f} s ({summary.images_per_s:.0f} img/s)"]]

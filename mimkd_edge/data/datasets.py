@@ -58,6 +58,14 @@ class ImageSet:
         positions = range(len(self))[idx] if isinstance(idx, slice) else torch.as_tensor(idx).tolist()
         return torch.from_numpy(decode_images([self.files[i] for i in positions], self.size, self.channels))
 
+    def subset(self, idx: np.ndarray) -> "ImageSet":
+        """The images at `idx` (sorted positions), resident or on disk as this split is."""
+        t = torch.from_numpy(idx)
+        if self.images is not None:
+            return ImageSet(self.images[t], self.labels[t])
+        assert self.files is not None
+        return ImageSet(None, self.labels[t], tuple(self.files[i] for i in idx.tolist()), self.size, self.channels)
+
     def chunks(self, batch_size: int):
         """(uint8 images, labels) over the whole split in order, `batch_size` at a time."""
         for i in range(0, len(self), batch_size):
@@ -77,6 +85,32 @@ class Splits:
     channels: int = 3  # the geometry the images were read at
     image_size: int = 32
     notes: list[str] = field(default_factory=list)  # conversions made while reading (printed once)
+    val: ImageSet | None = None  # held out of the training images (data.val_split), else None
+
+
+VAL_SEED = 0  # one validation split for every run and seed, so choices made on it compare like with like
+
+
+def holdout_indices(labels: np.ndarray, size: int, seed: int = VAL_SEED) -> np.ndarray:
+    """Sorted positions of `size` images drawn without replacement, stratified by class: each class gives
+    its share of `size` (largest remainders settle the rounding), its images chosen by a seeded permutation."""
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * size / len(labels)
+    take = np.floor(exact).astype(int)
+    take[np.argsort(-(exact - take), kind="stable")[: size - take.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take, strict=True)]
+    return np.sort(np.concatenate(chosen))
+
+
+def split_validation(train: ImageSet, size: int, source: str) -> tuple[ImageSet, ImageSet]:
+    """(train less the validation images, the validation images)."""
+    if size >= len(train):
+        raise UserError(f"data.val_split: {size} images asked for, but {source} has {len(train)} training images; "
+                        "hold out fewer")
+    held = holdout_indices(train.labels.numpy(), size)
+    keep = np.setdiff1d(np.arange(len(train)), held, assume_unique=True)
+    return train.subset(keep), train.subset(held)
 
 
 def resolve_root(cfg: DataConfig, override: str | None = None, recorded: str | None = None) -> Path:
@@ -105,6 +139,9 @@ def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str |
         train, test, classes, channels, size, notes = (found.train, found.test, found.classes, found.channels,
                                                        found.size, found.notes)
     train_set, test_set = _image_set(*train, size, channels), _image_set(*test, size, channels)
+    val_set = None
+    if cfg.val_split:
+        train_set, val_set = split_validation(train_set, cfg.val_split, source)
     data_mean, data_std = cfg.default_normalisation
     if data_mean is None:
         data_mean, data_std = _measured_statistics(train_set, source, size, channels)
@@ -117,7 +154,7 @@ def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str |
         raise UserError(f"{source}: found {len(classes)} classes, but the recipe expects {cfg.classes} "
                         "(data.num_classes)")
     return Splits(train_set, test_set, classes, mean, std, source, tuple(data_mean), tuple(data_std), channels,
-                  size, notes)
+                  size, notes, val_set)
 
 
 def _per_channel(values: tuple[float, ...] | None, data_values: tuple[float, ...], channels: int) -> tuple[float, ...]:

@@ -11,16 +11,13 @@ batch size, precision — would make the checkpoint's state mean something else,
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections import Counter
 from pathlib import Path
-
-import torch
 
 from ..errors import UserError
 from ..recipe import Recipe
 
 RESUMABLE = ("train.epochs", "train.lr", "train.momentum", "train.weight_decay", "train.milestones", "train.gamma",
+             "train.warmup_epochs",
              "train.eval_every", "train.log_every", "train.compile", "train.device", "data.workers", "data.root")
 
 
@@ -46,17 +43,3 @@ def check_changes(changes: list[dict], run: Path) -> None:
     if refused:
         raise UserError(f"{run}: --resume with a recipe that differs in {', '.join(refused)} from the run's; these "
                         f"cannot change mid-run (only {', '.join(RESUMABLE)} can): start a new run with another --out")
-
-
-def apply_schedule(optimizer: torch.optim.Optimizer, scheduler, recipe: Recipe) -> None:
-    """Set the optimiser and MultiStepLR scheduler restored from a checkpoint to `recipe`'s schedule,
-    at the epoch the scheduler has reached (the learning rate is the new lr decayed by the new gamma
-    once per new milestone already passed)."""
-    t = recipe.train
-    scheduler.milestones = Counter(t.milestones)
-    scheduler.gamma = t.gamma
-    scheduler.base_lrs = [t.lr for _ in optimizer.param_groups]
-    lr = t.lr * t.gamma ** bisect_right(sorted(t.milestones), scheduler.last_epoch)
-    for group in optimizer.param_groups:
-        group.update(initial_lr=t.lr, lr=lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    scheduler._last_lr = [lr for _ in optimizer.param_groups]

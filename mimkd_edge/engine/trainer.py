@@ -30,12 +30,13 @@ from ..methods.registry import DistillMethod, MethodContext, create_method, meth
 from ..models.cost import count_macs, count_params
 from ..models.features import FeatureModel, Features, map_shapes
 from ..models.registry import create_model
-from ..provenance import cpu_name, git_commit, sha256_file, versions
+from ..provenance import cpu_name, data_fingerprint, git_commit, sha256_file, versions
 from ..recipe import Recipe, dump_recipe, load_recipe, parse_recipe
 from ..rundir import RunDir, RunSummary, owned, read_summary, weights_path
 from ..rundir.checkpoint import load_checkpoint, load_model_weights, save_checkpoint, save_weights
 from ..rundir.summary import DataInfo, StudentInfo, write_metrics, write_summary
-from .resume import apply_schedule, check_changes, recipe_changes
+from .resume import check_changes, recipe_changes
+from .schedule import apply_schedule, make_scheduler
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -98,6 +99,7 @@ class Training:
     teacher_info: dict = field(default_factory=dict)
     ddp: Distributed = Distributed()
     student_step: nn.Module | None = None  # what computes the student's Features in a step (DDP/compiled)
+    val_loader: Loader | None = None  # data.val_split's images, when held out
 
     @property
     def autocast(self):
@@ -155,12 +157,13 @@ def build_training(recipe: Recipe, data_dir: str | None = None) -> Training:
     params = [p for p in [*student.parameters(), *method.parameters()] if p.requires_grad]
     fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
     optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **fused)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(t.milestones), gamma=t.gamma)
     common = dict(mean=splits.mean, std=splits.std, device=device, channels_last=t.channels_last,
                   workers=recipe.data.workers)
     train_loader = make_loader(splits.train, t.batch_size, train=True, augment=recipe.data.augment, seed=recipe.seed,
                                rank=ddp.rank, world_size=ddp.world_size, **common)
     test_loader = make_loader(splits.test, max(t.batch_size, 256), train=False, **common)
+    val_loader = make_loader(splits.val, max(t.batch_size, 256), train=False, **common) if splits.val else None
+    scheduler = make_scheduler(optimizer, t, len(train_loader))
     step: nn.Module = _StudentFeatures(student)
     if ddp.world_size > 1:
         # Only the student is wrapped: the method's parameters are averaged by hand after backward,
@@ -171,7 +174,7 @@ def build_training(recipe: Recipe, data_dir: str | None = None) -> Training:
     if t.compile:
         step = torch.compile(step)
     return Training(recipe, device, splits, student, teacher, method, optimizer, scheduler, train_loader, test_loader,
-                   teacher_info, ddp, step)
+                    teacher_info, ddp, step, val_loader)
 
 
 def _map_shapes_at(model: FeatureModel, name: str, recipe: Recipe, key: str) -> tuple[tuple[int, int, int], ...]:
@@ -248,9 +251,11 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
     emit = (on_event or (lambda kind, info: None)) if main else (lambda kind, info: None)
     history: list[dict] = []
     changes: list[dict] = []
+    sessions: list[dict] = []
     start_epoch, wall_before = 0, 0.0
     if resume and ckpt_path.exists():
-        start_epoch, history, wall_before, changes = _resume(s, out, emit)
+        start_epoch, history, wall_before, changes, sessions = _resume(s, out, emit)
+    sessions.append(_session(s, start_epoch))
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_text(run.recipe, dump_recipe(recipe))
@@ -260,7 +265,8 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
     for note in s.splits.notes:  # conversions made while reading the data, said once
         emit("warning", {"message": f"data: {note}"})
     emit("start", {"epochs": t.epochs, "start_epoch": start_epoch, "steps": steps, "device": str(s.device),
-                   "out": str(out), "train_size": len(s.splits.train), "test_size": len(s.splits.test)})
+                   "out": str(out), "train_size": len(s.splits.train), "test_size": len(s.splits.test),
+                   "val_size": len(s.splits.val) if s.splits.val else 0})
     started = time.perf_counter()
     saved = start_epoch if ckpt_path.exists() and resume else None  # epochs in the last good checkpoint
     for epoch in range(start_epoch, t.epochs):
@@ -271,16 +277,16 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
             raise DivergedError(f"{e}; stopped. {_last_good(ckpt_path, saved)}; resume it with --resume and a lower "
                                 "train.lr (--set train.lr=...), or check the data") from None
         if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
-            record["test_acc"], record["test_loss"] = evaluate(s.student, s.test_loader)
+            record.update(_evaluate_splits(s))
         history.append(record)
         if main:
-            _save(s, ckpt_path, epoch, history, wall_before + time.perf_counter() - started, recipe, changes)
+            _save(s, ckpt_path, epoch, history, wall_before + time.perf_counter() - started, recipe, changes, sessions)
             write_metrics(out, history)
         saved = epoch + 1
         emit("epoch", record)
 
     wall = wall_before + time.perf_counter() - started
-    summary = _summary(s, history, wall, changes)
+    summary = _summary(s, history, wall, changes, sessions)
     if main:
         save_weights(run.weights, s.student.state_dict(), metadata={"model": recipe.student.model})
         write_summary(out, summary)
@@ -290,9 +296,28 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
     return summary
 
 
-def _resume(s: Training, out: Path, emit: Event) -> tuple[int, list[dict], float, list[dict]]:
+def _evaluate_splits(s: Training) -> dict[str, float]:
+    """Accuracy and loss on the validation split (when held out) and the test split."""
+    out = {}
+    if s.val_loader is not None:
+        out["val_acc"], out["val_loss"] = evaluate(s.student, s.val_loader)
+    out["test_acc"], out["test_loss"] = evaluate(s.student, s.test_loader)
+    return out
+
+
+def _session(s: Training, start_epoch: int) -> dict:
+    """Who trains the epochs from `start_epoch` on: the commit, the CPU and the data, recorded when a run
+    starts and again at every resume, so a run whose epochs crossed commits or CPUs says so."""
+    return {"start_epoch": start_epoch, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "git_commit": git_commit(), "cpu": cpu_name(),
+            "device": torch.cuda.get_device_name(s.device) if s.device.type == "cuda" else "cpu",
+            "data": data_fingerprint(s.splits.source)}
+
+
+def _resume(s: Training, out: Path, emit: Event) -> tuple[int, list[dict], float, list[dict], list[dict]]:
     """Restore the checkpoint into `s`; apply and record schedule changes made to the recipe since
-    (engine/resume.py), refuse any other. Returns (first epoch to run, history, wall time, changes)."""
+    (engine/resume.py), refuse any other. Returns (first epoch to run, history, wall time, changes,
+    the sessions that trained it so far)."""
     path = RunDir(out).checkpoint
     ckpt = load_checkpoint(path)
     start_epoch, history, wall_before = _restore(s, ckpt, path)
@@ -300,11 +325,11 @@ def _resume(s: Training, out: Path, emit: Event) -> tuple[int, list[dict], float
     new = recipe_changes(resolve_recipe(_checkpoint_recipe(ckpt, out), s.splits), s.recipe, start_epoch)
     check_changes(new, out)
     if new:
-        apply_schedule(s.optimizer, s.scheduler, s.recipe)
+        apply_schedule(s.optimizer, s.scheduler, s.recipe.train, len(s.train_loader))
         changes += new
         emit("warning", {"message": "resumed with " + ", ".join(f"{c['key']} {c['from']} → {c['to']}" for c in new)
                                     + f" from epoch {start_epoch + 1}"})
-    return start_epoch, history, wall_before, changes
+    return start_epoch, history, wall_before, changes, list(ckpt.get("sessions", []))
 
 
 def _checkpoint_recipe(ckpt: dict, out: Path) -> Recipe:
@@ -359,6 +384,8 @@ def _train_epoch(s: Training, epoch: int, emit: Event) -> dict:
         if s.ddp.world_size > 1:
             _average_gradients(s.method)
         s.optimizer.step()
+        if s.recipe.train.schedule == "cosine":
+            s.scheduler.step()
 
         with torch.no_grad():
             for k, v in {"loss": loss, **out.losses, **out.estimates}.items():
@@ -371,7 +398,8 @@ def _train_epoch(s: Training, epoch: int, emit: Event) -> dict:
             totals, n, right = _reduce(s, sums, seen, correct)
             emit("step", {"epoch": epoch, "step": step + 1, "steps": last, **{k: v / n for k, v in totals.items()},
                           "train_acc": 100.0 * right / n, "images_per_s": n / (time.perf_counter() - started)})
-    s.scheduler.step()
+    if s.recipe.train.schedule == "step":
+        s.scheduler.step()
     seconds = time.perf_counter() - started
     totals, n, right = _reduce(s, sums, seen, correct)
     record = {"epoch": epoch + 1, "lr": lr, "steps": last}
@@ -444,12 +472,12 @@ def _rng_state() -> dict:
 
 
 def _save(s: Training, path: Path, epoch: int, history: list[dict], wall: float, recipe: Recipe,
-          changes: list[dict]) -> None:
+          changes: list[dict], sessions: list[dict]) -> None:
     save_checkpoint(path, {
         "epoch": epoch, "model": s.student.state_dict(), "method": s.method.state_dict(),
         "optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
         "rng": _rng_state(), "history": history, "wall_seconds": wall,
-        "recipe": dump_recipe(recipe), "recipe_changes": changes,
+        "recipe": dump_recipe(recipe), "recipe_changes": changes, "sessions": sessions,
     })
 
 
@@ -481,7 +509,7 @@ def _as_python_state(state):
     return (version, tuple(internal), gauss)
 
 
-def _summary(s: Training, history: list[dict], wall: float, changes: list[dict]) -> RunSummary:
+def _summary(s: Training, history: list[dict], wall: float, changes: list[dict], sessions: list[dict]) -> RunSummary:
     r, splits = s.recipe, s.splits
     evaluated = [h for h in history if "test_acc" in h]
     best = max(evaluated, key=lambda h: h["test_acc"]) if evaluated else None
@@ -504,4 +532,5 @@ def _summary(s: Training, history: list[dict], wall: float, changes: list[dict])
         images_per_s=sum(h["images_per_s"] for h in history) / len(history),
         device=torch.cuda.get_device_name(s.device) if s.device.type == "cuda" else "cpu", cpu=cpu_name(),
         versions=versions(), git_commit=git_commit(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        recipe_changes=changes)
+        recipe_changes=changes, sessions=sessions,
+        final_val_acc=history[-1].get("val_acc"), val_size=len(splits.val) if splits.val else 0)

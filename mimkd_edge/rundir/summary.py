@@ -65,6 +65,9 @@ class RunSummary:
     finished_at: str = ""
     recipe_changes: list[dict] = field(default_factory=list)  # schedule keys changed at --resume
     provenance: dict | None = None  # weights imported, not trained: source file, sha256, format
+    sessions: list[dict] = field(default_factory=list)  # commit, CPU, data hash of each start and resume
+    final_val_acc: float | None = None  # on the validation split held out of the training images
+    val_size: int = 0
     schema: int = SCHEMA
 
     @property

@@ -76,7 +76,9 @@ from torch import nn
 from ..schema import param
 from .bounds import infonce_lower_bound, jsd_lower_bound
 from .critics import ConvolveCritic, ProjectDotCritic, make_critic, sample_locations
+from .dkd import weighted_dkd_terms
 from .kd import ce_kd_terms
+from .logits import DKD_WARMUP, WarmupRamp, logit_defaults
 from .memory import TeacherMemory
 from .pairing import require_pairs, resolve_pairs
 from .registry import DistillMethod, MethodContext, MethodOutput, register_method
@@ -95,7 +97,15 @@ class MIMKD(DistillMethod):
     @dataclass(frozen=True)
     class Options:
         alpha: float = param(1.0, ge=0, le=1, help="weight of cross-entropy; KD gets 1 - alpha")
-        temperature: float = param(4.0, gt=0, help="KD temperature")
+        temperature: float | None = param(None, gt=0, help="of the logit term: 4 (KD + LS: 2)")
+        logit_term: Literal["kd", "dkd"] = param(
+            "kd", help="our extension (the paper's MIMKD has none: alpha = 1 leaves plain KD out): kd: weight "
+                       "1 - alpha, or logit_weight; dkd: DKD with its reference weights, CE weight alpha")
+        logit_standardize: bool = param(False, help="logit standardisation (Sun et al. 2024) in the logit term")
+        logit_weight: float | None = param(None, ge=0, help="KD's weight (default 1 - alpha; 9 with LS) or "
+                                                            "DKD's TCKD weight (default 1; 9 with LS)")
+        dkd_beta: float | None = param(None, ge=0, help="DKD's NCKD weight (default 8; 81 with LS)")
+        logit_warmup: float = param(DKD_WARMUP, ge=0, le=1, help="DKD's ramp-in, a fraction of the schedule")
         lambda_global: float = param(1.0, ge=0, help="weight of the global MI term (eq. 3)")
         lambda_local: float = param(0.75, ge=0, help="weight of the local MI term (eq. 4)")
         lambda_feature: float = param(1.0, ge=0, help="weight of the feature MI term (eq. 5)")
@@ -135,6 +145,12 @@ class MIMKD(DistillMethod):
         standardize_teacher: bool = param(
             True, help="critics see each teacher channel standardised by running statistics (an invertible "
                        "per-channel map: same MI, no divergence with large teacher activations); false: raw")
+
+        def __post_init__(self):
+            d = logit_defaults(self.logit_term, self.logit_standardize, self.alpha)
+            for key, value in (("temperature", d.temperature), ("logit_weight", d.weight), ("dkd_beta", d.beta)):
+                if getattr(self, key) is None:
+                    object.__setattr__(self, key, value)
 
         @property
         def feature_term_locations(self) -> int:
@@ -180,6 +196,8 @@ class MIMKD(DistillMethod):
                 self.feature_critics.append(make_critic(o.feature_critic, ctx.teacher_maps[ti][0],
                                                         ctx.student_maps[si][0], o.critic_hidden, o.embed_dim))
 
+        self.logit_ramp = WarmupRamp(o.logit_warmup, ctx.total_steps) if o.logit_term == "dkd" else None
+
         # What the critics see of the teacher (standardize.py): the vector (global, local) and each map of R.
         std = o.standardize_teacher
         uses_vector = o.lambda_global > 0 or o.lambda_local > 0
@@ -194,7 +212,7 @@ class MIMKD(DistillMethod):
             raise ValueError("mimkd: needs the teacher's features")
         self._require_index(index)  # before anything is written to the memory or the statistics
         teacher = teacher.detach()
-        terms = ce_kd_terms(student, teacher, labels, o.alpha, o.temperature)
+        terms = self._logit_terms(student, teacher, labels)
         estimates = {}
         t_vec = teacher.vector
         if self.vector_std is not None and self.training:
@@ -221,6 +239,16 @@ class MIMKD(DistillMethod):
                 if len(self.pairs) > 1:  # each pair's own bound too: which paired map a change moves
                     estimates.update({f"mi_feature_{k}": v for k, v in enumerate(per_pair.detach())})
         return MethodOutput(terms, estimates)
+
+    def _logit_terms(self, student, teacher, labels) -> dict[str, torch.Tensor]:
+        """α·CE and the logit term the options name (none at the paper's defaults)."""
+        o = self.opts
+        if o.logit_term == "kd":
+            return ce_kd_terms(student, teacher, labels, o.alpha, o.temperature, o.logit_weight, o.logit_standardize)
+        terms = {"ce": o.alpha * F.cross_entropy(student.logits.float(), labels)} if o.alpha > 0 else {}
+        terms.update(weighted_dkd_terms(student.logits, teacher.logits, labels, o.logit_weight, o.dkd_beta,
+                                        o.temperature, o.logit_standardize, self.logit_ramp()))
+        return terms
 
     def _jsd(self, critic: nn.Module, t: torch.Tensor, s_map: torch.Tensor, count: int) -> torch.Tensor:
         """Eq. 2 between a teacher vector or map and a student map: over every location (`count` 0),

@@ -31,6 +31,7 @@ class MethodContext:
     student_dim: int  # pre-classifier vector size
     teacher_maps: tuple[tuple[int, int, int], ...] = ()
     teacher_dim: int = 0
+    total_steps: int = 0  # optimiser steps of the whole schedule, for terms that ramp in (DKD); 0: unknown
 
 
 @dataclass

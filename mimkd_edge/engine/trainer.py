@@ -139,12 +139,19 @@ def build_training(recipe: Recipe, data_dir: str | None = None) -> Training:
     teacher, teacher_info = None, {}
     if method_class(recipe.method.name).needs_teacher:
         teacher, teacher_info = load_teacher(recipe)
+    t = recipe.train
+    common = dict(mean=splits.mean, std=splits.std, device=device, channels_last=t.channels_last,
+                  workers=recipe.data.workers)
+    train_loader = make_loader(splits.train, t.batch_size, train=True, augment=recipe.data.augment, seed=recipe.seed,
+                               rank=ddp.rank, world_size=ddp.world_size, **common)
+    test_loader = make_loader(splits.test, max(t.batch_size, 256), train=False, **common)
+    val_loader = make_loader(splits.val, max(t.batch_size, 256), train=False, **common) if splits.val else None
     ctx = MethodContext(
         num_classes=classes, num_samples=len(splits.train), input_size=recipe.data.image_size,
         student_maps=_map_shapes_at(student, recipe.student.model, recipe, "student.model"),
         student_dim=student.num_features,
         teacher_maps=_map_shapes_at(teacher, recipe.teacher.model, recipe, "teacher.model") if teacher else (),
-        teacher_dim=teacher.num_features if teacher else 0)
+        teacher_dim=teacher.num_features if teacher else 0, total_steps=t.epochs * len(train_loader))
     try:
         method = create_method(recipe.method.name, recipe.method.options, ctx)
     except ValueError as e:  # e.g. no pair of equal-sized maps for the feature term
@@ -153,16 +160,9 @@ def build_training(recipe: Recipe, data_dir: str | None = None) -> Training:
     method.to(device)
     if teacher is not None:
         teacher.to(device, memory_format=memory_format).eval().requires_grad_(False)
-    t = recipe.train
     params = [p for p in [*student.parameters(), *method.parameters()] if p.requires_grad]
     fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
     optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **fused)
-    common = dict(mean=splits.mean, std=splits.std, device=device, channels_last=t.channels_last,
-                  workers=recipe.data.workers)
-    train_loader = make_loader(splits.train, t.batch_size, train=True, augment=recipe.data.augment, seed=recipe.seed,
-                               rank=ddp.rank, world_size=ddp.world_size, **common)
-    test_loader = make_loader(splits.test, max(t.batch_size, 256), train=False, **common)
-    val_loader = make_loader(splits.val, max(t.batch_size, 256), train=False, **common) if splits.val else None
     scheduler = make_scheduler(optimizer, t, len(train_loader))
     step: nn.Module = _StudentFeatures(student)
     if ddp.world_size > 1:
@@ -309,7 +309,7 @@ def _session(s: Training, start_epoch: int) -> dict:
     """Who trains the epochs from `start_epoch` on: the commit, the CPU and the data, recorded when a run
     starts and again at every resume, so a run whose epochs crossed commits or CPUs says so."""
     return {"start_epoch": start_epoch, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "git_commit": git_commit(), "cpu": cpu_name(),
+            "git_commit": git_commit(), "cpu": cpu_name(), "threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name(s.device) if s.device.type == "cuda" else "cpu",
             "data": data_fingerprint(s.splits.source)}
 

@@ -19,14 +19,18 @@ from . import main
 @click.option("--no-train", is_flag=True, help="Train nothing: only export/benchmark/report the finished runs.")
 @click.option("--bench", "do_bench", is_flag=True, help="Benchmark every exported run not yet benchmarked, then "
               "write OUT/results.md (accuracy over seeds, latency) and OUT/tradeoff.png/.svg/.md.")
-def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench):
+@click.option("--shard", "shard_of", metavar="I/N", help="Train only shard I of N (every N-th run from the I-th): "
+              "N processes or machines given 0/N .. N-1/N share the sweep, each run trained once.")
+def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of):
     """Train every run of SWEEP_FILE in order (teachers first); finished runs are skipped, started ones resumed."""
     from ..console import TrainingProgress, console, plain, say, table
-    from ..engine.sweep import check_finished_recipes, expand, load_sweep, run_sweep
+    from ..engine.sweep import check_finished_recipes, expand, load_sweep, parse_shard, run_sweep, shard
     from ..engine.trainer import fit
 
     cfg = load_sweep(sweep_file)
     jobs = expand(cfg)
+    if shard_of:
+        jobs = shard(jobs, *parse_shard(shard_of))
     state = lambda j: "finished" if j.finished else ("started" if j.started else "to do")  # noqa: E731
     console.print(table(f"sweep {sweep_file}: {len(jobs)} runs", ["name", "stage", "method", "epochs", "state"],
                         [[j.name, j.stage, j.recipe.method.name, j.recipe.train.epochs, state(j)] for j in jobs]))

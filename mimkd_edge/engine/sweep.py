@@ -108,6 +108,22 @@ def expand(cfg: SweepConfig, base: Path = Path(".")) -> list[Job]:
     return jobs
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """"I/N" (0 ≤ I < N) → (I, N); anything else is a one-line UserError."""
+    index, sep, count = text.partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
+        raise UserError(f"--shard: expected I/N with 0 <= I < N (e.g. 0/2), got {text!r}")
+    return int(index), int(count)
+
+
+def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
+    """The runs shard `index` of `count` trains: every count-th run of the sweep's order, from the
+    index-th. Deterministic, so N processes or machines given 0/N … N−1/N cover every run exactly once;
+    a stage's runs need the earlier stages finished (a student's teacher), which each shard checks as it
+    reaches them."""
+    return jobs[index::count]
+
+
 def run_sweep(jobs: list[Job], train: Callable[[Job, bool], None],
               on_skip: Callable[[Job], None] | None = None) -> list[Job]:
     """Run every unfinished job with `train(job, resume)`; returns the jobs that ran. A finished run is

@@ -85,3 +85,29 @@ def test_expand_records_the_grid_setting_apart_from_method_and_seed(tmp_path, mo
     assert jobs[1].name == "st-none-lr0.01-s0" and jobs[1].setting == "lr0.01"
     assert jobs[0].setting == ""  # the teacher stage has no grid
 
+
+
+def test_shards_cover_every_run_exactly_once(tmp_path, monkeypatch):
+    from mimkd_edge.engine.sweep import shard
+
+    monkeypatch.chdir(tmp_path)
+    jobs = expand(load_sweep(_setup(tmp_path)))
+    for count in (1, 2, 3, 7):
+        names = [j.name for i in range(count) for j in shard(jobs, i, count)]
+        assert sorted(names) == sorted(j.name for j in jobs)
+
+
+def test_two_shards_train_the_sweep_between_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sweep = _setup(tmp_path)
+    assert CliRunner().invoke(main, ["sweep", str(sweep), "--shard", "0/2"]).exit_code == 0  # t, none-s0, none-s1
+    second = CliRunner().invoke(main, ["sweep", str(sweep), "--shard", "1/2"])  # kd-s0, kd-s1 (teacher done)
+    assert second.exit_code == 0 and "2 trained" in second.output
+    assert len(list((tmp_path / "out").glob("*/summary.json"))) == 5
+
+
+def test_bad_shard_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["sweep", str(_setup(tmp_path)), "--shard", "2/2"])
+    assert result.exit_code != 0 and "--shard: expected I/N with 0 <= I < N" in result.output
+    assert "Traceback" not in result.output

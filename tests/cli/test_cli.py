@@ -54,6 +54,25 @@ def test_distill_from_the_teacher(teacher_run):
     assert {"ce", "kd", "test_acc"} <= metrics.keys()
 
 
+@pytest.mark.parametrize("overrides, terms", [
+    (["method.name=dkd"], {"ce", "tckd", "nckd"}),
+    (["method.name=dkd", "method.standardize=true"], {"ce", "tckd", "nckd"}),
+    (["method.name=kd", "method.standardize=true"], {"ce", "kd"}),
+])
+def test_distill_switches_to_the_newer_logit_methods_from_the_command_line(teacher_run, overrides, terms):
+    table = tiny_table(name="student", model="conv4_mp", method="kd",
+                       teacher={"model": "conv4", "checkpoint": str(teacher_run / "T" / "model.safetensors")})
+    recipe = _write(teacher_run / "student-logit.toml", table)
+    out = teacher_run / ("L-" + "-".join(overrides).replace("=", "_"))
+    args = [a for o in overrides for a in ("--set", o)]
+    result = CliRunner().invoke(main, ["distill", str(recipe), *args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert terms <= metrics.keys()
+    recorded = (out / "recipe.toml").read_text()
+    assert ("standardize = true" in recorded) == ("method.standardize=true" in overrides)
+
+
 def _one_line_error(result, *fragments):
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output

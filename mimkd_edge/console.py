@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.console import Console
@@ -46,6 +47,8 @@ def fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+PLAIN_PROGRESS_SECONDS = 30.0  # without a terminal (a log file, CI): a progress line at most this often
+
 _HIDDEN = {"epoch", "step", "steps", "images_per_s", "train_acc"}
 
 
@@ -59,6 +62,7 @@ class TrainingProgress:
                                  disable=not console.is_terminal)
         self.task = None
         self.epochs = 0
+        self.last_line = time.monotonic()
 
     def __enter__(self) -> "TrainingProgress":
         self.progress.__enter__()
@@ -68,32 +72,38 @@ class TrainingProgress:
         self.progress.__exit__(*exc)
 
     def __call__(self, kind: str, info: dict[str, Any]) -> None:
-        if kind == "start":
-            self.epochs, self.steps = info["epochs"], info["steps"]
-            resuming = f" (resuming at epoch {info['start_epoch'] + 1})" if info["start_epoch"] else ""
-            val = f" / {info['val_size']:,} validation" if info.get("val_size") else ""
-            say(f"training on {info['device']}: {info['train_size']:,} train{val} / {info['test_size']:,} test images, "
-                f"{info['steps']} steps per epoch → {info['out']}{resuming}")
-        elif kind == "step":
-            if self.task is None or self.progress.tasks[self.task].fields["epoch"] != info["epoch"] + 1:
-                if self.task is not None:
-                    self.progress.update(self.task, visible=True)
-                self.task = self.progress.add_task("", total=info["steps"], epoch=info["epoch"] + 1,
-                                                   epochs=self.epochs, stats="")
-            stats = " ".join(f"{k} {v:.3f}" for k, v in info.items() if k not in _HIDDEN)
-            stats += f" acc {info['train_acc']:.1f}% {info['images_per_s']:.0f} img/s"
-            self.progress.update(self.task, completed=info["step"], stats=stats)
+        handler = {"start": self._start, "step": self._step, "epoch": self._epoch}.get(kind)
+        if handler is not None:
+            handler(info)
         elif kind == "warning":
             say(info["message"], "warning:", "yellow")
-        elif kind == "epoch":
-            line = f"epoch {info['epoch']}/{self.epochs}: loss {info['loss']:.4f} train {info['train_acc']:.2f}%"
-            if "val_acc" in info:
-                line += f" val {info['val_acc']:.2f}%"
-            if "test_acc" in info:
-                line += f" test {info['test_acc']:.2f}%"
-            line += f" ({info['seconds']:.1f} s, {info['images_per_s']:.0f} img/s)"
-            if not self.progress.disable:
-                self.progress.console.print(line)
-            else:
-                console.print(line)
+
+    def _start(self, info: dict[str, Any]) -> None:
+        self.epochs, self.steps = info["epochs"], info["steps"]
+        resuming = f" (resuming at epoch {info['start_epoch'] + 1})" if info["start_epoch"] else ""
+        val = f" / {info['val_size']:,} validation" if info.get("val_size") else ""
+        say(f"training on {info['device']}: {info['train_size']:,} train{val} / {info['test_size']:,} test images, "
+            f"{info['steps']} steps per epoch → {info['out']}{resuming}")
+
+    def _step(self, info: dict[str, Any]) -> None:
+        if self.task is None or self.progress.tasks[self.task].fields["epoch"] != info["epoch"] + 1:
+            if self.task is not None:
+                self.progress.update(self.task, visible=True)
+            self.task = self.progress.add_task("", total=info["steps"], epoch=info["epoch"] + 1,
+                                               epochs=self.epochs, stats="")
+        stats = " ".join(f"{k} {v:.3f}" for k, v in info.items() if k not in _HIDDEN)
+        stats += f" acc {info['train_acc']:.1f}% {info['images_per_s']:.0f} img/s"
+        self.progress.update(self.task, completed=info["step"], stats=stats)
+        if self.progress.disable and time.monotonic() - self.last_line >= PLAIN_PROGRESS_SECONDS:
+            console.print(f"epoch {info['epoch'] + 1}/{self.epochs} step {info['step']}/{info['steps']}: {stats}")
+            self.last_line = time.monotonic()
+
+    def _epoch(self, info: dict[str, Any]) -> None:
+        line = f"epoch {info['epoch']}/{self.epochs}: loss {info['loss']:.4f} train {info['train_acc']:.2f}%"
+        if "val_acc" in info:
+            line += f" val {info['val_acc']:.2f}%"
+        if "test_acc" in info:
+            line += f" test {info['test_acc']:.2f}%"
+        line += f" ({info['seconds']:.1f} s, {info['images_per_s']:.0f} img/s)"
+        (self.progress.console if not self.progress.disable else console).print(line)
 

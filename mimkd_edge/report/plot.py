@@ -7,6 +7,10 @@ each student is labelled once; the Pareto front (no other point both faster and 
 accurate, where two latencies closer than their p90 − median spread count as equal: `dominates`) is
 the dashed staircase, held to the right edge after its slowest point.
 
+`seed_means=True` draws one point per student × method × artifact instead of one per run: the mean
+over its runs (the protocol's seeds), with ±1 SD across seeds as error bars on both axes
+(`seed_mean_points`), so a gap between methods is seen against the seed-to-seed spread.
+
 `paper=True` adds the paper's CIFAR-100 top-1 (report/paper.py). The paper publishes no latencies we
 could reuse (its Figure 1 was timed on a Xeon Gold 5218 and is not given in numbers), so its points
 are drawn hollow at *our* fastest FP32 latency of the same student architecture: only their height
@@ -19,6 +23,7 @@ Writes OUT.png, OUT.svg and OUT.md (the points as a Markdown table, plus the pap
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -69,6 +74,36 @@ def select_points(rows: list[BenchRow], *, threads: int = 1, batch: int = 1) -> 
             p["throughput_batch"] = throughput[key].throughput_batch
         points.append(p)
     return points
+
+
+# what makes one point of `seed_mean_points`: runs differing only in seed share all of these
+SEED_GROUP = ("student", "method", "dataset", "artifact", "backend", "storage_precision", "inference_precision")
+SEED_AVERAGED = ("median_ms", "mean_ms", "p90_ms", "p99_ms", "min_ms", "accuracy", "throughput_ips", "bound_ms_est",
+                 "pct_bound_est", "pct_bound_sgemm")
+SEED_SPREAD = ("median_ms", "accuracy")  # the axes: each gets "<key>_sd", the SD across seeds
+MARKER_AREA = 60  # pt², the figure's markers
+
+
+def seed_mean_points(points: list[dict]) -> list[dict]:
+    """`select_points`' points merged over seeds: one per student × method × artifact (`SEED_GROUP`),
+    its numbers the mean over its runs, with "seeds" (how many) and the sample SD across seeds of latency
+    and accuracy ("median_ms_sd", "accuracy_sd"; None with one seed). The protocol's runs of one arm
+    differ only in seed, so the SD is the seed spread a difference between arms is judged against."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for p in points:
+        groups[tuple(p.get(k) for k in SEED_GROUP)].append(p)
+    return [_seed_mean(members) for members in groups.values()]
+
+
+def _seed_mean(members: list[dict]) -> dict:
+    out = {**members[0], "run": ", ".join(sorted(m["run"] for m in members)), "seeds": len(members),
+           "shape": "/".join(sorted({str(m.get("shape")) for m in members}))}
+    for key in SEED_AVERAGED:
+        values = [m[key] for m in members if m.get(key) is not None]
+        out[key] = statistics.fmean(values) if values else None
+        if key in SEED_SPREAD:
+            out[f"{key}_sd"] = statistics.stdev(values) if len(values) > 1 else None
+    return out
 
 
 def latency_spread(p: dict) -> float:
@@ -173,11 +208,13 @@ def _pad_limits(ax, xs: list[float], ys: list[float]) -> None:
 
 
 def plot_tradeoff(rows: list[BenchRow], out: str | Path, *, paper: bool = False, threads: int = 1, batch: int = 1,
-                  title: str | None = None, machine: dict | None = None) -> dict[str, Path]:
-    """Draw the figure from benchmark rows; returns {"png", "svg", "md"} paths (all written)."""
+                  title: str | None = None, machine: dict | None = None, seed_means: bool = False) -> dict[str, Path]:
+    """Draw the figure from benchmark rows; returns {"png", "svg", "md"} paths (all written). `seed_means`:
+    one point per student × method × artifact, mean ± SD over seeds (`seed_mean_points`), not one per run."""
     from matplotlib.figure import Figure
 
     points = select_points(rows, threads=threads, batch=batch)
+    points = seed_mean_points(points) if seed_means else points
     plotted = [p for p in points if p.get("accuracy") is not None]
     if not plotted:
         raise UserError("no benchmark row has a test accuracy to plot (bench without --no-accuracy)")
@@ -226,10 +263,7 @@ def _draw_ours(ax, panel: str, plotted: list[dict], front: list[dict], paper_pts
     """One data set's panel: our points, the paper's when they share it, labels and the Pareto staircase."""
     mine = [p for p in plotted if (p.get("dataset") or "?") == panel]
     for p in mine:
-        marker, _ = _marker(p)
-        ax.scatter([p["median_ms"]], [p["accuracy"]], marker=marker, s=60,
-                   color=_colour(p.get("method"), extra_colours), edgecolors="black" if p.get("pareto") else "white",
-                   linewidths=0.8, zorder=4)
+        _draw_point(ax, p, extra_colours)
     if paper_pts:
         _draw_paper(ax, paper_pts, extra_colours)
     _label_students(ax, mine)
@@ -241,6 +275,22 @@ def _draw_ours(ax, panel: str, plotted: list[dict], front: list[dict], paper_pts
         fx, fy = _staircase(panel_front)
         ax.plot(fx + [ax.get_xlim()[1]], fy + [fy[-1]], linestyle="--", color="black", linewidth=1.0,
                 alpha=0.75, zorder=3)
+
+
+def _draw_point(ax, p: dict, extra_colours: dict[str, str]) -> None:
+    """One of our points: its marker (black-edged on the Pareto front); a mean over seeds
+    (`seed_mean_points`) also gets ±1 SD bars across seeds on both axes (none with one seed)."""
+    marker, _ = _marker(p)
+    colour, edge = _colour(p.get("method"), extra_colours), "black" if p.get("pareto") else "white"
+    if "seeds" not in p:
+        ax.scatter([p["median_ms"]], [p["accuracy"]], marker=marker, s=MARKER_AREA, color=colour, edgecolors=edge,
+                   linewidths=0.8, zorder=4)
+        return
+    bars = {f"{axis}err": None if p.get(key) is None else [p[key]]
+            for axis, key in (("x", "median_ms_sd"), ("y", "accuracy_sd"))}
+    ax.errorbar([p["median_ms"]], [p["accuracy"]], **bars, fmt=marker, markersize=math.sqrt(MARKER_AREA),
+                color=colour, markeredgecolor=edge, markeredgewidth=0.8, ecolor=colour, elinewidth=1.0, capsize=2.5,
+                zorder=4)
 
 
 def _legend(fig, plotted: list[dict], paper_pts: list[dict], extra_colours: dict[str, str]) -> None:
@@ -257,6 +307,10 @@ def _legend(fig, plotted: list[dict], paper_pts: list[dict], extra_colours: dict
     h_other = [Line2D([], [], linestyle="--", color="black", linewidth=1.0, label="Pareto front (ours)"),
                Line2D([], [], marker="o", linestyle="", markerfacecolor="#bbbbbb", markeredgecolor="black",
                       markersize=7, label="on the Pareto front")]
+    if any("seeds" in p for p in plotted):
+        lo, hi = min(p["seeds"] for p in plotted), max(p["seeds"] for p in plotted)
+        h_other.append(Line2D([], [], marker="o", linestyle="-", color="#444444", markersize=6,
+                              label=f"mean over {lo if lo == hi else f'{lo}–{hi}'} seeds,\nbars: ±1 SD across seeds"))
     if paper_pts:
         h_other.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="#444444",
                               markersize=8, markeredgewidth=1.4,
@@ -328,6 +382,9 @@ def _markdown(points: list[dict], paper_pts: list[dict], png: Path, svg: Path, t
              f"and the clock (see {RunDir('.').bench.name}); `% of bound` = bound / median latency "
              "(above 100 % is possible for "
              "INT8 and bf16, which the FP32 peak does not limit). Throughput: the artifact's dynamic session.",
+             *(["- Mean over seeds: one point per student × method × artifact, averaged over its runs (seeds, "
+                "column `seeds`); error bars and ± are the sample SD across seeds, on both axes (none with one "
+                "seed). The Pareto front is drawn through the means."] if any("seeds" in p for p in points) else []),
              "- Pareto: no other point is both faster and at least as accurate; two latencies closer than the "
              "larger of their p90 − median spreads count as equal.",
              f"- Written {time.strftime('%Y-%m-%d %H:%M %Z')}.", ""]

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 from ..recipe import load_recipe, read_toml
-from ..rundir import RunDir, read_metrics, read_summary
+from ..rundir import RunDir, RunSummary, read_metrics, read_summary
 from ..rundir.bench_results import BenchRow, read_bench_rows
 from ..rundir.probe_results import read_probe_results
-from .tables import _fixed, markdown, method_arm, method_name, student_name
+from .stats import CONFIDENCE, paired_comparison
+from .tables import _fixed, interval_cell, markdown, method_arm, method_name, p_cell, student_name
 
 # (backend, storage precision) columns, in the order the table shows them
 LATENCY_COLUMNS = (("torch", "fp32", "PyTorch"), ("onnxruntime", "fp32", "ORT FP32"),
@@ -93,40 +94,111 @@ def protocol_markdown(rows: list[dict]) -> str:
                     + ["r"] * (len(columns) - 2 - with_setting))
 
 
-def _seed_accuracies(runs: Iterable[Path]) -> dict[str, dict[str, dict[int, float]]]:
-    """student → method arm (`run_arm`) → seed → last-epoch test accuracy."""
-    out: dict[str, dict[str, dict[int, float]]] = {}
+def _seed_summaries(runs: Iterable[Path]) -> dict[str, dict[str, dict[int, RunSummary]]]:
+    """student → method arm (`run_arm`) → seed → the run's summary."""
+    out: dict[str, dict[str, dict[int, RunSummary]]] = {}
     for run in runs:
         s = read_summary(run)
-        out.setdefault(s.student.model, {}).setdefault(run_arm(run), {})[s.seed] = s.final_test_acc
+        out.setdefault(s.student.model, {}).setdefault(run_arm(run), {})[s.seed] = s
     return out
 
 
+def _seed_accuracies(runs: Iterable[Path]) -> dict[str, dict[str, dict[int, float]]]:
+    """student → method arm (`run_arm`) → seed → last-epoch test accuracy."""
+    return {student: {arm: {seed: s.final_test_acc for seed, s in by_seed.items()} for arm, by_seed in arms.items()}
+            for student, arms in _seed_summaries(runs).items()}
+
+
+def run_provenance(s: RunSummary) -> tuple[set[str | None], set[str | None]]:
+    """The CPUs and the commits a run trained on: every session's (a resumed run has several), else, for
+    runs older than sessions, the summary's own. A "+dirty" tree counts as its commit; None: not recorded."""
+    sessions = s.sessions or [{"cpu": s.cpu, "git_commit": s.git_commit}]
+    commits = {(x.get("git_commit") or "").removesuffix("+dirty") or None for x in sessions}
+    return {x.get("cpu") or None for x in sessions}, commits
+
+
+def pair_flag(a: RunSummary, b: RunSummary) -> str:
+    """Why two runs of one seed may differ by more than their method: "CPU" and/or "commit" when their
+    sessions (`run_provenance`) cross CPUs or commits, between the runs or within one; "CPU unknown" /
+    "commit unknown" when a run did not record it. "" when both trained on one CPU at one commit."""
+    (cpus_a, commits_a), (cpus_b, commits_b) = run_provenance(a), run_provenance(b)
+    reasons = []
+    for what, values in (("CPU", cpus_a | cpus_b), ("commit", commits_a | commits_b)):
+        if None in values:
+            reasons.append(f"{what} unknown")
+        elif len(values) > 1:
+            reasons.append(what)
+    return ", ".join(reasons)
+
+
 def paired_seed_markdown(runs: Iterable[Path], chain: tuple[str, ...] = ("mimkd", "kd", "none")) -> str:
-    """Per student and seed: the accuracy of each method of `chain`, the gaps between neighbours and
-    whether the order (MIMKD > KD > none by default) held. Seeds are paired: a seed gives every
-    method the same initialisation of the student, data order and augmentation."""
-    rows = []
-    for student, methods in sorted(_seed_accuracies(runs).items()):
+    """Two tables. Per student and seed: the accuracy of each method of `chain`, the gaps between
+    neighbours and whether the order (MIMKD > KD > none by default) held. Then per student and
+    neighbouring pair, the paired comparison over those seeds (`paired_comparison_row`). Seeds are
+    paired: a seed gives every method the same initialisation of the student, data order and
+    augmentation. Only seeds every method of `chain` has count, so both tables rest on the same pairs."""
+    seed_rows, comparison_rows = [], []
+    for student, methods in sorted(_seed_summaries(runs).items()):
         if not all(m in methods for m in chain):
             continue
         seeds = sorted(set.intersection(*(set(methods[m]) for m in chain)))
-        for seed in seeds:
-            accs = [methods[m][seed] for m in chain]
-            gaps = [a - b for a, b in pairwise(accs)]
-            rows.append([student_name(student), seed, *(f"{a:.2f}" for a in accs), *(f"{g:+.2f}" for g in gaps),
-                         "yes" if all(g > 0 for g in gaps) else "no"])
-        if len(seeds) > 1:
-            gaps_by_seed = [[methods[a][s] - methods[b][s] for s in seeds] for a, b in pairwise(chain)]
-            rows.append([student_name(student), "mean ± std",
-                         *(f"{statistics.fmean(methods[m][s] for s in seeds):.2f}" for m in chain),
-                         *(f"{statistics.fmean(g):+.2f} ± {statistics.stdev(g):.2f}" for g in gaps_by_seed),
-                         f"{sum(all(methods[a][s] > methods[b][s] for a, b in pairwise(chain)) for s in seeds)}"
-                         f" of {len(seeds)} seeds"])
+        paired = {m: {seed: methods[m][seed] for seed in seeds} for m in chain}
+        seed_rows += _seed_rows(student, chain, paired)
+        if seeds:
+            comparison_rows += [paired_comparison_row(student, a, b, paired[a], paired[b]) for a, b in pairwise(chain)]
     names = [method_name(m) for m in chain]
     columns = ["student", "seed", *(f"{n} %" for n in names),
                *(f"{a} − {b}" for a, b in pairwise(names)), " > ".join(names) + " held"]
-    return markdown(columns, rows, align=["l", "l"] + ["r"] * (len(columns) - 2))
+    return (markdown(columns, seed_rows, align=["l", "l"] + ["r"] * (len(columns) - 2)) + "\n"
+            + markdown(COMPARISON_COLUMNS, comparison_rows, align=["l", "l", "r", "r", "r", "r", "l", "l"]))
+
+
+def _seed_rows(student: str, chain: tuple[str, ...], paired: dict[str, dict[int, RunSummary]]) -> list[list]:
+    """The per-seed rows of `paired_seed_markdown`, and their means when there are two seeds or more
+    (no ± SD: the spread of the differences is read from the comparison table's interval)."""
+    seeds = sorted(paired[chain[0]])
+    accs = {m: [paired[m][seed].final_test_acc for seed in seeds] for m in chain}
+    rows = []
+    for i, seed in enumerate(seeds):
+        gaps = [accs[a][i] - accs[b][i] for a, b in pairwise(chain)]
+        rows.append([student_name(student), seed, *(f"{accs[m][i]:.2f}" for m in chain),
+                     *(f"{g:+.2f}" for g in gaps), "yes" if all(g > 0 for g in gaps) else "no"])
+    if len(seeds) > 1:
+        held = sum(all(accs[a][i] > accs[b][i] for a, b in pairwise(chain)) for i in range(len(seeds)))
+        rows.append([student_name(student), "mean", *(f"{statistics.fmean(accs[m]):.2f}" for m in chain),
+                     *(f"{statistics.fmean(accs[a]) - statistics.fmean(accs[b]):+.2f}" for a, b in pairwise(chain)),
+                     f"{held} of {len(seeds)} seeds"])
+    return rows
+
+
+COMPARISON_COLUMNS = ("student", "comparison", "n pairs", "mean difference (pp)",
+                      f"{CONFIDENCE * 100:g} % CI (Student t, n − 1 df)", "p (paired t, two-sided)",
+                      "verdict (first vs second: CI against 0)", "pairs crossing CPUs or commits")
+
+
+def paired_comparison_row(student: str, a: str, b: str, runs_a: dict[int, RunSummary],
+                          runs_b: dict[int, RunSummary]) -> list:
+    """One row of the comparison table: method arm `a` against `b` on the seeds both have (`runs_a`,
+    `runs_b`: seed → summary), by `stats.paired_comparison` of their final test accuracies (a − b),
+    and the seeds whose two runs crossed CPUs or commits (`pair_flag`): their difference holds more
+    than the method's effect."""
+    seeds = sorted(set(runs_a) & set(runs_b))
+    d = paired_comparison([runs_a[s].final_test_acc for s in seeds], [runs_b[s].final_test_acc for s in seeds])
+    return [student_name(student), f"{method_name(a)} − {method_name(b)}", d.n, f"{d.mean:+.2f}", interval_cell(d.ci),
+            p_cell(d.p), d.verdict, _flags_cell({s: pair_flag(runs_a[s], runs_b[s]) for s in seeds})]
+
+
+def _flags_cell(flags: dict[int, str]) -> str:
+    """E.g. "2 of 3: seeds 0, 2: CPU unknown, commit" (seeds grouped by reason), or "none"."""
+    by_reason: dict[str, list[int]] = {}
+    for seed, flag in sorted(flags.items()):
+        if flag:
+            by_reason.setdefault(flag, []).append(seed)
+    if not by_reason:
+        return "none"
+    groups = [f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: {flag}"
+              for flag, seeds in by_reason.items()]
+    return f"{sum(map(len, by_reason.values()))} of {len(flags)}: " + "; ".join(groups)
 
 
 MI_KEYS = ("mi_global", "mi_local", "mi_feature")

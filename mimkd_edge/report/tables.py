@@ -56,6 +56,21 @@ def _fixed(v: Any, digits: int = 2) -> str:
     return "–" if v is None or v == "" else f"{float(v):.{digits}f}"
 
 
+P_SHOWN_DOWN_TO = 0.001  # smaller p-values read "< 0.001": finer digits change no reading of a table
+
+
+def interval_cell(ci: tuple[float, float] | None, digits: int = 2) -> str:
+    """A confidence interval of a signed difference, "[-0.12, +0.56]" ("–" when there is none)."""
+    return "–" if ci is None else f"[{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]"
+
+
+def p_cell(p: float | None) -> str:
+    """A p-value to three decimals, "< 0.001" below that ("–" when there is none)."""
+    if p is None:
+        return "–"
+    return f"< {P_SHOWN_DOWN_TO:g}" if p < P_SHOWN_DOWN_TO else f"{p:.3f}"
+
+
 def markdown(columns: Sequence[str], rows: Iterable[Sequence[Any]], align: Sequence[str] | None = None) -> str:
     """A GitHub-flavoured Markdown table; `align` holds "l"/"r" per column (default: right)."""
     align = align or ["r"] * len(columns)
@@ -74,19 +89,27 @@ def precision_cell(row: dict) -> str:
 
 def points_table(points: list[dict]) -> str:
     """The figure's points: one row per student × method × artifact (its fastest measured setting)."""
+    seeds = any("seeds" in p for p in points)  # means over seeds (plot.seed_mean_points): how many, ± SD
     cols = ["student", "method", "data", "artifact", "runtime", "precision (stored → computed)", "shape",
-            "threads", "median ms", "p90 ms", "p99 ms", "img/s (batch)", "top-1 %", "FLOP bound ms (est.)",
-            "% of FP32 bound (est.)", "Pareto"]
-    align = ["l"] * 7 + ["r"] * 8 + ["l"]
+            "threads", *(["seeds"] if seeds else []), "median ms", "p90 ms", "p99 ms", "img/s (batch)", "top-1 %",
+            "FLOP bound ms (est.)", "% of FP32 bound (est.)", "Pareto"]
+    align = ["l"] * 7 + ["r"] * (8 + seeds) + ["l"]
     body = []
     for p in sorted(points, key=lambda p: (p.get("student") or "", p.get("method") or "", p["median_ms"])):
         tp = "–" if not p.get("throughput_ips") else f"{p['throughput_ips']:,.0f} ({p.get('throughput_batch')})"
         body.append([student_name(p.get("student")), method_name(p.get("method")), dataset_name(p.get("dataset")),
                      p.get("artifact"), RUNTIME_NAMES.get(p.get("backend"), p.get("backend")), precision_cell(p),
-                     p.get("shape"), p.get("threads"), _fixed(p["median_ms"], 3), _fixed(p.get("p90_ms"), 3),
-                     _fixed(p.get("p99_ms"), 3), tp, _fixed(p.get("accuracy")), _fixed(p.get("bound_ms_est"), 3),
-                     _fixed(p.get("pct_bound_est"), 0), "yes" if p.get("pareto") else ""])
+                     p.get("shape"), p.get("threads"), *([p.get("seeds")] if seeds else []),
+                     _with_sd(p["median_ms"], p.get("median_ms_sd"), 3), _fixed(p.get("p90_ms"), 3),
+                     _fixed(p.get("p99_ms"), 3), tp, _with_sd(p.get("accuracy"), p.get("accuracy_sd"), 2),
+                     _fixed(p.get("bound_ms_est"), 3), _fixed(p.get("pct_bound_est"), 0),
+                     "yes" if p.get("pareto") else ""])
     return markdown(cols, body, align)
+
+
+def _with_sd(v: Any, sd: float | None, digits: int) -> str:
+    """`v` to `digits` decimals, "± SD" after it when there is one (a mean over seeds)."""
+    return _fixed(v, digits) + ("" if sd is None or v is None else f" ± {sd:.{digits}f}")
 
 
 def rows_table(rows: list[dict]) -> str:

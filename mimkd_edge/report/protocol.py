@@ -18,21 +18,21 @@ from ..rundir import RunDir, RunSummary, read_metrics, read_summary
 from ..rundir.bench_results import BenchRow, read_bench_rows
 from ..rundir.probe_results import read_probe_results
 from .stats import CONFIDENCE, paired_comparison
-from .tables import _fixed, interval_cell, markdown, method_arm, method_name, p_cell, student_name
+from .tables import _fixed, interval_cell, markdown, method_arm_of, method_name, p_cell, student_name
 
 # (backend, storage precision) columns, in the order the table shows them
 LATENCY_COLUMNS = (("torch", "fp32", "PyTorch"), ("onnxruntime", "fp32", "ORT FP32"),
                    ("openvino", "fp32", "OpenVINO FP32"), ("onnxruntime", "int8", "ORT INT8"),
                    ("openvino", "int8", "OpenVINO INT8"))
-METHOD_ORDER = ("none", "kd", "fitnet", "at", "vid", "crd", "mimkd-w128", "mimkd")
+METHOD_ORDER = ("none", "kd", "kd-ls", "dkd", "dkd-ls", "fitnet", "at", "vid", "crd", "mimkd-w128", "mimkd", "mimkd+kd",
+                "mimkd+kd-ls", "mimkd+dkd", "mimkd+dkd-ls")
 
 
 def run_arm(run: Path) -> str:
     """The run's method as the reports group it (`tables.method_arm`: MIMKD split by critic width),
     read from the run's recorded recipe as plain TOML: runs of older versions, whose recipes carry
     keys this version no longer takes, are still reported."""
-    method = read_toml(RunDir(run).recipe).get("method", {})
-    return method_arm(method.get("name"), method.get("critic_hidden"))
+    return method_arm_of(read_toml(RunDir(run).recipe).get("method", {}))
 
 
 def arm_rows(runs: Iterable[Path]) -> list[BenchRow]:
@@ -94,7 +94,7 @@ def protocol_markdown(rows: list[dict]) -> str:
                     + ["r"] * (len(columns) - 2 - with_setting))
 
 
-def _seed_summaries(runs: Iterable[Path]) -> dict[str, dict[str, dict[int, RunSummary]]]:
+def seed_summaries(runs: Iterable[Path]) -> dict[str, dict[str, dict[int, RunSummary]]]:
     """student → method arm (`run_arm`) → seed → the run's summary."""
     out: dict[str, dict[str, dict[int, RunSummary]]] = {}
     for run in runs:
@@ -106,7 +106,7 @@ def _seed_summaries(runs: Iterable[Path]) -> dict[str, dict[str, dict[int, RunSu
 def _seed_accuracies(runs: Iterable[Path]) -> dict[str, dict[str, dict[int, float]]]:
     """student → method arm (`run_arm`) → seed → last-epoch test accuracy."""
     return {student: {arm: {seed: s.final_test_acc for seed, s in by_seed.items()} for arm, by_seed in arms.items()}
-            for student, arms in _seed_summaries(runs).items()}
+            for student, arms in seed_summaries(runs).items()}
 
 
 def run_provenance(s: RunSummary) -> tuple[set[str | None], set[str | None]]:
@@ -138,7 +138,7 @@ def paired_seed_markdown(runs: Iterable[Path], chain: tuple[str, ...] = ("mimkd"
     paired: a seed gives every method the same initialisation of the student, data order and
     augmentation. Only seeds every method of `chain` has count, so both tables rest on the same pairs."""
     seed_rows, comparison_rows = [], []
-    for student, methods in sorted(_seed_summaries(runs).items()):
+    for student, methods in sorted(seed_summaries(runs).items()):
         if not all(m in methods for m in chain):
             continue
         seeds = sorted(set.intersection(*(set(methods[m]) for m in chain)))

@@ -8,7 +8,7 @@ from .paper import paper_rows
 
 RUNTIME_NAMES = {"torch": "PyTorch eager", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 METHOD_NAMES = {"none": "baseline (CE)", "kd": "KD", "crd": "CRD", "mimkd": "MIMKD", "fitnet": "FitNets",
-                "at": "AT", "vid": "VID"}
+                "at": "AT", "vid": "VID", "dkd": "DKD", "kd-ls": "KD + LS", "dkd-ls": "DKD + LS"}
 STUDENT_NAMES = {"conv4": "Conv-4", "conv4_mp": "Conv-4-MP", "shufflenetv2": "ShuffleNetV2",
                  "shufflenetv1": "ShuffleNetV1", "mobilenetv2": "MobileNetV2", "resnet8x4": "ResNet-8x4",
                  "resnet8": "ResNet-8", "resnet20": "ResNet-20", "vgg8": "VGG-8", "wrn_16_1": "WRN-16-1",
@@ -32,7 +32,25 @@ def method_arm(method: str | None, critic_hidden: int | None = None) -> str:
     return method or "?"
 
 
+def method_arm_of(table: dict) -> str:
+    """The arm of a recipe's [method] table (read as plain TOML): `method_arm`, then "-ls" for KD or DKD
+    with logit standardisation, and "+<term>" for MIMKD with a logit term (our extension): "+kd" for
+    KD beside CE (alpha < 1), "+kd-ls", "+dkd", "+dkd-ls". Arms are never pooled in one row."""
+    name = table.get("name")
+    arm = method_arm(name, table.get("critic_hidden"))
+    if name in ("kd", "dkd") and table.get("standardize"):
+        return f"{arm}-ls"
+    if name == "mimkd":
+        term, ls = table.get("logit_term", "kd"), bool(table.get("logit_standardize"))
+        if term == "dkd" or ls or table.get("alpha", 1.0) < 1:
+            return f"{arm}+{term}{'-ls' if ls else ''}"
+    return arm
+
+
 def method_name(m: str | None) -> str:
+    if m and "+" in m:  # MIMKD with a logit term
+        base, term = m.split("+", 1)
+        return f"{method_name(base)} + {method_name(term)}"
     if m and m.startswith("mimkd-w") and m[len("mimkd-w"):].isdigit():
         return f"MIMKD, {m[len('mimkd-w'):]}-wide critics"
     return METHOD_NAMES.get(m or "", m or "?")

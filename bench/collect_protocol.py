@@ -1,0 +1,98 @@
+"""Copy the small files of every finished run of the decisive protocol (issue 39) into
+bench/results/protocol/ and rebuild its tables and trade-off figure from those copies alone.
+
+    mimkd-edge sweep recipes/sweeps/protocol.toml --data-dir DATA          # train (resumable, --shard I/N)
+    mimkd-edge sweep recipes/sweeps/protocol.toml --data-dir DATA --no-train --export --bench
+    python bench/collect_protocol.py --runs runs/protocol
+
+Copied per run: summary.json (with each session's commit, CPU and data hash), metrics.jsonl, recipe.toml,
+bench.json, export/manifest.json and model.safetensors. The tables (README.md's generated blocks): the
+teacher; per student × method, validation and test accuracy over seeds with the test mean's 95 % interval
+and the convergence check; every comparison of our arms with every other on paired seeds (mean
+difference, 95 % CI, paired-t p, verdict, the validation difference, pairs that crossed CPUs or commits);
+one sentence per student and arm saying where it stands. tests/report/test_committed_results.py
+regenerates them from the copies and checks they match the committed page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from mimkd_edge.atomic import write_text
+from mimkd_edge.report.blocks import block_markers, fill_block
+from mimkd_edge.report.comparison import (arm_results, comparisons, comparisons_markdown, results_markdown,
+                                          standing_lines)
+from mimkd_edge.report.plot import plot_tradeoff
+from mimkd_edge.report.protocol import arm_rows
+from mimkd_edge.report.tables import markdown, student_name
+from mimkd_edge.rundir import RunDir, read_summary
+
+FILES = ("summary.json", "metrics.jsonl", "recipe.toml", "bench.json", "export/manifest.json", "model.safetensors")
+HERE = Path(__file__).resolve().parent
+GENERATOR = "bench/collect_protocol.py"
+TITLE = "CIFAR-10 (JPEG q75), the decisive protocol: top-1 vs batch-1 CPU latency (mean over seeds ± SD)"
+
+
+def copy_finished(src: Path, dest: Path) -> None:
+    for run in sorted(p.parent for p in src.glob("*/summary.json")):
+        if not RunDir(run).finished or run.resolve() == (dest / "runs" / run.name).resolve():
+            continue
+        for name in FILES:
+            if (run / name).is_file():
+                (dest / "runs" / run.name / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(run / name, dest / "runs" / run.name / name)
+
+
+def split_runs(dest: Path) -> tuple[list[Path], list[Path]]:
+    """(teacher runs, student runs) among the copies: a teacher is a run whose weights another run
+    distilled from (its directory named in that run's teacher checkpoint)."""
+    runs = sorted(p.parent for p in (dest / "runs").glob("*/summary.json"))
+    sources = {Path((read_summary(r).teacher or {}).get("checkpoint", "")).parent.name for r in runs}
+    teachers = [r for r in runs if r.name in sources]
+    return teachers, [r for r in runs if r not in teachers]
+
+
+def teacher_markdown(runs: list[Path]) -> str:
+    rows = []
+    for run in runs:
+        s = read_summary(run)
+        sessions = s.sessions or [{}]
+        rows.append([student_name(s.student.model), f"{s.student.params:,}", s.epochs,
+                     "–" if s.final_val_acc is None else f"{s.final_val_acc:.2f}", f"{s.final_test_acc:.2f}",
+                     f"{s.wall_seconds / 3600:.2f}", sessions[0].get("cpu") or "?",
+                     ", ".join(sorted({(x.get("git_commit") or "?")[:7] for x in sessions}))])
+    return markdown(["teacher", "params", "epochs", "val acc %", "test acc %", "wall h", "CPU", "commit"], rows,
+                    align=["l", "r", "r", "r", "r", "r", "l", "l"])
+
+
+def blocks(dest: Path) -> dict[str, str]:
+    teachers, students = split_runs(dest)
+    rows = comparisons(students)
+    return {"teacher": teacher_markdown(teachers), "results": results_markdown(arm_results(students)),
+            "comparisons": comparisons_markdown(rows),
+            "standing": "".join(f"- {line}\n" for line in standing_lines(rows)) or "(no comparison yet)\n"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", default="runs/protocol", help="the sweep's output folder")
+    ap.add_argument("--dest", default=str(HERE / "results" / "protocol"))
+    args = ap.parse_args()
+    src, dest = Path(args.runs), Path(args.dest)
+    copy_finished(src, dest)
+    notes = dest / "README.md"
+    text = notes.read_text() if notes.is_file() else "# The decisive protocol (issue 39)\n"
+    for name, body in blocks(dest).items():
+        text = fill_block(text, *block_markers(name, GENERATOR), body)
+    write_text(notes, text)
+    benched = [r for r in split_runs(dest)[1] if RunDir(r).benched]
+    if benched:
+        paths = plot_tradeoff(arm_rows(benched), dest / "tradeoff.png", paper=False, seed_means=True, title=TITLE)
+        print(f"wrote {paths['png']}, {paths['svg']}")
+    print(f"wrote {notes}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The decisive protocol's report: per student, every method's accuracy over seeds with its interval,
+and our methods compared with every other on paired seeds — generated from run files only.
+
+Three things a reader needs before believing a gap, and each is a column here: the interval (a
+Student-t CI over seeds, `stats.paired_comparison` for differences), whether the run had converged
+(how much its test figure moved between its last two evaluations: with a schedule annealed to 0 it
+should barely move), and whether the two runs of a pair trained on one CPU at one commit
+(`protocol.pair_flag`). Choices are made on the validation split, so its accuracy comes first.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from scipy import stats as _scipy
+
+from ..rundir import RunSummary, read_metrics
+from .protocol import METHOD_ORDER, pair_flag, seed_summaries
+from .stats import CONFIDENCE, paired_comparison
+from .tables import interval_cell, markdown, method_name, p_cell, student_name
+
+OURS = ("mimkd", "mimkd+kd", "mimkd+kd-ls", "mimkd+dkd", "mimkd+dkd-ls")  # the arms a claim is made for
+
+
+@dataclass(frozen=True)
+class ArmResult:
+    """One (student, method arm) over its seeds."""
+    student: str
+    arm: str
+    seeds: tuple[int, ...]
+    val: tuple[float, ...]  # final validation accuracy per seed (empty where no split was held out)
+    test: tuple[float, ...]
+    last_move: float | None  # the largest |test(last) − test(one before)| over the seeds, in points
+
+    @property
+    def test_ci(self) -> tuple[float, float] | None:
+        """Student-t interval of the mean test accuracy over seeds (None below two seeds)."""
+        n = len(self.test)
+        if n < 2:
+            return None
+        half = _scipy.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * statistics.stdev(self.test) / math.sqrt(n)
+        return statistics.fmean(self.test) - half, statistics.fmean(self.test) + half
+
+
+def last_move(run: Path) -> float | None:
+    """|Δ test accuracy| between the run's last two evaluated epochs (None with fewer than two)."""
+    evaluated = [r["test_acc"] for r in read_metrics(run) if "test_acc" in r]
+    return abs(evaluated[-1] - evaluated[-2]) if len(evaluated) > 1 else None
+
+
+def arm_results(runs: Iterable[Path]) -> list[ArmResult]:
+    """Every (student, arm) of `runs` (finished run directories), in the reports' method order."""
+    runs = list(runs)
+    by_name = {r.name: r for r in runs}
+    out = []
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    for student, arms in sorted(seed_summaries(runs).items()):
+        for arm, by_seed in sorted(arms.items(), key=lambda kv: (order.get(kv[0], 99), kv[0])):
+            seeds = tuple(sorted(by_seed))
+            moves = [m for m in (last_move(by_name[by_seed[s].name]) for s in seeds if by_seed[s].name in by_name)
+                     if m is not None]
+            out.append(ArmResult(student, arm, seeds,
+                                 tuple(by_seed[s].final_val_acc for s in seeds if by_seed[s].final_val_acc is not None),
+                                 tuple(by_seed[s].final_test_acc for s in seeds), max(moves) if moves else None))
+    return out
+
+
+def _mean_sd(values: tuple[float, ...]) -> str:
+    if not values:
+        return "–"
+    sd = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.2f}{sd}"
+
+
+def results_markdown(results: list[ArmResult]) -> str:
+    """Per student × method: seeds, validation and test accuracy (mean ± SD over seeds), the test
+    mean's 95 % interval, and the convergence check (largest last-epoch move over the seeds)."""
+    columns = ["student", "method", "seeds", "val acc % (mean ± SD)", "test acc % (mean ± SD)",
+               f"test mean, {CONFIDENCE * 100:g} % CI", "last-epoch move, max over seeds (pp)"]
+    rows = [[student_name(r.student), method_name(r.arm), len(r.seeds), _mean_sd(r.val), _mean_sd(r.test),
+             interval_cell(r.test_ci), "–" if r.last_move is None else f"{r.last_move:.2f}"] for r in results]
+    return markdown(columns, rows, align=["l", "l", "r", "r", "r", "r", "r"])
+
+
+COLUMNS = ("student", "comparison", "n pairs", "mean difference (pp)", f"{CONFIDENCE * 100:g} % CI",
+           "p (paired t)", "verdict", "val difference (pp)", "pairs crossing CPUs or commits")
+
+
+def comparisons(runs: Iterable[Path], ours: tuple[str, ...] = OURS) -> list[dict]:
+    """Each of our arms present against every other arm of the same student, on the seeds both have:
+    the paired test comparison (a − b), the mean paired validation difference beside it, and which
+    pairs crossed CPUs or commits."""
+    out = []
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    for student, arms in sorted(seed_summaries(runs).items()):
+        for a in (x for x in ours if x in arms):
+            for b in sorted((x for x in arms if x != a), key=lambda x: (order.get(x, 99), x)):
+                seeds = sorted(set(arms[a]) & set(arms[b]))
+                if seeds:
+                    out.append(_compare(student, a, b, [arms[a][s] for s in seeds], [arms[b][s] for s in seeds]))
+    return out
+
+
+def _compare(student: str, a: str, b: str, runs_a: list[RunSummary], runs_b: list[RunSummary]) -> dict:
+    d = paired_comparison([r.final_test_acc for r in runs_a], [r.final_test_acc for r in runs_b])
+    vals = [(x.final_val_acc, y.final_val_acc) for x, y in zip(runs_a, runs_b, strict=True)]
+    val = statistics.fmean(x - y for x, y in vals) if all(x is not None and y is not None for x, y in vals) else None
+    flags = [(r.seed, pair_flag(r, s)) for r, s in zip(runs_a, runs_b, strict=True)]
+    return {"student": student, "a": a, "b": b, "diff": d, "val": val,
+            "flagged": [(seed, flag) for seed, flag in flags if flag]}
+
+
+def comparisons_markdown(rows: list[dict]) -> str:
+    body = []
+    for r in rows:
+        d = r["diff"]
+        flagged = "; ".join(f"seed {s}: {f}" for s, f in r["flagged"]) or "none"
+        body.append([student_name(r["student"]), f"{method_name(r['a'])} − {method_name(r['b'])}", d.n,
+                     f"{d.mean:+.2f}", interval_cell(d.ci), p_cell(d.p), d.verdict,
+                     "–" if r["val"] is None else f"{r['val']:+.2f}", flagged])
+    return markdown(COLUMNS, body, align=["l", "l", "r", "r", "r", "r", "l", "r", "l"])
+
+
+def standing_lines(rows: list[dict]) -> list[str]:
+    """One sentence per student and our arm: where it stands against each other arm, as measured —
+    "ahead" / "behind" only where the interval excludes 0, "level" otherwise."""
+    lines = []
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["student"], r["a"]), []).append(r)
+    for (student, a), members in groups.items():
+        parts = [f"{_relation(r['diff'].verdict)} {method_name(r['b'])} ({r['diff'].mean:+.2f}, "
+                 f"CI {interval_cell(r['diff'].ci)}, n = {r['diff'].n})" for r in members]
+        lines.append(f"{student_name(student)}, {method_name(a)}: " + "; ".join(parts) + ".")
+    return lines
+
+
+def _relation(verdict: str) -> str:
+    """"ahead" → "ahead of", "behind" → "behind", "level…" → "level with"."""
+    return {"ahead": "ahead of", "behind": "behind"}.get(verdict, "level with")

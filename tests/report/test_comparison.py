@@ -1,0 +1,87 @@
+"""The decisive protocol's report, on run directories fabricated here with known accuracies."""
+
+import json
+
+import pytest
+
+from mimkd_edge.recipe import dumps_toml
+from mimkd_edge.report.comparison import (arm_results, comparisons, comparisons_markdown, results_markdown,
+                                          standing_lines)
+from mimkd_edge.report.tables import method_arm_of, method_name
+
+T975 = {2: 4.302652729749464, 4: 2.7764451051977987}  # Student t quantiles, df = 2 and 4
+
+
+def _run(root, name, method, seed, val, test, tests_by_epoch=None, cpu="Zen 4", commit="abc"):
+    d = root / name
+    d.mkdir()
+    (d / "recipe.toml").write_text(dumps_toml({"name": name, "method": method}))
+    summary = {"name": name, "method": method["name"], "seed": seed,
+               "student": {"model": "conv4_mp", "params": 1, "macs": 1},
+               "data": {"dataset": "cifar10", "source": "x"}, "epochs": 2, "final_test_acc": test,
+               "final_train_acc": 90.0, "wall_seconds": 1.0, "images_per_s": 1.0, "device": "cpu",
+               "final_val_acc": val, "val_size": 5000,
+               "sessions": [{"start_epoch": 0, "cpu": cpu, "git_commit": commit, "data": {"sha256": "x"}}]}
+    (d / "summary.json").write_text(json.dumps(summary))
+    epochs = tests_by_epoch or [test - 0.1, test]
+    (d / "metrics.jsonl").write_text("".join(json.dumps({"epoch": i + 1, "test_acc": a}) + "\n"
+                                             for i, a in enumerate(epochs)))
+    return d
+
+
+@pytest.fixture
+def runs(tmp_path):
+    kd = [80.0, 81.0, 79.0]
+    mimkd = [81.0, 82.2, 79.8]  # differences 1.0, 1.2, 0.8: mean 1.0, SD 0.2
+    dkd = [81.0, 80.0, 80.0]  # differences 0, 2.5, −0.5: the interval spans 0
+    out = []
+    for s in range(3):
+        out.append(_run(tmp_path, f"kd-s{s}", {"name": "kd"}, s, kd[s] + 1, kd[s]))
+        out.append(_run(tmp_path, f"mimkd-s{s}", {"name": "mimkd"}, s, mimkd[s] + 1, mimkd[s],
+                        cpu="Xeon" if s == 2 else "Zen 4"))
+        out.append(_run(tmp_path, f"dkd-s{s}", {"name": "dkd"}, s, dkd[s], dkd[s],
+                        tests_by_epoch=[dkd[s] - 0.4, dkd[s]]))
+    return out
+
+
+def test_arms_of_the_new_methods_and_their_names():
+    assert method_arm_of({"name": "kd", "standardize": True}) == "kd-ls"
+    assert method_arm_of({"name": "dkd"}) == "dkd"
+    assert method_arm_of({"name": "mimkd", "alpha": 1.0}) == "mimkd"
+    assert method_arm_of({"name": "mimkd", "alpha": 0.1}) == "mimkd+kd"
+    assert method_arm_of({"name": "mimkd", "alpha": 0.1, "logit_standardize": True}) == "mimkd+kd-ls"
+    assert method_arm_of({"name": "mimkd", "logit_term": "dkd"}) == "mimkd+dkd"
+    assert method_arm_of({"name": "mimkd", "critic_hidden": 128, "logit_term": "dkd"}) == "mimkd-w128+dkd"
+    assert method_name("mimkd+kd-ls") == "MIMKD + KD + LS" and method_name("dkd-ls") == "DKD + LS"
+
+
+def test_results_mean_interval_and_convergence(runs):
+    results = {r.arm: r for r in arm_results(runs)}
+    kd = results["kd"]
+    assert kd.seeds == (0, 1, 2) and kd.test == (80.0, 81.0, 79.0) and kd.val == (81.0, 82.0, 80.0)
+    half = T975[2] * 1.0 / 3 ** 0.5  # SD of 80, 81, 79 is 1
+    assert kd.test_ci == pytest.approx((80.0 - half, 80.0 + half))
+    assert kd.last_move == pytest.approx(0.1) and results["dkd"].last_move == pytest.approx(0.4)
+    table = results_markdown(list(results.values()))
+    assert "| Conv-4-MP | KD | 3 | 81.00 ± 1.00 | 80.00 ± 1.00 |" in table
+
+
+def test_comparisons_of_our_arm_against_every_other(runs):
+    rows = comparisons(runs)
+    assert [(r["a"], r["b"]) for r in rows] == [("mimkd", "kd"), ("mimkd", "dkd")]
+    vs_kd, vs_dkd = rows
+    half = T975[2] * 0.2 / 3 ** 0.5
+    assert vs_kd["diff"].mean == pytest.approx(1.0) and vs_kd["diff"].ci == pytest.approx((1 - half, 1 + half))
+    assert vs_kd["diff"].verdict == "ahead" and vs_dkd["diff"].verdict == "level"
+    assert vs_kd["val"] == pytest.approx(1.0)
+    assert vs_kd["flagged"] == [(2, "CPU")]  # seed 2's MIMKD ran on another CPU
+    table = comparisons_markdown(rows)
+    assert "| Conv-4-MP | MIMKD − KD | 3 | +1.00 |" in table and "seed 2: CPU" in table
+    lines = standing_lines(rows)
+    assert lines == [f"Conv-4-MP, MIMKD: ahead of KD (+1.00, CI [+{1 - half:.2f}, +{1 + half:.2f}], n = 3); "
+                     f"level with DKD (+0.67, CI {_ci(vs_dkd)}, n = 3)."]
+
+
+def _ci(row):
+    lo, hi = row["diff"].ci
+    return f"[{lo:+.2f}, {hi:+.2f}]"

@@ -242,7 +242,7 @@ def ablation_points(runs: Iterable[Path], protocol: Iterable[Path]) -> list[dict
         s = read_summary(run)
         options = load_recipe(RunDir(run).recipe).method.options
         ref = reference.get(s.student.model, {})
-        arms = {"none": "none", "kd": "kd", "mimkd": run_arm(run)}
+        arms = {"none": "none", "kd": "kd", "mimkd": run_arm(run).split("+")[0]}  # its width, without a logit term
         points.append({"run": run.name, "student": s.student.model, "seed": s.seed, "acc": s.final_test_acc,
                        "weights": {k: getattr(options, k, None) for k, _ in ABLATION_KEYS},
                        "reference": {m: ref.get(arm, {}).get(s.seed) for m, arm in arms.items()}})

@@ -47,6 +47,8 @@ class DataConfig:
     val_split: int = param(0, ge=0, le=10**7, help="training images held out as a validation split (stratified by "
                            "class, the same images for every run and seed): every choice is made on it, the test "
                            "split is kept for the final figures; 0: none")
+    train_subset: int = param(0, ge=0, le=10**7, help="train on this many of the training images (stratified by "
+                              "class, the same ones every run; after the validation split), for quick runs; 0: all")
     resident_max_gb: float = param(4.0, ge=0, help="a split whose decoded uint8 images exceed this many GiB "
                                    "streams from disk through DataLoader workers (image folders only)")
     workers: int | None = param(None, ge=0,

@@ -89,6 +89,7 @@ class Splits:
 
 
 VAL_SEED = 0  # one validation split for every run and seed, so choices made on it compare like with like
+SUBSET_SEED = 1  # data.train_subset's draw: the same images for every run, independent of the validation draw
 
 
 def holdout_indices(labels: np.ndarray, size: int, seed: int = VAL_SEED) -> np.ndarray:
@@ -142,6 +143,8 @@ def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str |
     val_set = None
     if cfg.val_split:
         train_set, val_set = split_validation(train_set, cfg.val_split, source)
+    if cfg.train_subset and cfg.train_subset < len(train_set):
+        train_set = train_set.subset(holdout_indices(train_set.labels.numpy(), cfg.train_subset, seed=SUBSET_SEED))
     data_mean, data_std = cfg.default_normalisation
     if data_mean is None:
         data_mean, data_std = _measured_statistics(train_set, source, size, channels)

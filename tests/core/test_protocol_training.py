@@ -116,3 +116,15 @@ def test_data_archive_is_identified_by_its_sha256(tmp_path):
         tar.add(root, arcname="imgs")
     summary = fit(tiny_recipe(data={"dataset": "imagefolder", "root": str(archive)}), tmp_path / "run")
     assert summary.sessions[0]["data"] == {"sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}
+
+
+def test_training_subset_is_stratified_and_taken_after_the_validation_split(tmp_path):
+    root = write_image_folder(tmp_path / "imgs", classes=3, train=10, test=4)
+    data = {"dataset": "imagefolder", "root": str(root), "val_split": 6, "train_subset": 9}
+    splits = load_splits(tiny_recipe(data=data).data)
+    assert (len(splits.train), len(splits.val)) == (9, 6)
+    assert np.bincount(splits.train.labels.numpy()).tolist() == [3, 3, 3]
+    val_pixels = {bytes(x.numpy()) for x in splits.val.images}
+    assert not any(bytes(x.numpy()) in val_pixels for x in splits.train.images)
+    again = load_splits(tiny_recipe(data=data).data)
+    assert torch.equal(again.train.images, splits.train.images)

@@ -167,15 +167,27 @@ def _precision(r) -> str:
 @click.option("--paper", is_flag=True, help="Add the paper's CIFAR-100 accuracies (at our latency of each student).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Thread count to plot.")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Latency batch size to plot.")
-@click.option("--title", help="Figure title.")
-def plot(runs, results, out, paper, threads, batch, title):
+@click.option("--title", help="Figure title [default: the data set(s), then the CPU].")
+@click.option("--reference", "references", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A committed results folder (e.g. bench/results/cpu) whose benchmarked runs are drawn faded "
+                   "under ours, one point per student × method × artifact (mean over seeds). Repeatable.")
+@click.option("--reference-label", "reference_labels", multiple=True,
+              help="Legend caption of the --reference of the same position [default: the folder's README title "
+                   "up to its first colon, else the folder's name]. Repeatable.")
+def plot(runs, results, out, paper, threads, batch, title, references, reference_labels):
     """Accuracy vs batch-1 CPU latency of benchmarked RUNs (default: all rows of the results CSV),
     with the Pareto front: PNG + SVG + a Markdown table."""
     from ..console import say
-    from ..report.plot import plot_tradeoff
+    from ..report.plot import load_reference, plot_tradeoff
     from ..rundir.bench_results import load_results, read_bench_machine
 
+    if len(reference_labels) > len(references):
+        raise click.BadParameter(f"{len(reference_labels)} label(s) for {len(references)} --reference folder(s)",
+                                 param_hint="--reference-label")
+    refs = [load_reference(folder, label) for folder, label in
+            zip(references, [*reference_labels, *[None] * (len(references) - len(reference_labels))], strict=True)]
     rows = load_results(runs or None, results)
     machine = next((m for m in map(read_bench_machine, dict.fromkeys(r.run for r in rows)) if m), None)
-    paths = plot_tradeoff(rows, out, paper=paper, threads=threads, batch=batch, title=title, machine=machine)
+    paths = plot_tradeoff(rows, out, paper=paper, threads=threads, batch=batch, title=title, machine=machine,
+                          references=refs)
     say(f"wrote {paths['png']}, {paths['svg']} and {paths['md']}")

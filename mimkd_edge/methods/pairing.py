@@ -1,4 +1,4 @@
-"""The set R: which teacher map goes with which student map (DESIGN.md §1, appendix A.3).
+"""The set R: which teacher map goes with which student map (the paper's appendix A.3).
 
 Maps are paired by spatial size only, never by channel count. The rule that reproduces the
 paper's Tables 4 and 5: walk both lists from the shallow end; equal sizes → pair them and advance

@@ -1,4 +1,4 @@
-"""The paper's CIFAR-100 top-1 accuracies (Shrivastava et al., CVPR-W 2023, Tables 1-3; DESIGN.md §5).
+"""The paper's CIFAR-100 top-1 accuracies (Shrivastava et al., CVPR-W 2023, Tables 1-3), transcribed by hand.
 
 These are accuracies only: the paper's Figure 1 latencies were taken on another CPU (Intel Xeon Gold
 5218) and are not given as numbers, so nothing here is a latency. The report places these

@@ -17,6 +17,13 @@ are drawn hollow at *our* fastest FP32 latency of the same student architecture:
 comes from the paper. When our runs are on another data set than CIFAR-100, the paper's points get a
 panel of their own (same latency axis) rather than sharing an accuracy axis with a different task.
 
+`references=[load_reference(DIR)]` draws the points of a committed results folder (e.g. bench/results/cpu,
+whose run folders hold bench.json files) faded, under ours: one point per student × method × artifact,
+the mean over the folder's seeds, coloured and marked like ours, and named in the legend by the folder's
+caption (its README's title up to the first colon, or a label given). The Pareto front stays ours. A
+reference folder was benchmarked on its own machine: its latencies compare with ours only as far as the
+two CPUs do (the Markdown names its CPU).
+
 Writes OUT.png, OUT.svg and OUT.md (the points as a Markdown table, plus the paper's rows).
 """
 
@@ -26,12 +33,13 @@ import math
 import statistics
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..atomic import atomic_write, write_text
 from ..errors import UserError
 from ..rundir import RunDir
-from ..rundir.bench_results import BenchRow
+from ..rundir.bench_results import BenchRow, read_bench_machine, read_bench_rows
 from .paper import paper_best
 from .tables import (RUNTIME_NAMES, dataset_name, method_name, paper_table, points_table, student_name)
 
@@ -82,6 +90,60 @@ SEED_AVERAGED = ("median_ms", "mean_ms", "p90_ms", "p99_ms", "min_ms", "accuracy
                  "pct_bound_est", "pct_bound_sgemm")
 SEED_SPREAD = ("median_ms", "accuracy")  # the axes: each gets "<key>_sd", the SD across seeds
 MARKER_AREA = 60  # pt², the figure's markers
+REFERENCE_ALPHA = 0.3  # a reference folder's points: faded, under ours
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A committed results folder to draw under our points: its bench rows (method = the run's arm), the
+    caption the legend gives it, where it was read from and the machine it was benchmarked on."""
+
+    label: str
+    rows: list[BenchRow] = field(repr=False)
+    folder: Path
+    machine: dict | None = None
+
+    @property
+    def cpu(self) -> str | None:
+        return (self.machine or {}).get("cpu", {}).get("model") or next((r.cpu for r in self.rows if r.cpu), None)
+
+
+def load_reference(folder: str | Path, label: str | None = None) -> Reference:
+    """The benchmarked runs under `folder` (every run folder holding a bench.json, e.g.
+    bench/results/cpu/runs/*), each row's method replaced by its run's arm as the protocol reports it.
+    The caption: `label`, else the folder's README title up to its first colon (bench/results/cpu: "CPU
+    protocol on CIFAR-10, 8 epochs"), else the folder's name; the legend prefixes it with "reference: "."""
+    from .protocol import run_arm
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such results folder (--reference takes a folder of benchmarked runs)")
+    runs = sorted({p.parent for p in folder.rglob("bench.json")})
+    rows = [replace(row, method=run_arm(run)) if (run / "recipe.toml").is_file() else row
+            for run in runs for row in read_bench_rows(run)]
+    if not rows:
+        raise UserError(f"{folder}: no benchmarked run under it (expected run folders with a bench.json, "
+                        "e.g. bench/results/cpu/runs/*/bench.json)")
+    machine = next((m for m in map(read_bench_machine, runs) if m), None)
+    return Reference(label=label or _folder_caption(folder), rows=rows, folder=folder, machine=machine)
+
+
+def _folder_caption(folder: Path) -> str:
+    readme = folder / "README.md"
+    if readme.is_file():
+        for line in readme.read_text(encoding="utf-8").splitlines():
+            if line.startswith("# "):
+                return line[2:].split(":", 1)[0].strip() or folder.name
+    return folder.name
+
+
+def _reference_points(ref: Reference, index: int, threads: int, batch: int) -> list[dict]:
+    """One faded point per student × method × artifact of `ref`: the mean over its seeds."""
+    try:
+        points = seed_mean_points(select_points(ref.rows, threads=threads, batch=batch))
+    except UserError as e:
+        raise UserError(f"{ref.folder}: {e}") from None
+    return [{**p, "reference": index} for p in points if p.get("accuracy") is not None]
 
 
 def seed_mean_points(points: list[dict]) -> list[dict]:
@@ -184,8 +246,8 @@ def _style_latency_axis(ax) -> None:
         ax.spines[side].set_visible(False)
 
 
-def _label_students(ax, points: list[dict]) -> None:
-    """Each student named once, above and left of its most accurate point."""
+def _label_students(ax, points: list[dict], *, faded: bool = False) -> None:
+    """Each student named once, above and left of its most accurate point (`faded`: a reference's, in grey)."""
     by_student: dict[str, list[dict]] = defaultdict(list)
     for p in points:
         if p.get("accuracy") is not None:
@@ -193,8 +255,8 @@ def _label_students(ax, points: list[dict]) -> None:
     for student, pts in by_student.items():
         top = max(pts, key=lambda p: (p["accuracy"], -p["median_ms"]))
         ax.annotate(student_name(student), (top["median_ms"], top["accuracy"]), xytext=(-5, 6),
-                    textcoords="offset points", ha="right", va="bottom", fontsize=9, fontweight="bold",
-                    color="#222222")
+                    textcoords="offset points", ha="right", va="bottom", fontsize=9,
+                    fontweight="normal" if faded else "bold", color="#999999" if faded else "#222222")
 
 
 def _pad_limits(ax, xs: list[float], ys: list[float]) -> None:
@@ -208,9 +270,11 @@ def _pad_limits(ax, xs: list[float], ys: list[float]) -> None:
 
 
 def plot_tradeoff(rows: list[BenchRow], out: str | Path, *, paper: bool = False, threads: int = 1, batch: int = 1,
-                  title: str | None = None, machine: dict | None = None, seed_means: bool = False) -> dict[str, Path]:
+                  title: str | None = None, machine: dict | None = None, seed_means: bool = False,
+                  references: list[Reference] | tuple[Reference, ...] = ()) -> dict[str, Path]:
     """Draw the figure from benchmark rows; returns {"png", "svg", "md"} paths (all written). `seed_means`:
-    one point per student × method × artifact, mean ± SD over seeds (`seed_mean_points`), not one per run."""
+    one point per student × method × artifact, mean ± SD over seeds (`seed_mean_points`), not one per run.
+    `references` (`load_reference`): committed results drawn faded under ours, each named in the legend."""
     from matplotlib.figure import Figure
 
     points = select_points(rows, threads=threads, batch=batch)
@@ -219,7 +283,9 @@ def plot_tradeoff(rows: list[BenchRow], out: str | Path, *, paper: bool = False,
     if not plotted:
         raise UserError("no benchmark row has a test accuracy to plot (bench without --no-accuracy)")
     front = pareto_front(points)
-    datasets = sorted({p.get("dataset") or "?" for p in plotted})
+    ref_pts = [p for i, ref in enumerate(references) for p in _reference_points(ref, i, threads, batch)]
+    ours_datasets = sorted({p.get("dataset") or "?" for p in plotted})
+    datasets = sorted(set(ours_datasets) | {p.get("dataset") or "?" for p in ref_pts})
     paper_pts = _paper_points(plotted) if paper else []
     separate_paper = bool(paper_pts) and datasets != ["cifar100"]
     panels = datasets + (["paper"] if separate_paper else [])
@@ -228,7 +294,7 @@ def plot_tradeoff(rows: list[BenchRow], out: str | Path, *, paper: bool = False,
     fig = Figure(figsize=(width, 4.8), dpi=150, layout="constrained")
     axes = fig.subplots(1, len(panels), sharex=True, squeeze=False)[0]
     extra_colours: dict[str, str] = {}
-    xs = [p["median_ms"] for p in plotted] + [p["x"] for p in paper_pts]
+    xs = [p["median_ms"] for p in plotted + ref_pts] + [p["x"] for p in paper_pts]
 
     for ax, panel in zip(axes, panels, strict=True):
         _style_latency_axis(ax)
@@ -239,14 +305,17 @@ def plot_tradeoff(rows: list[BenchRow], out: str | Path, *, paper: bool = False,
             ax.set_title("Paper (CIFAR-100), at our measured latency", fontsize=10, loc="left")
             _pad_limits(ax, xs, [p["y"] for p in paper_pts])
             continue
-        _draw_ours(ax, panel, plotted, front, paper_pts if not separate_paper else [], xs, extra_colours)
+        _draw_reference(ax, panel, ref_pts, plotted, extra_colours)
+        _draw_ours(ax, panel, plotted, front, paper_pts if not separate_paper else [], xs, extra_colours,
+                   ref_pts=ref_pts)
     if paper_pts and separate_paper:
         _label_paper(axes[-1], paper_pts)
 
-    _legend(fig, plotted, paper_pts, extra_colours)
+    _legend(fig, plotted, paper_pts, extra_colours, ref_pts=ref_pts, references=references)
 
     cpu = (machine or {}).get("cpu", {}).get("model") or next((p.get("cpu") for p in plotted if p.get("cpu")), None)
-    default_title = f"Top-1 accuracy vs CPU latency{f' ({cpu})' if cpu else ''}"
+    named = ", ".join(dataset_name(d) for d in ours_datasets)
+    default_title = f"{named[:1].upper()}{named[1:]}: top-1 accuracy vs CPU latency{f' ({cpu})' if cpu else ''}"
     fig.suptitle(title or default_title, fontsize=11, x=0.01,
                  horizontalalignment="left")
 
@@ -254,13 +323,37 @@ def plot_tradeoff(rows: list[BenchRow], out: str | Path, *, paper: bool = False,
     png.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=150))
     atomic_write(svg, lambda tmp: fig.savefig(tmp, format="svg"))
-    write_text(md, _markdown(points, paper_pts, png, svg, threads, batch, cpu, machine, paper))
+    text = _markdown(points, paper_pts, png, svg, threads, batch, cpu, machine, paper)
+    write_text(md, text + "".join(_reference_markdown(ref, [p for p in ref_pts if p["reference"] == i])
+                                  for i, ref in enumerate(references)))
     return {"png": png, "svg": svg, "md": md}
 
 
+def _draw_reference(ax, panel: str, ref_pts: list[dict], plotted: list[dict], extra_colours: dict[str, str]) -> None:
+    """A reference folder's points of this panel, faded and edgeless under ours; its students that ours
+    do not show are named in grey."""
+    theirs = [p for p in ref_pts if (p.get("dataset") or "?") == panel]
+    for p in theirs:
+        marker, _ = _marker(p)
+        ax.scatter([p["median_ms"]], [p["accuracy"]], marker=marker, s=MARKER_AREA, color=_colour(p.get("method"),
+                   extra_colours), edgecolors="none", alpha=REFERENCE_ALPHA, zorder=2)
+    ours = {p.get("student") for p in plotted if (p.get("dataset") or "?") == panel}
+    _label_students(ax, [p for p in theirs if p.get("student") not in ours], faded=True)
+
+
+def _reference_markdown(ref: Reference, pts: list[dict]) -> str:
+    runs = len({r.run for r in ref.rows})
+    return "\n".join(["", f"## Reference: {ref.label}", "",
+                      f"Drawn faded under our points: `{ref.folder}`, {runs} benchmarked runs, one point per student "
+                      "× method × artifact (the mean over its seeds, column `seeds`), measured on "
+                      f"{ref.cpu or 'an unrecorded CPU'}. Its latencies compare with ours as far as the two CPUs do.",
+                      "", points_table(pts) if pts else "_No point at this thread count and batch size._", ""])
+
+
 def _draw_ours(ax, panel: str, plotted: list[dict], front: list[dict], paper_pts: list[dict], xs: list[float],
-               extra_colours: dict[str, str]) -> None:
-    """One data set's panel: our points, the paper's when they share it, labels and the Pareto staircase."""
+               extra_colours: dict[str, str], ref_pts: list[dict] = ()) -> None:
+    """One data set's panel: our points, the paper's when they share it, labels and the Pareto staircase
+    (its limits also hold the panel's reference points, drawn before by `_draw_reference`)."""
     mine = [p for p in plotted if (p.get("dataset") or "?") == panel]
     for p in mine:
         _draw_point(ax, p, extra_colours)
@@ -268,8 +361,10 @@ def _draw_ours(ax, panel: str, plotted: list[dict], front: list[dict], paper_pts
         _draw_paper(ax, paper_pts, extra_colours)
     _label_students(ax, mine)
     ax.set_ylabel(f"Top-1 accuracy, {dataset_name(panel)} test set (%)")
-    ax.set_title(f"This work: {dataset_name(panel)}", fontsize=10, loc="left")
-    _pad_limits(ax, xs, [p["accuracy"] for p in mine] + [p["y"] for p in paper_pts])
+    ax.set_title(f"This work: {dataset_name(panel)}" if mine else f"Reference only: {dataset_name(panel)}",
+                 fontsize=10, loc="left")
+    theirs = [p["accuracy"] for p in ref_pts if (p.get("dataset") or "?") == panel]
+    _pad_limits(ax, xs, [p["accuracy"] for p in mine] + theirs + [p["y"] for p in paper_pts])
     panel_front = [p for p in front if (p.get("dataset") or "?") == panel]
     if panel_front:  # a staircase, held to the right edge: beyond it nothing is more accurate
         fx, fy = _staircase(panel_front)
@@ -293,15 +388,18 @@ def _draw_point(ax, p: dict, extra_colours: dict[str, str]) -> None:
                 zorder=4)
 
 
-def _legend(fig, plotted: list[dict], paper_pts: list[dict], extra_colours: dict[str, str]) -> None:
-    """Legends outside the axes on the right: method (colour), artifact (marker), other marks."""
+def _legend(fig, plotted: list[dict], paper_pts: list[dict], extra_colours: dict[str, str], *,
+            ref_pts: list[dict] = (), references: list[Reference] | tuple[Reference, ...] = ()) -> None:
+    """Legends outside the axes on the right: method (colour), artifact (marker), other marks (each
+    reference folder's caption among them)."""
     from matplotlib.lines import Line2D
 
-    methods = sorted({p.get("method") for p in plotted} | {p["method"] for p in paper_pts},
+    methods = sorted({p.get("method") for p in [*plotted, *ref_pts]} | {p["method"] for p in paper_pts},
                      key=lambda m: list(METHOD_COLOURS).index(m) if m in METHOD_COLOURS else 99)
     h_method = [Line2D([], [], marker="o", linestyle="", color=_colour(m, extra_colours), markersize=7,
                        label=method_name(m)) for m in methods]
-    kinds = sorted({_marker(p) for p in plotted}, key=lambda k: [v for v in ARTIFACT_MARKERS.values()].index(k)
+    kinds = sorted({_marker(p) for p in [*plotted, *ref_pts]},
+                   key=lambda k: [v for v in ARTIFACT_MARKERS.values()].index(k)
                    if k in ARTIFACT_MARKERS.values() else 99)
     h_kind = [Line2D([], [], marker=m, linestyle="", color="#444444", markersize=7, label=text) for m, text in kinds]
     h_other = [Line2D([], [], linestyle="--", color="black", linewidth=1.0, label="Pareto front (ours)"),
@@ -315,6 +413,9 @@ def _legend(fig, plotted: list[dict], paper_pts: list[dict], extra_colours: dict
         h_other.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="#444444",
                               markersize=8, markeredgewidth=1.4,
                               label="paper's CIFAR-100 top-1,\nat our fastest FP32 latency\n(best teacher per method)"))
+    for ref in references:
+        h_other.append(Line2D([], [], marker="o", linestyle="", color="#444444", markeredgecolor="none",
+                              alpha=REFERENCE_ALPHA, markersize=7, label=reference_caption(ref)))
     header = lambda text: Line2D([], [], linestyle="", marker="", label=text)  # noqa: E731
     handles = [header("method (colour)"), *h_method, header(" "), header("artifact (marker)"), *h_kind,
                header(" "), *h_other]
@@ -409,3 +510,9 @@ def _markdown(points: list[dict], paper_pts: list[dict], png: Path, svg: Path, t
         table = paper_table(p["student"] for p in paper_pts)
         lines.append(table or "_None of the plotted students appears in the paper's tables._\n")
     return "\n".join(lines)
+
+
+def reference_caption(ref: Reference) -> str:
+    """The legend's text for a reference folder: "reference: LABEL" and, on a second line, its CPU and
+    that its points are seed means."""
+    return f"reference: {ref.label}\n(seed means{f', {ref.cpu}' if ref.cpu else ''})"

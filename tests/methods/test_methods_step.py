@@ -1,5 +1,6 @@
 """One distillation step (forward + backward) of every method on fabricated features shaped like
-the paper's teacher → student pairs (DESIGN.md §4), with gradient checks."""
+the paper's teacher → student pairs (its CIFAR models' maps, as tests/models/test_model_zoo.py lists
+them), with gradient checks."""
 
 import math
 
@@ -238,7 +239,8 @@ def test_fitnet_hints_the_middle_pair():
 
 @pytest.mark.parametrize("teacher,student,n_pairs", [("resnet32x4", "shufflenetv2", 3), ("resnet56", "conv4_mp", 2)])
 def test_mimkd_step_with_real_models(teacher, student, n_pairs):
-    """The zoo's own shapes (map_shapes) give the pairs of DESIGN.md §1; one real step, teacher frozen."""
+    """The zoo's own shapes (map_shapes) give the pairs of the walking rule (pairing.py); one real step, teacher
+    frozen."""
     if not (is_model(teacher) and is_model(student)):
         pytest.skip("model not in the zoo yet")
     torch.manual_seed(0)

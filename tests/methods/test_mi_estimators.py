@@ -1,7 +1,7 @@
 """Every MI estimator MIMKD uses, trained on correlated Gaussians of known mutual information.
 
 X, Z ∈ R^D with coordinate correlation ρ: I(X; Z) = −(D/2)·ln(1 − ρ²) nats (D = 4: 0, 0.58, 3.32
-for ρ = 0, 0.5, 0.9; DESIGN.md §3). A lower bound's trained estimate must stay at or below the
+for ρ = 0, 0.5, 0.9; the Gaussian channel's closed form). A lower bound's trained estimate must stay at or below the
 truth, and a useful one must order the three cases. The global term is tested *with its memory*
 (the path that once read 4.56 nats at ρ = 0.9): X plays the frozen teacher's vector of a sample,
 Z the student's, a training set of `SAMPLES` pairs indexed like the loader's.

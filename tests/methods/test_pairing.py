@@ -1,4 +1,4 @@
-"""The set R (DESIGN.md §1): the walking rule reproduces the paper's Tables 4 and 5."""
+"""The set R (the paper's appendix A.3): the walking rule reproduces the paper's Tables 4 and 5."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Every registered model against the one feature API and DESIGN.md §4."""
+"""Every registered model against the one feature API and the reference CIFAR models' sizes and maps."""
 
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ ALL = list_models()
 CIFAR = [n for n in ALL if model_entry(n).family == "cifar"]
 SIZE = {"cifar": 32, "imagenet": 64}  # small inputs keep the suite fast
 
-# DESIGN.md §4, in millions, at num_classes=100: ours must land within 1%.
+# Parameter counts, in millions, at num_classes=100, of the reference CIFAR definitions (RepDistiller's models,
+# whose figures the paper and the field quote): ours must land within 1%.
 DESIGN_PARAMS_M = {
     "resnet8x4": 1.23, "resnet32x4": 7.43, "resnet20": 0.28, "resnet56": 0.86, "resnet110": 1.74,
     "wrn_16_1": 0.18, "wrn_40_1": 0.57, "wrn_16_2": 0.70, "wrn_40_2": 2.26,
     "vgg8": 3.97, "vgg13": 9.46, "mobilenetv2": 0.81, "shufflenetv1": 0.95, "shufflenetv2": 1.36,
     "resnet50": 23.71, "conv4": 0.12, "conv4_mp": 0.12,
 }
-# Not in DESIGN.md: exact counts of our definitions at num_classes=100 (regression values).
+# Not among those reference figures: exact counts of our definitions at num_classes=100 (regression values).
 # torchvision: its published 1000-class counts minus 900 classes × (vector + bias).
 _TV_1000 = {"tv_resnet18": (11_689_512, 512), "tv_resnet34": (21_797_672, 512), "tv_resnet50": (25_557_032, 2048),
             "tv_shufflenet_v2_x1_0": (2_278_604, 1024), "tv_mobilenet_v2": (3_504_872, 1280)}
@@ -30,7 +31,8 @@ EXACT_PARAMS = {
     "shufflenetv2_0_5": 443_716, "shufflenetv2_1_5": 2_580_548, "shufflenetv2_2_0": 5_549_320,
     **{name: n - 900 * (d + 1) for name, (n, d) in _TV_1000.items()},
 }
-# Map shapes at 32×32 from DESIGN.md §4 (C, H); vector size last.
+# Map shapes at 32×32 (C, H), shallow to deep, of the same reference definitions (the paper's Tables 4 and 5
+# pair teacher and student maps of these sizes); vector size last.
 DESIGN_MAPS = {
     "resnet8x4": ([(32, 32), (64, 32), (128, 16), (256, 8)], 256),
     "resnet32x4": ([(32, 32), (64, 32), (128, 16), (256, 8)], 256),
@@ -65,7 +67,7 @@ def test_param_count(name, cached_model):
     n = count_params(model) + 90 * (model.num_features + 1)
     if name in DESIGN_PARAMS_M:
         expected = DESIGN_PARAMS_M[name] * 1e6
-        assert abs(n - expected) <= 0.01 * expected, f"{name}: {n:,} params vs DESIGN.md {expected:,.0f}"
+        assert abs(n - expected) <= 0.01 * expected, f"{name}: {n:,} params vs the reference {expected:,.0f}"
     else:
         assert n == EXACT_PARAMS[name]
 

@@ -5,8 +5,11 @@ normalisation, written once here).
     x = normalise(decode_images(paths, size=32, channels=3), mean, std)   # float32 NCHW
 
 Decoding: gray ("L") for 1 channel, RGB for 3; resized bilinearly (PIL) to size × size when it is not
-already; no crop. Normalisation: (pixel − 255·mean) · 1 / (255·std), per channel, in float32 — the
-same operations in the same order as the training loader's, so the results are bit-identical.
+already; no crop. 16-bit gray images (16-bit PNG/TIFF) are read by their range, 0..65535 → 0..255 by
+the high byte (v >> 8, as Pillow reads 16-bit colour PNGs); float and 32-bit integer images have no
+fixed range and are refused in one line (PIL's convert() would clip them to all white or all black).
+Normalisation: (pixel − 255·mean) · 1 / (255·std), per channel, in float32 — the same operations in
+the same order as the training loader's, so the results are bit-identical.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .errors import UserError
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 MAX_PIXELS = 89_478_485  # PIL's own default limit, used when it is switched off
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}  # PIL modes read as one channel
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})  # 16-bit gray, unsigned
 RESIZE_RULE = "bilinear (PIL) to the input size when it differs; no crop"
 
 
@@ -45,13 +49,27 @@ def decode_image(path: Path, size: int, channels: int = 3) -> np.ndarray:
             if im.width * im.height > (Image.MAX_IMAGE_PIXELS or MAX_PIXELS):
                 raise UserError(f"{path}: {im.width}×{im.height} pixels, more than an image of this tool may have "
                                 f"({Image.MAX_IMAGE_PIXELS or MAX_PIXELS:,}): a decompression bomb or not a photo")
-            im = im.convert("L" if channels == 1 else "RGB")
+            im = eight_bit(im, path).convert("L" if channels == 1 else "RGB")
             if im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)
             return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"{path}: cannot decode image ({e})") from None
+
+
+def eight_bit(im, path: Path):
+    """`im` with 8-bit pixels where PIL's convert() would clip wider ones to 255: 16-bit gray (mode I;16,
+    or I for a PNG, which only stores 16-bit there) by its high byte; float ("F") and 32-bit integer ("I")
+    pixels have no fixed range to scale by: one line naming the file. Other modes pass unchanged."""
+    if im.mode in SIXTEEN_BIT_MODES or (im.mode == "I" and im.format == "PNG"):
+        high = (np.asarray(im).astype(np.uint32) >> 8).astype(np.uint8)
+        return pil().fromarray(high, "L")
+    if im.mode in ("F", "I"):
+        kind = "32-bit float" if im.mode == "F" else "32-bit integer"
+        raise UserError(f"{path}: {kind} pixels have no fixed range to read as 8 bits; expected an 8- or 16-bit "
+                        "image (save it as an 8- or 16-bit PNG)")
+    return im
 
 
 def decode_images(paths: Sequence[Path], size: int, channels: int = 3, threads: int | None = None) -> np.ndarray:

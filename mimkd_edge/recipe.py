@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import tomli_w
+
 from .methods.registry import list_methods, method_class
 from .models.registry import is_model, list_models
 from .schema import ConfigError, build, param, to_table
@@ -139,6 +141,7 @@ def parse_recipe(raw: dict, source: str = "") -> Recipe:
 
 
 def _parse(raw: dict) -> Recipe:
+    _check_text(raw, "")
     for key in raw:
         if key not in _TOP_KEYS:
             raise ConfigError(key, f"one of the known keys ({', '.join(_TOP_KEYS)})", key)
@@ -189,6 +192,29 @@ def _per_channel(value: float | tuple[float, ...] | None, key: str) -> tuple[flo
     if value is None:
         return None
     return (value,) if isinstance(value, float) else tuple(value)
+
+
+def _check_text(value: Any, path: str) -> None:
+    """Every string (keys too) is text a file can hold: an undecodable byte of a command-line argument
+    (`--set data.root=...`) arrives as a lone surrogate, which no UTF-8 recipe.toml can store."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, path)
+            _check_text(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_text(item, f"{path}[{i}]")
+    elif isinstance(value, str) and not _encodable(value):
+        shown = path.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise ConfigError(shown, "text that is valid Unicode (an undecodable byte cannot be written to recipe.toml)")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_run_name(name: Any) -> bool:
@@ -277,29 +303,15 @@ def dump_recipe(recipe: Recipe) -> str:
 
 
 def dumps_toml(table: dict) -> str:
-    """A small TOML writer for the value types recipes use (tables, str, int, float, bool, lists)."""
-    lines: list[str] = []
-    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
-    for k, v in scalars.items():
-        lines.append(f"{k} = {toml_value(v)}")
-    for k, v in table.items():
-        if isinstance(v, dict):
-            lines.append(f"\n[{k}]")
-            for kk, vv in v.items():
-                if isinstance(vv, dict):
-                    raise ValueError("nested tables deeper than one level are not used in recipes")
-                lines.append(f"{kk} = {toml_value(vv)}")
-    return "\n".join(lines) + "\n"
+    """TOML text of a table: scalars first, then one [section] per sub-table. Written by tomli-w, which
+    escapes every string TOML needs escaped (a data.root with a newline or ESC reads back as itself)."""
+    return tomli_w.dumps(table)
 
 
 def toml_value(v: Any) -> str:
-    """A Python value as a TOML literal (strings escaped); recipes and sweep overrides both use it."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A Python value as a one-line TOML literal (a sweep's grid value becomes a `--set KEY=VALUE`)."""
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+    if isinstance(v, dict):
+        raise TypeError("toml_value writes single values; use dumps_toml for tables")
+    return tomli_w.dumps({"v": v}).removeprefix("v = ").removesuffix("\n")

@@ -28,7 +28,7 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of
     from ..engine.trainer import fit
 
     cfg = load_sweep(sweep_file)
-    jobs = expand(cfg)
+    jobs = expand(cfg, source=sweep_file)
     if shard_of:
         jobs = shard(jobs, *parse_shard(shard_of))
     state = lambda j: "finished" if j.finished else ("started" if j.started else "to do")  # noqa: E731

@@ -133,12 +133,12 @@ def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str |
         xtr, ytr, xte, yte, classes = make_synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.classes, size)
         if channels != 3:  # the synthetic set is drawn in RGB; other channel counts take its luminance
             xtr, xte = (np.repeat(x.mean(1, keepdims=True).round().astype(np.uint8), channels, 1) for x in (xtr, xte))
-        (train, test), source = ((xtr, ytr), (xte, yte)), "synthetic"
+        (train, test), source, content = ((xtr, ytr), (xte, yte)), "synthetic", ""
     else:
         root = resolve_root(cfg, data_dir, recorded)
         found, source = _load_from_disk(cfg, root)
-        train, test, classes, channels, size, notes = (found.train, found.test, found.classes, found.channels,
-                                                       found.size, found.notes)
+        train, test, classes, channels, size, notes, content = (found.train, found.test, found.classes,
+                                                                found.channels, found.size, found.notes, found.key)
     train_set, test_set = _image_set(*train, size, channels), _image_set(*test, size, channels)
     val_set = None
     if cfg.val_split:
@@ -147,7 +147,7 @@ def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str |
         train_set = train_set.subset(holdout_indices(train_set.labels.numpy(), cfg.train_subset, seed=SUBSET_SEED))
     data_mean, data_std = cfg.default_normalisation
     if data_mean is None:
-        data_mean, data_std = _measured_statistics(train_set, source, size, channels)
+        data_mean, data_std = _measured_statistics(train_set, source, size, channels, content)
     data_mean, data_std = _fit_channels(data_mean, channels), _fit_channels(data_std, channels)
     mean, std = _per_channel(cfg.mean, data_mean, channels), _per_channel(cfg.std, data_std, channels)
     if len(mean) != channels or len(std) != channels:
@@ -210,18 +210,17 @@ def channel_statistics(images: ImageSet) -> tuple[tuple[float, ...], tuple[float
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
 
 
-def _measured_statistics(train: ImageSet, source: str, size: int,
-                         channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """channel_statistics of an image folder's training split, cached beside its decoded images."""
-    what = f"{source}|{source_key(Path(source))}|{channels}x{size}|{len(train)}"
-    key = hashlib.sha256(what.encode()).hexdigest()[:16]
+def _measured_statistics(train: ImageSet, source: str, size: int, channels: int,
+                         content: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """channel_statistics of an image folder's training split, cached beside its decoded images and
+    keyed like them by the folder's content (`content`: folder.files_key), so rewritten images are
+    measured again."""
+    what = f"{source}|{content or source_key(Path(source))}|{channels}x{size}|{len(train)}"
+    key = hashlib.sha256(what.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     path = cache_root() / "stats" / f"{key}.json"
-    if path.is_file():
-        try:
-            cached = json.loads(path.read_text(encoding="utf-8"))
-            return tuple(cached["mean"]), tuple(cached["std"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+    cached = _cached_statistics(path, channels)
+    if cached is not None:
+        return cached
     mean, std = channel_statistics(train)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +230,23 @@ def _measured_statistics(train: ImageSet, source: str, size: int,
     except OSError:
         pass  # a read-only cache costs a re-measurement next time, nothing else
     return mean, std
+
+
+def _cached_statistics(path: Path, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(mean, std) of a statistics cache entry: `channels` numbers each, mean in [0, 1], std in (0, 1];
+    None (measure again) for a missing, damaged or tampered file."""
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        mean, std = cached["mean"], cached["std"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == channels):
+        return None
+    if not all(isinstance(v, float | int) and not isinstance(v, bool) for v in mean + std):
+        return None
+    if not all(0 <= m <= 1 for m in mean) or not all(0 < v <= 1 for v in std):
+        return None
+    return tuple(float(m) for m in mean), tuple(float(v) for v in std)
 
 
 def _image_set(images, labels, size: int, channels: int) -> ImageSet:

@@ -2,7 +2,9 @@
 
 Archives are unpacked once into the cache. A split small enough to live in memory is decoded once and
 cached as a uint8 array, so a second run does not decode tens of thousands of JPEGs again; a larger
-one stays a list of files for the streaming loader.
+one stays a list of files for the streaming loader. The cache key covers every listed file (path,
+size, times) and the class → label map (`files_key`): a folder whose contents changed is decoded again,
+even when its own mtime did not move.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..imaging import GRAY_MODES, IMAGE_EXTENSIONS, decode_images, pil
-from .cache import cache_root, source_key
-
+from .cache import cache_root, files_key, source_key
 
 
 def unpack(archive: Path) -> Path:
@@ -163,10 +164,11 @@ def read_image_folder(source: Path, size: int | None = None, resident_bytes: int
         if not paths:
             raise UserError(f"{root / split}: holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     channels, size, notes = native_geometry(listed["train"][0] + listed["test"][0], channels, size)
-    key = f"{source.name}-{source_key(source)}-{channels}x{size}"
+    content = files_key(root, classes, listed["train"][0] + listed["test"][0])
+    key = f"{source.name}-{content}-{channels}x{size}"
     train, test = (_read_split(*listed[split], f"{key}-{split}", channels, size, resident_bytes)
                    for split in ("train", "test"))
-    return FolderData(train, test, classes, channels, size, notes)
+    return FolderData(train, test, classes, channels, size, notes, content)
 
 
 @dataclass
@@ -179,6 +181,7 @@ class FolderData:
     channels: int
     size: int
     notes: list[str]  # conversions decoding makes (printed once by the trainer)
+    key: str = ""  # files_key of an image folder's content ("" for CIFAR's batches): keys caches derived from it
 
 
 def _read_split(paths: list[Path], labels: np.ndarray, key: str, channels: int, size: int,
@@ -186,13 +189,25 @@ def _read_split(paths: list[Path], labels: np.ndarray, key: str, channels: int, 
     if resident_bytes is not None and len(paths) * channels * size * size > resident_bytes:
         return paths, labels
     cache = cache_root() / "decoded" / f"{key}.npz"
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            if len(z["y"]) == len(labels):
-                return z["x"], z["y"]
+    cached = _cached_split(cache, labels, (len(paths), channels, size, size))
+    if cached is not None:
+        return cached, labels
     x = decode_images(paths, size, channels)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
     np.savez(tmp, x=x, y=labels)
     os.replace(tmp, cache)
     return x, labels
+
+
+def _cached_split(cache: Path, labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The decoded images of a cache entry when it holds exactly these labels at this shape; None (decode
+    again) for anything else, a damaged file included."""
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            x, y = z["x"], z["y"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    if x.dtype != np.uint8 or x.shape != shape or not np.array_equal(y, labels):
+        return None
+    return x

@@ -82,8 +82,9 @@ def _slug(key: str, value: Any) -> str:
     return str(value) if short == "name" else f"{short}{value}"
 
 
-def expand(cfg: SweepConfig, base: Path = Path(".")) -> list[Job]:
-    """Every run of the sweep, in order, with its fully validated recipe."""
+def expand(cfg: SweepConfig, base: Path = Path("."), source: str | Path = "") -> list[Job]:
+    """Every run of the sweep, in order, with its fully validated recipe; `source` (the sweep file) is
+    named in the error when two runs would share a name."""
     jobs: list[Job] = []
     out_root = base / cfg.out
     for i, stage in enumerate(cfg.stage):
@@ -104,7 +105,7 @@ def expand(cfg: SweepConfig, base: Path = Path(".")) -> list[Job]:
     names = [j.name for j in jobs]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
-        raise ConfigError("stage", f"distinct run names (these repeat: {', '.join(sorted(dupes))})")
+        raise ConfigError("stage", f"distinct run names (these repeat: {', '.join(sorted(dupes))})", source=str(source))
     return jobs
 
 

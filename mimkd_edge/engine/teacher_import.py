@@ -8,9 +8,10 @@ The file is read with `torch.load(..., weights_only=True)`: tensors and plain co
 code (RepDistiller's `*_last.pth`, which pickles its argparse options, is refused for that reason; its
 `ckpt_epoch_240.pth` and `*_best.pth` load). Keys are renamed by models/repdistiller.py, every name
 and shape is checked against our model, and the run directory gets the weights, a resolved recipe and
-a summary whose `provenance` names the source file and its sha256. With the data set at hand, the
-teacher's test accuracy is measured (the same evaluation as every other figure); without it, the
-summary says it was not measured rather than copying the file's own claim into it.
+a summary whose `provenance` names the source file and its sha256; a tensor holding NaN or infinity is
+refused, by name. With the data set at hand, the teacher's test accuracy is measured (the same
+evaluation as every other figure); without it, the summary says it was not measured rather than
+copying the file's own claim into it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..provenance import git_commit, sha256_file, versions
 from ..recipe import dump_recipe, parse_recipe
 from ..rundir import RunDir, RunSummary, default_run_dir, owned
 from ..rundir.checkpoint import load_state, load_weights, save_weights
+from ..rundir.finite import require_finite
 from ..rundir.summary import DataInfo, StudentInfo, write_summary
 from ..runtime.accuracy import evaluate
 from ..runtime.session import open_session
@@ -94,6 +96,7 @@ def import_teacher(path: str | Path, model: str, out: str | Path | None = None, 
     layout = source_layout(model)
     path = Path(path)
     state, info = read_reference_checkpoint(path)
+    require_finite(state, path)  # named as in the file
     state = _renamed(model, layout, state)
     classes = _class_count(state, path)
     net = create_model(model, num_classes=classes)

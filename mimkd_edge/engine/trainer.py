@@ -34,6 +34,7 @@ from ..provenance import cpu_name, data_fingerprint, git_commit, sha256_file, ve
 from ..recipe import Recipe, dump_recipe, load_recipe, parse_recipe
 from ..rundir import RunDir, RunSummary, owned, read_summary, weights_path
 from ..rundir.checkpoint import load_checkpoint, load_model_weights, save_checkpoint, save_weights
+from ..rundir.finite import require_finite
 from ..rundir.summary import DataInfo, StudentInfo, write_metrics, write_summary
 from .resume import check_changes, recipe_changes
 from .schedule import apply_schedule, make_scheduler
@@ -201,6 +202,7 @@ def load_teacher(recipe: Recipe) -> tuple[FeatureModel, dict]:
                         f"mimkd-edge teacher import FILE --model {cfg.model} --out {path.parent})")
     teacher = create_model(cfg.model, num_classes=recipe.data.classes, in_chans=recipe.data.channels)
     load_model_weights(teacher, path, f"teacher model {cfg.model} with {recipe.data.classes} classes")
+    require_finite(teacher.state_dict(), path)  # a NaN teacher would surface epochs later as a diverged loss
     info: dict[str, Any] = {"model": cfg.model, "checkpoint": str(path), "sha256": sha256_file(path),
                             "recipe": cfg.recipe}
     if RunDir(path.parent).summary.is_file():  # a teacher trained by this tool: say how good it is

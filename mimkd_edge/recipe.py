@@ -46,6 +46,8 @@ class DataConfig:
                                                   "default: CIFAR's own, or measured on an image folder's train split")
     std: float | tuple[float, ...] | None = param(None, gt=0, help="as mean")
     augment: bool = True  # random crop with padding 4 + horizontal flip
+    cutout: int = param(0, ge=0, le=MAX_IMAGE_SIZE, help="with augment: erase a random square of this side in "
+                        "every training image (Cutout, DeVries & Taylor 2017; its CIFAR-10 setting: 16); 0: off")
     val_split: int = param(0, ge=0, le=10**7, help="training images held out as a validation split (stratified by "
                            "class, the same images for every run and seed): every choice is made on it, the test "
                            "split is kept for the final figures; 0: none")

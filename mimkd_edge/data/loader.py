@@ -22,7 +22,7 @@ import torch
 from .datasets import ImageSet
 from ..imaging import decode_images
 
-Augmentation = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (dy, dx, flip), one entry per image
+Augmentation = tuple[torch.Tensor, ...]  # (dy, dx, flip[, cy, cx]), one entry per image
 
 
 class Loader:
@@ -30,7 +30,7 @@ class Loader:
 
     def __init__(self, data: ImageSet, batch_size: int, mean, std, *, train: bool, augment: bool = True,
                  seed: int = 0, device: torch.device | str = "cpu", padding: int = 4,
-                 rank: int = 0, world_size: int = 1, channels_last: bool = False):
+                 rank: int = 0, world_size: int = 1, channels_last: bool = False, cutout: int = 0):
         self.data = data
         self.device = torch.device(device)
         self.num_samples = len(data)
@@ -38,6 +38,8 @@ class Loader:
         self.train, self.augment, self.seed, self.padding = train, augment and train, seed, padding
         self.rank, self.world_size = rank, world_size
         self.channels_last = channels_last
+        self.cutout = cutout if self.augment else 0
+        self.image_hw = tuple(data.images.shape[-2:]) if data.resident else (data.size, data.size)
         shape = (1, -1, 1, 1)  # one value per channel
         self.mean = torch.tensor(mean, device=self.device).view(shape) * 255
         self.inv_std = 1.0 / (torch.tensor(std, device=self.device).view(shape) * 255)
@@ -68,18 +70,24 @@ class Loader:
         dy = torch.randint(0, 2 * p + 1, (b,), generator=g)
         dx = torch.randint(0, 2 * p + 1, (b,), generator=g)
         flip = torch.rand(b, generator=g) < 0.5
-        return dy, dx, flip
+        if not self.cutout:
+            return dy, dx, flip
+        h, w = self.image_hw
+        return dy, dx, flip, torch.randint(0, h, (b,), generator=g), torch.randint(0, w, (b,), generator=g)
 
     def _to_device(self, idx: torch.Tensor, aug: Augmentation | None) -> tuple[torch.Tensor, Augmentation | None]:
         """One host→device copy per step: the indices and the augmentation travel packed together."""
-        rows = [idx] if aug is None else [idx, aug[0], aug[1], aug[2].long()]
+        rows = [idx] if aug is None else [idx, aug[0], aug[1], aug[2].long(), *aug[3:]]
         packed = torch.stack(rows).to(self.device, non_blocking=True)
-        return packed[0], None if aug is None else (packed[1], packed[2], packed[3].bool())
+        return packed[0], None if aug is None else (packed[1], packed[2], packed[3].bool(), *packed[4:])
 
     def _prepare(self, x: torch.Tensor, aug: Augmentation | None) -> torch.Tensor:
         if aug is not None:
-            x = random_crop_flip(x, *aug, padding=self.padding)
-        x = (x.float() - self.mean) * self.inv_std
+            x = random_crop_flip(x, *aug[:3], padding=self.padding)
+        x = x.float()
+        if aug is not None and self.cutout:
+            x = torch.where(cutout_mask(x.shape[-2:], aug[3], aug[4], self.cutout), self.mean, x)
+        x = (x - self.mean) * self.inv_std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
@@ -169,6 +177,19 @@ def make_loader(data: ImageSet, batch_size: int, mean, std, *, workers: int | No
     if data.resident:
         return BatchLoader(data, batch_size, mean, std, **kwargs)
     return StreamingLoader(data, batch_size, mean, std, workers=workers, **kwargs)
+
+
+def cutout_mask(size: tuple[int, int], cy: torch.Tensor, cx: torch.Tensor, side: int) -> torch.Tensor:
+    """(B, 1, H, W) True inside each image's side × side square centred at (cy, cx), clipped at the
+    borders (DeVries & Taylor's Cutout: the centre may lie anywhere, so the square is partly outside at
+    times). The pixels there become the data's mean, i.e. 0 once normalised."""
+    h, w = size
+    lo = side // 2
+    rows = torch.arange(h, device=cy.device)[None, :]
+    cols = torch.arange(w, device=cx.device)[None, :]
+    in_rows = (rows >= cy[:, None] - lo) & (rows < cy[:, None] - lo + side)  # (B, H)
+    in_cols = (cols >= cx[:, None] - lo) & (cols < cx[:, None] - lo + side)  # (B, W)
+    return (in_rows[:, :, None] & in_cols[:, None, :])[:, None]
 
 
 def random_crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor,

@@ -95,3 +95,22 @@ def test_augmentation_distribution_matches_torchvision_randomcrop_and_flip():
         assert sum((c - expected) ** 2 / expected for c in counts.values()) < 100
     total_variation = sum(abs(ours[k] - theirs[k]) for k in ours) / (2 * n)
     assert total_variation < 0.1
+
+
+def test_cutout_erases_one_clipped_square_per_image_to_the_mean():
+    from mimkd_edge.data import BatchLoader, ImageSet
+    from mimkd_edge.data.loader import cutout_mask
+
+    mask = cutout_mask((8, 8), torch.tensor([0, 4]), torch.tensor([7, 4]), 4)
+    assert mask.shape == (2, 1, 8, 8)
+    assert mask[0].sum() == 2 * 3  # centre (0, 7), rows -2..1 and cols 5..8 clipped: 2 × 3
+    assert mask[1].sum() == 16 and mask[1, 0, 2:6, 2:6].all()  # centred: rows/cols 2..5
+    images = torch.full((6, 3, 8, 8), 200, dtype=torch.uint8)
+    data = ImageSet(images, torch.zeros(6, dtype=torch.long))
+    plain = BatchLoader(data, 6, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), train=True, padding=0)
+    erased = BatchLoader(data, 6, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), train=True, padding=0, cutout=4)
+    (x, _, _), = plain.epoch(0)
+    (xc, _, _), = erased.epoch(0)
+    zeroed = (xc == 0).all(1)  # the mean, normalised
+    assert not (x == 0).any() and all(4 <= n <= 16 for n in zeroed.flatten(1).sum(1).tolist())
+    assert torch.equal(xc[~zeroed[:, None].expand_as(xc)], x[~zeroed[:, None].expand_as(x)])

@@ -18,7 +18,7 @@ comes from the paper. When our runs are on another data set than CIFAR-100, the 
 panel of their own (same latency axis) rather than sharing an accuracy axis with a different task.
 
 `references=[load_reference(DIR)]` draws the points of a committed results folder (e.g. bench/results/cpu,
-whose run folders hold bench.json files) faded, under ours: one point per student × method × artifact,
+whose run folders hold bench files) faded, under ours: one point per student × method × artifact,
 the mean over the folder's seeds, coloured and marked like ours, and named in the legend by the folder's
 caption (its README's title up to the first colon, or a label given). The Pareto front stays ours. A
 reference folder was benchmarked on its own machine: its latencies compare with ours only as far as the
@@ -109,7 +109,7 @@ class Reference:
 
 
 def load_reference(folder: str | Path, label: str | None = None) -> Reference:
-    """The benchmarked runs under `folder` (every run folder holding a bench.json, e.g.
+    """The benchmarked runs under `folder` (every run folder holding a bench file, e.g.
     bench/results/cpu/runs/*), each row's method replaced by its run's arm as the protocol reports it.
     The caption: `label`, else the folder's README title up to its first colon (bench/results/cpu: "CPU
     protocol on CIFAR-10, 8 epochs"), else the folder's name; the legend prefixes it with "reference: "."""
@@ -118,12 +118,12 @@ def load_reference(folder: str | Path, label: str | None = None) -> Reference:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such results folder (--reference takes a folder of benchmarked runs)")
-    runs = sorted({p.parent for p in folder.rglob("bench.json")})
+    runs = sorted(d for d in folder.rglob("*") if d.is_dir() and RunDir(d).benched)
     rows = [replace(row, method=run_arm(run)) if (run / "recipe.toml").is_file() else row
             for run in runs for row in read_bench_rows(run)]
     if not rows:
-        raise UserError(f"{folder}: no benchmarked run under it (expected run folders with a bench.json, "
-                        "e.g. bench/results/cpu/runs/*/bench.json)")
+        raise UserError(f"{folder}: no benchmarked run under it (expected benchmarked run folders, "
+                        "e.g. bench/results/cpu/runs/*)")
     machine = next((m for m in map(read_bench_machine, runs) if m), None)
     return Reference(label=label or _folder_caption(folder), rows=rows, folder=folder, machine=machine)
 

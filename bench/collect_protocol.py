@@ -45,12 +45,13 @@ def copy_finished(src: Path, dest: Path) -> None:
                 shutil.copyfile(run / name, dest / "runs" / run.name / name)
 
 
+TEACHER_PREFIX = "protocol-teacher-"  # recipes/protocol/teacher-*.toml name their runs so
+
+
 def split_runs(dest: Path) -> tuple[list[Path], list[Path]]:
-    """(teacher runs, student runs) among the copies: a teacher is a run whose weights another run
-    distilled from (its directory named in that run's teacher checkpoint)."""
+    """(teacher runs, student runs) among the copies."""
     runs = sorted(p.parent for p in (dest / "runs").glob("*/summary.json"))
-    sources = {Path((read_summary(r).teacher or {}).get("checkpoint", "")).parent.name for r in runs}
-    teachers = [r for r in runs if r.name in sources]
+    teachers = [r for r in runs if r.name.startswith(TEACHER_PREFIX)]
     return teachers, [r for r in runs if r not in teachers]
 
 

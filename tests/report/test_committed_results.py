@@ -27,3 +27,17 @@ def test_cpu_results_tables_regenerate_identically(folder):
         start, end = collect.markers(name)
         assert start in committed, f"block {name} missing from {dest / 'README.md'}"
         assert committed.split(start, 1)[1].split(end, 1)[0].lstrip("\n") == body, name
+
+
+def test_decisive_protocol_page_regenerates_identically():
+    spec = importlib.util.spec_from_file_location("collect_protocol", ROOT / "bench" / "collect_protocol.py")
+    collect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(collect)
+    dest = ROOT / "bench" / "results" / "protocol"
+    teachers, _ = collect.split_runs(dest)
+    assert teachers, "no committed protocol teacher"
+    committed = (dest / "README.md").read_text()
+    for name, body in collect.blocks(dest).items():
+        start, end = collect.block_markers(name, collect.GENERATOR)
+        assert start in committed, f"block {name} missing from {dest / 'README.md'}"
+        assert committed.split(start, 1)[1].split(end, 1)[0].lstrip("\n") == body, name

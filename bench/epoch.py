@@ -76,7 +76,8 @@ def timed_chunk(batches, step, n: int) -> tuple[float, float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.environ.get("MIMKD_DATA", "../shared/data/cifar10-jpeg-q75.tar.gz"))
+    ap.add_argument("--data", default=os.environ.get("MIMKD_DATA"), required="MIMKD_DATA" not in os.environ,
+                    help="CIFAR-10 source (a --data-dir value); default: MIMKD_DATA")
     ap.add_argument("--teacher", default="resnet56")
     ap.add_argument("--student", default="conv4_mp")
     ap.add_argument("--method", default="mimkd", help="kd or none make data loading matter more")

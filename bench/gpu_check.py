@@ -566,7 +566,10 @@ def _md_real(r: dict, report: dict) -> list[str]:
 
 def prepare(data: str | None) -> None:
     """Here, before the device call: the data archive and the commit into the carried folder."""
-    source = Path(data or ROOT.parent / "shared" / "data" / "cifar10-jpeg-q75.tar.gz")
+    data = data or os.environ.get("MIMKD_DATA")
+    if not data:
+        raise SystemExit("--data: give the CIFAR-10 archive to carry (or set MIMKD_DATA)")
+    source = Path(data)
     if not source.is_file():
         raise SystemExit(f"--data: no such archive: {source}")
     PREPARED.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The fault suite: one test per way a user (or a crash) can break a promise of the README.
+"""The fault suite: one test per way a user (or a crash) can break a promise of docs/guarantees.md.
 
 A tiny run on synthetic data is trained and exported once; each test works on its own copy.
 """

@@ -3,13 +3,19 @@ file, and the previous version survives any failure. Every result file of the pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from .errors import UserError
+from .errors import UserError, one_line
+
+# How libraries that write through their own streams report a failed write (a full disk, a quota): torch.save's
+# zip writer ("unexpected pos", "file write failed") and OpenVINO's serialiser (std::ios "basic_ios::clear").
+LIBRARY_WRITE_FAILURES = ("unexpected pos", "file write failed", "failed writing file", "basic_ios::clear",
+                          "iostream error", "No space left on device", "Disk quota exceeded")
 
 
 def default_file_mode() -> int:
@@ -36,10 +42,33 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     except BaseException as e:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise UserError(f"{path}: cannot write ({e.strerror or e}); "
-                            "the previous file, if any, is unchanged") from None
+        reason = write_failure(e)
+        if reason is not None:
+            raise UserError(f"{path}: cannot write ({reason}); the previous file, if any, is unchanged") from None
         raise
+
+
+def write_failure(e: BaseException) -> str | None:
+    """Why a write failed, when `e` says the disk refused it (an OSError, or a library's RuntimeError that
+    means the same); None for anything else (a bug stays a traceback)."""
+    if isinstance(e, OSError):
+        return str(e.strerror or e)
+    if isinstance(e, RuntimeError) and any(m in str(e) for m in LIBRARY_WRITE_FAILURES):
+        return one_line(e).removeprefix("RuntimeError: ")
+    return None
+
+
+@contextlib.contextmanager
+def write_errors(path: str | Path) -> Iterator[None]:
+    """For writers that cannot go through `atomic_write` (several files renamed as a set): a failed write
+    inside is the same one-line UserError naming `path`."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        reason = write_failure(e)
+        if reason is None:
+            raise
+        raise UserError(f"{path}: cannot write ({reason}); the previous file, if any, is unchanged") from None
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

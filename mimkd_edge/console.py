@@ -1,7 +1,13 @@
-"""The one rich Console, the one-line error renderer, and the training progress display."""
+"""The one rich Console, the one-line error renderer, and the training progress display.
+
+Every string printed through here is made inert first (`inert`): class names from an artifact, a recipe
+name or a path quoted in an error line come from files anyone may have written, and a terminal obeys
+the escape codes in what it prints (clear the screen, retitle the window, forge a table row).
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -14,9 +20,20 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0 (ESC among them), DEL, C1 (CSI...), U+2028/9
+_BREAKS = "\t\n\v\f\r\x85\u2028\u2029"
+
+
+def inert(text: str) -> str:
+    """`text` without control characters: a line break or tab becomes a space (one line stays one line,
+    a table cell stays one row), every other C0/C1 code is dropped (ESC and CSI start terminal commands)."""
+    return _CONTROL.sub(lambda m: " " if m.group() in _BREAKS else "", text)
+
+
 def plain(message: str, label: str = "", label_style: str = "", style: str = "") -> Text:
     """`label message` as rich Text: paths and values are printed as they are, never read as markup
-    (a run called "[/x]" must not crash the printer or lose characters)."""
+    (a run called "[/x]" must not crash the printer or lose characters), and made `inert`."""
+    message, label = inert(str(message)), inert(label)
     return Text.assemble((label, label_style), " ", (message, style)) if label else Text(message, style=style)
 
 
@@ -31,20 +48,21 @@ def error_line(message: str) -> None:
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     """A results table; cells and title are plain text (never parsed as rich markup)."""
-    t = Table(title=Text(title), title_justify="left")
+    t = Table(title=Text(inert(title)), title_justify="left")
     for c in columns:
-        t.add_column(c, justify="left" if c in ("model", "name", "maps", "term", "key") else "right")
+        t.add_column(inert(c), justify="left" if c in ("model", "name", "maps", "term", "key") else "right")
     for r in rows:
         t.add_row(*[Text(fmt(v)) for v in r])
     return t
 
 
 def fmt(v: Any) -> str:
+    """A table cell's text (made `inert`)."""
     if isinstance(v, float):
         return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
     if isinstance(v, int):
         return f"{v:,}"
-    return "" if v is None else str(v)
+    return "" if v is None else inert(str(v))
 
 
 PLAIN_PROGRESS_SECONDS = 30.0  # without a terminal (a log file, CI): a progress line at most this often

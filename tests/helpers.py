@@ -71,3 +71,18 @@ def fit_until_interrupted(recipe: Recipe, out, after_epoch: int = 1) -> None:
 
     with pytest.raises(Interrupt):
         fit(recipe, out, on_event=stop)
+
+
+def assert_one_line_error(result, *fragments) -> None:
+    """A CLI failure as the guarantees promise it: exit 2, one `Error: ` line naming `fragments`, no traceback.
+
+    Fragments are looked for in the whitespace-normalised output, as rich may wrap a long line.
+    """
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    flat = " ".join(result.output.split())
+    for fragment in fragments:
+        assert fragment in flat, result.output

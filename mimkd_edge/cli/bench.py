@@ -117,10 +117,12 @@ def _run_table(run: str, rows: list, batch: int, throughput_batch: int, *, compa
     from rich import box
     from rich.table import Table
 
+    from ..console import plain
+
     first = rows[0]
     acc = first.run_final_test_acc
-    t = Table(title=f"{run}: {first.student}, method {first.method}, {first.dataset}"
-                    + (f" (run's final test acc {acc:.2f}%)" if acc is not None else ""),
+    t = Table(title=plain(f"{run}: {first.student}, method {first.method}, {first.dataset}"
+                          + (f" (run's final test acc {acc:.2f}%)" if acc is not None else "")),
               caption=f"batch-{batch} latency in ms per call"
                       + (f", {first.threads} thread(s)" if len({r.threads for r in rows}) == 1 else "")
                       + f"; img/s at batch {throughput_batch}; "
@@ -149,7 +151,7 @@ def _run_table(run: str, rows: list, batch: int, throughput_batch: int, *, compa
         width = max([len(header)] + [len(b[i]) for b in body])
         t.add_column(header, justify=justify, no_wrap=True, min_width=width)
     for b in body:
-        t.add_row(*b)
+        t.add_row(*(plain(cell) for cell in b))
     return t
 
 

@@ -34,9 +34,10 @@ def predict(artifact, images, top_k, as_json, threads, backend, precision):
     from ..imaging import image_files
     from ..runtime.predict import deployed_artifact, open_artifact, timed_predict
 
-    compute = "f32"
+    compute, source = "f32", artifact
     if artifact.is_dir():
-        artifact, chosen, choice = deployed_artifact(artifact, precision)
+        source, chosen, choice = deployed_artifact(artifact, precision)  # its bytes, checked: what runs
+        artifact = source.path
         compute = choice.get("compute", "f32") if backend in (None, chosen) else "f32"  # a forced backend: as exported
         backend = backend or chosen
         if not as_json:
@@ -44,7 +45,7 @@ def predict(artifact, images, top_k, as_json, threads, backend, precision):
     elif precision is not None:
         raise UserError("--precision: only with a RUN directory (an artifact file has one precision)")
     files = image_files(images)
-    session, info = open_artifact(artifact, threads=threads, backend=backend, compute=compute)
+    session, info = open_artifact(source, threads=threads, backend=backend, compute=compute)
     predictions, rate = timed_predict(session, info, files, top_k=top_k)
     if as_json:
         click.echo(json.dumps({

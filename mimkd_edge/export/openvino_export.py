@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..atomic import write_errors
 from ..errors import UserError, one_line
 
 
@@ -42,16 +43,19 @@ def save_ir(model, xml_path: str | Path, *, compress_to_fp16: bool,
     for k, v in (metadata or {}).items():
         model.set_rt_info(str(v), ["mimkd", k])
     xml_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=xml_path.parent, prefix=f".{xml_path.stem}."))
+    tmp = None
     try:
-        ov.save_model(model, str(tmp / xml_path.name), compress_to_fp16=compress_to_fp16)
-        for written in (tmp / bin_path.name, tmp / xml_path.name):
-            with open(written, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp / bin_path.name, bin_path)
-        os.replace(tmp / xml_path.name, xml_path)
+        with write_errors(xml_path):  # a full disk is RuntimeError "basic_ios::clear" from OpenVINO's writer
+            tmp = Path(tempfile.mkdtemp(dir=xml_path.parent, prefix=f".{xml_path.stem}."))
+            ov.save_model(model, str(tmp / xml_path.name), compress_to_fp16=compress_to_fp16)
+            for written in (tmp / bin_path.name, tmp / xml_path.name):
+                with open(written, "rb+") as f:
+                    os.fsync(f.fileno())
+            os.replace(tmp / bin_path.name, bin_path)
+            os.replace(tmp / xml_path.name, xml_path)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     return [xml_path, bin_path]
 
 

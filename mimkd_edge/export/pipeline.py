@@ -8,7 +8,12 @@ Three steps over typed artifacts:
   the graph may be a rewritten form of the student (export/rewrites.py: same function, fewer copies;
   the INT8 graphs are quantised from a form of their own, its image input padded to 4 channels),
   and the check is always against the student as trained;
-- publish: those that pass are renamed into the output folder, the manifest last.
+- publish: those that pass are renamed into the output folder, the manifest last; then the files that
+  only the previous manifest listed, and that are still the files it listed, are removed.
+The whole export holds the run (rundir.owned, as training does; and the --out folder when elsewhere):
+an export and a `train --resume`, or two exports, exclude each other, so the weights and the recipe
+it reads are of one moment, and no other writer's files are deleted by its publish. Leftovers of an
+export killed before (staging folders, temp files) are removed when the next one starts.
 An artifact that fails its check (or cannot be built) is not published: the manifest's `failed` list
 and ExportResult.failures name it, with the figure it missed and what to try. A user who asked for
 five artifacts and lost one to INT8 keeps the four that are proven. When none passes, the previous
@@ -17,6 +22,7 @@ export is left untouched. The CLI exits with EXIT_INCOMPLETE whenever one failed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -35,8 +41,9 @@ from ..data import Splits, load_splits
 from ..errors import UserError
 from ..imaging import RESIZE_RULE
 from ..provenance import git_commit, versions
-from ..rundir import LoadedRun, Manifest, ManifestArtifact, RunDir, load_run
-from ..rundir.manifest import artifact_record, previous_files, write_manifest
+from ..rundir import LoadedRun, Manifest, ManifestArtifact, RunDir, load_run, owned, require_finished
+from ..rundir.layout import manifest_path, owned_folder
+from ..rundir.manifest import FileRecord, artifact_record, listed_files, still_listed_file, write_manifest
 from ..runtime.accuracy import EVAL_BATCH, evaluate, model_inputs
 from ..runtime.session import open_session
 from .onnx_export import (BATCH_DIM, INPUT_NAME, SCALE_NORMALISED, SCALE_RAW, NormalisedInput, export_onnx,
@@ -330,6 +337,7 @@ class Exporter:
         return Manifest(
             model=run.recipe.student.model, run=str(run.path),
             recipe={"name": run.recipe.name, "path": str(recipe_file), "sha256": ref.metadata["recipe_sha256"]},
+            weights={"path": RunDir(run.path).weights.name, "size": run.weights_size, "sha256": run.weights_sha256},
             input={"name": INPUT_NAME, "shape": [BATCH_DIM, chans, size, size], "dtype": "float32",
                    "normalisation_baked": ref.baked, "scale": SCALE_RAW if ref.baked else SCALE_NORMALISED,
                    "mean": list(splits.mean), "std": list(splits.std)},
@@ -354,16 +362,34 @@ def export_run(run: str | Path, plan: ExportPlan | None = None, *, out: str | Pa
     """Export the student of run directory `run`; artifacts go to `out` (default RUN/export).
     `plan` says what to build; without it, `options` are ExportPlan's fields (onnx=, openvino=, ...)."""
     plan = plan or ExportPlan(**options)
-    say = progress or (lambda message: None)
-    threads = threads or torch.get_num_threads()
+    path = require_finished(run)
+    out_dir = Path(out) if out is not None else RunDir(path).export
+    with _exclusive(path, out_dir):
+        return _export(path, out_dir, plan, data_dir, threads or torch.get_num_threads(),
+                       progress or (lambda message: None))
+
+
+@contextlib.contextmanager
+def _exclusive(run: Path, out_dir: Path):
+    """Hold the run (training holds it too) and the output folder when it is elsewhere, for the whole export."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(owned(run, "exporting"))
+        if out_dir.resolve() not in (RunDir(run).export.resolve(), run.resolve()):
+            stack.enter_context(owned_folder(out_dir))
+        yield
+
+
+def _export(run: Path, out_dir: Path, plan: ExportPlan, data_dir: str | None, threads: int,
+            say: Progress) -> ExportResult:
     loaded = load_run(run)
-    out_dir = Path(out) if out is not None else RunDir(loaded.path).export
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out_dir)
+    previous = listed_files(out_dir)  # what this export supersedes, read while no one else can publish
     say(f"loading the {loaded.recipe.data.dataset} data set")
     splits = load_splits(loaded.recipe.data, data_dir, recorded=loaded.data_source)
     ref = prepare_reference(loaded, splits, plan, threads, say)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
+    stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=STAGING_PREFIX))
     try:
         ex = Exporter(ref, plan, stage, out_dir, threads, say)
         ex.onnx_fp32()
@@ -374,9 +400,24 @@ def export_run(run: str | Path, plan: ExportPlan | None = None, *, out: str | Pa
         if not ex.artifacts:
             return ExportResult(out_dir, None, None, ex.notes, ex.failures)
         manifest = ex.manifest()
-        return ExportResult(out_dir, publish(stage, out_dir, manifest), manifest, ex.notes, ex.failures)
+        return ExportResult(out_dir, publish(stage, out_dir, manifest, previous), manifest, ex.notes, ex.failures)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+STAGING_PREFIX = ".staging-"
+
+
+def remove_leftovers(out_dir: Path) -> None:
+    """What an export killed mid-way left in `out_dir`: its staging folders and the temp files of its
+    half-written manifest. Called only while owning the folder, so none is another export's (a bench
+    writing the accuracy cache beside them owns nothing: its temp files are left alone)."""
+    for stale in out_dir.glob(f".{manifest_path(out_dir).name}.*.tmp"):
+        if stale.is_file() and not stale.is_symlink():
+            stale.unlink(missing_ok=True)
+    for stale in out_dir.glob(f"{STAGING_PREFIX}*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _validate_compiled(compiled, x: np.ndarray, y: np.ndarray) -> float:
@@ -388,10 +429,10 @@ def _validate_compiled(compiled, x: np.ndarray, y: np.ndarray) -> float:
     return 100.0 * correct / max(1, len(y))
 
 
-def publish(stage: Path, out_dir: Path, manifest: Manifest) -> Path:
-    """Rename the staged files into `out_dir` (an IR's .bin before its .xml), the manifest last;
-    then remove files that only the previous manifest listed."""
-    previous = previous_files(out_dir)
+def publish(stage: Path, out_dir: Path, manifest: Manifest, previous: dict[str, FileRecord]) -> Path:
+    """Rename the staged files into `out_dir` (an IR's .bin before its .xml), the manifest last; then
+    remove the files of `previous` (the manifest this export supersedes) that the new one does not list,
+    each only if it is still the file that manifest listed (a file another writer made is not ours)."""
     current: list[str] = []
     mode = default_file_mode()
     for artifact in manifest.artifacts:
@@ -400,8 +441,7 @@ def publish(stage: Path, out_dir: Path, manifest: Manifest) -> Path:
             os.replace(stage / f.path, out_dir / f.path)
             current.append(f.path)
     path = write_manifest(out_dir, manifest)
-    for stale in previous - set(current):
-        target = out_dir / stale
-        if target.is_file() and target.resolve().parent == out_dir.resolve():
-            target.unlink()
+    for name, record in previous.items():
+        if name not in current and still_listed_file(out_dir, record):
+            (out_dir / name).unlink()
     return path

@@ -3,8 +3,9 @@
 Only this package knows a run's layout (layout.py) and reads or writes its files, as typed records:
 `RunSummary` (summary.py), `Manifest` / `ManifestArtifact` (manifest.py), `BenchRow` / `BenchRecord`
 (bench_results.py), the accuracy cache (accuracy_cache.py), checkpoints and weights (checkpoint.py),
-and a finished run loaded whole (loaded.py). It sits between the engine, which writes runs, and
-export / runtime / report, which read them; it imports none of those.
+and a finished run loaded whole (loaded.py); staleness.py says whether an export is still that of its
+run. It sits between the engine, which writes runs, and export / runtime / report, which read them; it
+imports none of those.
 """
 
 from .layout import (DEFAULT_RESULTS, RUNS_ROOT, RunDir, default_run_dir, exported_runs, finished_runs, latest_run,

@@ -3,15 +3,23 @@
 The row's fields are the CSV's columns (in order) and their types parse it back, so the layout is
 written once. Rows live in two files, both rewritten atomically: RUN's bench file (the machine and
 settings of its latest benchmark, and its rows) and one CSV across runs (default runs/bench.csv).
-In both, a new row replaces an older one with the same key; the rest are kept.
+In both, a new row replaces an older one with the same key; the rest are kept. A row's `run` is the
+run's resolved path (layout.run_key), so the same run benched from any folder is one set of rows; older
+rows naming it relative to the working directory are read as such, and a run's own bench file holds
+that run's rows only.
+
+Every value read back is checked against its column's type (a number that is not one, a list where a
+name goes) and a file of the wrong shape is one UserError naming it: hand edits and other tools' files
+under these names stop here rather than as a traceback in plot or predict.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -25,7 +33,7 @@ KEY = ("run", "artifact", "backend", "threads", "shape", "batch")
 
 @dataclass(frozen=True)
 class BenchRow:
-    run: str  # the run directory, relative to the working directory when inside it
+    run: str  # the run directory, resolved (layout.run_key)
     artifact: str  # "torch-fp32", "onnx-int8", "openvino-fp32@bf16", ...
     backend: str
     threads: int
@@ -67,20 +75,22 @@ class BenchRow:
 
     @property
     def key(self) -> tuple[str, ...]:
-        return tuple(str(getattr(self, k)) for k in KEY)
+        """What makes a row unique: the run (by its resolved path, whichever name it was written with) and
+        what was measured."""
+        return (run_key(self.run), *(str(getattr(self, k)) for k in KEY[1:]))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict, where: Path) -> BenchRow:
+    def from_dict(cls, raw: dict, where: Path | str) -> BenchRow:
         """A row from the CSV (strings) or a bench file (JSON values); unknown columns are ignored."""
         if not isinstance(raw, dict):
             raise UserError(f"{where}: a benchmark row must be a table of columns, found {type(raw).__name__}")
         values = {}
         for name, kind in _TYPES.items():
             if name in raw:
-                values[name] = _parse(kind, raw[name])
+                values[name] = _parse(kind, raw[name], name, where)
         try:
             return cls(**values)
         except TypeError as e:
@@ -91,17 +101,31 @@ COLUMNS = tuple(f.name for f in fields(BenchRow))
 _TYPES = {name: typing.get_type_hints(BenchRow)[name] for name in COLUMNS}
 
 
-def _parse(kind, value: Any) -> Any:
+def _parse(kind, value: Any, column: str, where: Path | str) -> Any:
+    """`value` (a CSV string or a JSON value) as its column's type; one UserError when it is not one."""
     if value is None or value == "":
         return None
+    allowed = typing.get_args(kind) or (kind,)
+    parsed = _number(value, int in allowed) if (int in allowed or float in allowed) else value
+    if parsed is None or (str in allowed and not isinstance(parsed, str)):
+        expected = "an integer" if int in allowed else "a finite number" if float in allowed else "a string"
+        raise UserError(f"{where}: column {column}: expected {expected}, got {str(value)[:40]!r}")
+    return parsed
+
+
+def _number(value: Any, integer: bool) -> int | float | None:
+    """A finite number (an integer when `integer`) from a string or a JSON number; None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
     try:
-        if int in typing.get_args(kind) or kind is int:
-            return int(float(value))
-        if float in typing.get_args(kind) or kind is float:
-            return float(value)
-    except (TypeError, ValueError):
-        return value
-    return value
+        f = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(f):
+        return None
+    if integer:
+        return int(f) if f == int(f) else None
+    return f
 
 
 def merge_rows(old: list[BenchRow], new: list[BenchRow]) -> list[BenchRow]:
@@ -125,7 +149,7 @@ def read_csv(path: str | Path) -> list[BenchRow]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: no results file (run `mimkd-edge bench` first, or pass --results)") from None
-    return [BenchRow.from_dict(raw, path) for raw in csv.DictReader(io.StringIO(text))]
+    return [BenchRow.from_dict(raw, f"{path}, line {i + 2}") for i, raw in enumerate(csv.DictReader(io.StringIO(text)))]
 
 
 def merge_csv(path: str | Path, rows: list[BenchRow]) -> Path:
@@ -167,9 +191,10 @@ class BenchRecord:
 
 
 def write_bench_record(run: str | Path, record: BenchRecord) -> Path:
-    """Write RUN's bench file, keeping rows of earlier invocations that `record` does not replace."""
+    """Write RUN's bench file, keeping rows of earlier invocations that `record` does not replace. The rows
+    it holds are RUN's, whatever name they were written under (a relative one, from another folder)."""
     path = RunDir(run).bench
-    previous = read_bench_rows(run, strict=False) if path.is_file() else []
+    previous = [replace(r, run=record.run) for r in read_bench_rows(run, strict=False)] if path.is_file() else []
     body = asdict(record)
     body["rows"] = [r.as_dict() for r in merge_rows(previous, record.rows)]
     write_json(path, body)
@@ -195,7 +220,7 @@ def read_bench_rows(run: str | Path, *, strict: bool = True) -> list[BenchRow]:
 
 def read_deploy_choices(run: str | Path) -> list[dict]:
     """The deployment choices RUN's latest benchmark recorded (`runtime.choice`), fastest-per-precision;
-    a one-line UserError when the run has no bench file or it records none."""
+    a one-line UserError when the run has no bench file, it records none, or one is malformed."""
     path = RunDir(run).bench
     if not path.is_file():
         raise UserError(f"{run}: not benchmarked (no {path.name}); run `mimkd-edge bench {run}` first, "
@@ -205,16 +230,46 @@ def read_deploy_choices(run: str | Path) -> list[dict]:
     if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
         raise UserError(f"{path}: records no deployment choice (benchmarked before choices were recorded, or no "
                         "exported artifact kept its accuracy); run `mimkd-edge bench` on it again")
+    for i, choice in enumerate(choices):
+        problem = _choice_problem(choice)
+        if problem:
+            raise UserError(f"{path}: choices[{i}] is not a deployment choice of this tool ({problem}); "
+                            "run `mimkd-edge bench` on it again")
     return choices
 
 
+_CHOICE_STRINGS = ("precision", "artifact", "sha256", "why")
+
+
+def _choice_problem(choice: dict) -> str | None:
+    """What is wrong with one recorded choice (runtime.choice.DeployChoice as a dict), or None."""
+    missing = [k for k in _CHOICE_STRINGS if not isinstance(choice.get(k), str)]
+    if missing:
+        return f"{', '.join(missing)} must be strings"
+    if choice.get("backend") not in ("onnxruntime", "openvino"):
+        return "backend must be onnxruntime or openvino"
+    if not isinstance(choice.get("compute", "f32"), str):
+        return "compute must be a string"
+    if _number(choice.get("median_ms"), False) is None:
+        return "median_ms must be a finite number"
+    return None
+
+
 def read_bench_machine(run: str | Path) -> dict | None:
-    """The machine RUN was last benchmarked on (CPU, peaks, load), or None."""
+    """The machine RUN was last benchmarked on (CPU, peaks, load), or None; one UserError when it is not
+    an object of objects where the report reads one."""
     path = RunDir(run).bench
     if not path.is_file():
         return None
     raw = read_json(path)
-    return raw.get("machine") if isinstance(raw, dict) else None
+    machine = raw.get("machine") if isinstance(raw, dict) else None
+    if machine is None:
+        return None
+    if not isinstance(machine, dict) or any(not isinstance(machine.get(k) or {}, dict)
+                                            for k in ("cpu", "peak_estimated", "peak_measured")):
+        raise UserError(f"{path}: not a bench file of this tool (`machine` must be an object, and its cpu and "
+                        "peaks objects)")
+    return machine
 
 
 def load_results(runs: Iterable[str | Path] | None = None, results: str | Path | None = None) -> list[BenchRow]:
@@ -229,10 +284,10 @@ def load_results(runs: Iterable[str | Path] | None = None, results: str | Path |
         raise UserError(f"{source}: no results file (run `mimkd-edge bench` first, or pass --results)")
     if not runs:
         return rows
-    wanted = {run_key(Path(r)) for r in runs}
-    picked = [r for r in rows if r.run in wanted]
+    wanted = {run_key(r) for r in runs}
+    picked = [r for r in rows if run_key(r.run) in wanted]
     for r in runs:
-        if any(row.run == run_key(Path(r)) for row in picked):
+        if any(run_key(row.run) == run_key(r) for row in picked):
             continue
         if not RunDir(r).benched:
             raise UserError(f"{r}: no benchmark results for this run in {source} or {RunDir(r).bench} "

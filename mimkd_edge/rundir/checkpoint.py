@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save_file
 
 from ..atomic import atomic_write
 from ..errors import UserError, one_line
@@ -32,16 +32,17 @@ def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], metadata
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+def load_weights(path: str | Path, data: bytes | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file, or of its `data` already read (so a caller can hash what it loads)."""
     try:
-        return load_file(str(path), device="cpu")
+        return load_file(str(path), device="cpu") if data is None else load(data)
     except Exception as e:
         raise UserError(f"{path}: unreadable weights file ({one_line(e)})") from None
 
 
-def load_model_weights(model: torch.nn.Module, path: str | Path, what: str) -> None:
-    """Load a weights file strictly: names and shapes (see `load_state`)."""
-    load_state(model, load_weights(path), path, what)
+def load_model_weights(model: torch.nn.Module, path: str | Path, what: str, data: bytes | None = None) -> None:
+    """Load a weights file (or its `data`, read from `path`) strictly: names and shapes (see `load_state`)."""
+    load_state(model, load_weights(path, data), path, what)
 
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str | Path, what: str) -> None:

@@ -5,7 +5,7 @@
                model.safetensors       the trained student's weights (what export and distill read)
                metrics.jsonl           one line per epoch
                summary.json            models, cost, accuracy, wall time, versions, git commit
-               .lock                   held (flock) by the process training into the directory
+               .lock                   held (flock) by the process training into or exporting the directory
                export/manifest.json    the proven artifacts, their hashes and parity (export writes it)
                export/accuracy_cache.json  test accuracy per artifact sha256 × backend
                bench.json              the latest benchmark of this run: machine, settings, rows
@@ -86,12 +86,10 @@ def weights_path(path: str | Path) -> Path:
 
 
 def run_key(path: str | Path) -> str:
-    """How a run is named in results: relative to the working directory when inside it."""
-    p = Path(path).resolve()
-    try:
-        return p.relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return p.as_posix()
+    """How a run is named in results: its resolved absolute path, the same from any working directory (a
+    name relative to it made one run benched from three folders three runs). Rows written before, with
+    a relative name, are read as relative to the working directory."""
+    return Path(path).resolve().as_posix()
 
 
 def finished_runs(root: str | Path = RUNS_ROOT) -> list[Path]:
@@ -125,16 +123,30 @@ def require_finished(path: str | Path) -> Path:
     return run.path
 
 
+_HELD: set[int] = set()  # lock descriptors this process holds (see `owned`)
+
+
+def _release_in_child() -> None:
+    """A forked child (OpenVINO's telemetry, a DataLoader worker) shares the parent's open lock file, and
+    an flock lives as long as any process keeps it open: the child closes its copies, so a lock is held
+    by its owner only and ends with it."""
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_release_in_child)
+
+
 @contextlib.contextmanager
-def owned(path: str | Path):
+def owned(path: str | Path, doing: str = "training into"):
     """Hold the run directory for one process: a second `train`/`distill` into it (another terminal,
-    a sweep started twice) is refused instead of writing its files beside the first's. An advisory
-    flock on RUN/.lock: the kernel drops it when the owner dies, so a killed run never leaves it stuck."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
+    a sweep started twice), or an `export` of it, is refused instead of writing its files beside the
+    first's (an export reading the weights of one epoch and the recipe of the next). An advisory flock
+    on RUN/.lock, which records the holder's pid and what it is `doing` for the refusal's message: the
+    kernel drops it when the owner dies, so a killed run never leaves it stuck."""
     run = RunDir(path)
     try:
         run.path.mkdir(parents=True, exist_ok=True)
@@ -142,14 +154,49 @@ def owned(path: str | Path):
     except OSError as e:
         raise UserError(f"{run.path}: cannot create the run directory ({e.strerror or e})") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise UserError(f"{run.path}: another process (pid {owner}) is training into this run directory; "
-                            "wait for it, or choose another --out") from None
+        if not _flock(fd):
+            pid, _, holder = os.pread(fd, 128, 0).decode(errors="replace").strip().partition(" ")
+            hint = "wait for it, or choose another --out" if doing == "training into" else "wait for it to finish"
+            raise UserError(f"{run.path}: another process (pid {pid or '?'}) is {holder or 'training into'} this "
+                            f"run directory; {hint}")
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {doing}\n".encode(), 0)
+        _HELD.add(fd)
         yield
     finally:
+        _HELD.discard(fd)
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def owned_folder(path: str | Path):
+    """Hold a folder that is not a run directory (an export's --out elsewhere) for one process, writing
+    nothing into it (its files are copied to devices as they are): an flock on the folder itself."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as e:
+        raise UserError(f"{folder}: cannot create or open the folder ({e.strerror or e})") from None
+    try:
+        if not _flock(fd):
+            raise UserError(f"{folder}: another process is exporting into this folder; wait for it to finish")
+        _HELD.add(fd)
+        yield
+    finally:
+        _HELD.discard(fd)
+        os.close(fd)
+
+
+def _flock(fd: int) -> bool:
+    """Take the exclusive lock on `fd` without waiting: False when another holds it (True where the
+    platform has no flock: nothing to hold)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

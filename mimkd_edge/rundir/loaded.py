@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..models.features import FeatureModel
 from ..models.registry import create_model
+from ..errors import UserError
 from ..recipe import Recipe, load_recipe
 from .checkpoint import load_model_weights
 from .layout import RunDir, require_finished
@@ -19,6 +21,8 @@ class LoadedRun:
     recipe: Recipe
     model: FeatureModel  # the student, in eval mode, on the CPU
     summary: RunSummary | None  # None for a run trained before summaries existed, or being trained
+    weights_sha256: str = ""  # of the bytes the model was loaded from (not of the file read again later)
+    weights_size: int = 0
 
     @property
     def data_source(self) -> str | None:
@@ -31,7 +35,11 @@ def load_run(path: str | Path) -> LoadedRun:
     recipe = load_recipe(run.recipe)
     model = create_model(recipe.student.model, num_classes=recipe.data.classes, in_chans=recipe.data.channels or 3)
     model.input_size = recipe.data.image_size or model.input_size  # the geometry it was trained at
-    load_model_weights(model, run.weights, f"model {recipe.student.model}")
+    try:
+        data = run.weights.read_bytes()  # read once: the hash recorded is that of the weights loaded
+    except OSError as e:
+        raise UserError(f"{run.weights}: unreadable weights file ({e.strerror or e})") from None
+    load_model_weights(model, run.weights, f"model {recipe.student.model}", data)
     model.eval()
     summary = read_summary(run.path) if run.summary.is_file() else None
-    return LoadedRun(run.path, recipe, model, summary)
+    return LoadedRun(run.path, recipe, model, summary, hashlib.sha256(data).hexdigest(), len(data))

@@ -7,7 +7,7 @@ longer the one that was proven.
 
     {
       "schema": 1,
-      "run": ..., "model": ..., "recipe": {"name", "sha256", "path"},
+      "run": ..., "model": ..., "recipe": {"name", "sha256", "path"}, "weights": {"path", "size", "sha256"},
       "input": {"name", "shape", "dtype", "normalisation_baked", "scale", "mean", "std"},
       "classes": [...], "output": "logits",
       "exporter": "dynamo", "opset": 23, "export_seconds": ..., "rewrites": ["fold-channel-shuffle"],
@@ -32,11 +32,17 @@ its own size and sha256; `total_size` sums them. `rewrites` names the export-tim
 an INT8 artifact's `quantisation.rewrites` names those of the graph it was quantised from (the same,
 plus the INT8-only ones).
 `failed` lists the artifacts that were asked for and missed their check (not published, no files):
-the figure they missed and what to try.
+the figure they missed and what to try. `recipe.sha256` and `weights.sha256` are those of the run's
+recipe and weights the export was made from (the bytes it loaded): an export older than the run is
+refused by its readers (rundir/staleness.py; `weights` is absent in older manifests).
+
+Readers that run an artifact take its bytes from `read_artifact`, which hashes the very bytes it
+returns: what is checked is what is used, even when a new export publishes in between.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -84,7 +90,8 @@ class Manifest:
     artifacts: list[ManifestArtifact]
     schema: int = SCHEMA
     run: str = ""
-    recipe: dict = field(default_factory=dict)
+    recipe: dict = field(default_factory=dict)  # name, path, sha256 (of its text) of the run's recipe
+    weights: dict = field(default_factory=dict)  # path, size, sha256 of the run's weights file
     output: str = "logits"
     exporter: str | None = None
     opset: int | None = None
@@ -139,14 +146,25 @@ def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
     return path
 
 
-def previous_files(folder: str | Path) -> set[str]:
-    """The files an existing manifest in `folder` lists (none when there is none, or it is unreadable):
-    what a new export may delete once it has replaced them."""
+def listed_files(folder: str | Path) -> dict[str, FileRecord]:
+    """The files the manifest in `folder` lists, by path, as it records them, without re-hashing them (none
+    when there is none, or it is unreadable): what a new export may delete once it has replaced them, if
+    they are still those files; which hashes a deployment choice may rest on."""
     try:
-        return {f["path"] for a in json.loads(manifest_path(folder).read_text(encoding="utf-8")).get("artifacts", [])
-                for f in a.get("files", [])}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return set()
+        raw = json.loads(manifest_path(folder).read_text(encoding="utf-8"))
+        if _structure_problem(raw):
+            return {}
+        return {f["path"]: FileRecord(f["path"], f["size"], f["sha256"]) for a in raw["artifacts"] for f in a["files"]}
+    except (OSError, ValueError):
+        return {}
+
+
+def still_listed_file(folder: Path, record: FileRecord) -> bool:
+    """`record`'s file is in `folder` as the manifest listed it (a plain file, same size and sha256): ours to
+    delete. A file of that name that another writer made since is not."""
+    p = folder / record.path
+    return (not p.is_symlink() and p.is_file() and p.resolve().parent == folder.resolve()
+            and p.stat().st_size == record.size and sha256_file(p) == record.sha256)
 
 
 def _read_raw(folder: str | Path) -> tuple[Path, dict]:
@@ -197,6 +215,26 @@ def _verify(root: Path, manifest: dict) -> list[str]:
             elif p.stat().st_size != f["size"] or sha256_file(p) != f["sha256"]:
                 problems.append(f"{p}: differs from the manifest (size or sha256)")
     return problems
+
+
+def read_artifact(folder: str | Path, artifact: ManifestArtifact) -> dict[str, bytes]:
+    """Every file of `artifact` (main file first), read once: each one's bytes, after hashing those very
+    bytes against the manifest. A session built from them runs what was checked, even if the file
+    is replaced or removed after (an export publishing mid-bench). One UserError when one differs."""
+    root, out = Path(folder), {}
+    for f in artifact.files:
+        p = root / f.path
+        if p.resolve().parent != root.resolve():
+            raise UserError(f"{p}: outside the export folder; export the run again")
+        try:
+            data = p.read_bytes()
+        except OSError as e:
+            raise UserError(f"{p}: unreadable ({e.strerror or e}); export the run again") from None
+        if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.sha256:
+            raise UserError(f"{p}: differs from the manifest (size or sha256): the export was changed after it "
+                            "was proven; export the run again")
+        out[f.path] = data
+    return out
 
 
 def load_verified(folder: str | Path) -> Manifest:

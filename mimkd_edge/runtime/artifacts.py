@@ -13,6 +13,8 @@ from pathlib import Path
 
 from ..provenance import sha256_file
 from ..rundir import Manifest, ManifestArtifact, RunDir
+from ..rundir.manifest import read_artifact
+from .session import ArtifactBytes
 
 
 @dataclass(frozen=True)
@@ -25,21 +27,32 @@ class BenchArtifact:
     sha256: str
     size_bytes: int
     compute: str = "f32"  # OpenVINO's INFERENCE_PRECISION_HINT ("f32", "bf16"); f32 elsewhere
+    record: ManifestArtifact | None = None  # its manifest entry (None for the torch student)
 
     @property
     def cache_backend(self) -> str:
         """The accuracy cache's backend key: a bf16-computing OpenVINO session is its own entry."""
         return self.backend if self.compute == "f32" else f"{self.backend}@{self.compute}"
 
+    def read(self) -> ArtifactBytes:
+        """Its files read once, each hashed against the manifest (rundir.manifest.read_artifact): what
+        every session of this artifact is built from, so the rows are of the bytes that were checked."""
+        folder = self.path.parent
+        data = read_artifact(folder, self.record)
+        weights = [data[f.path] for f in self.record.files[1:] if f.path.endswith(".bin")]
+        return ArtifactBytes(self.path, data[self.record.path], weights[0] if weights else None)
+
 
 def list_artifacts(run: Path, manifest: Manifest | None, backends: tuple[str, ...], precisions: tuple[str, ...],
-                   ov_compute: tuple[str, ...] = ("f32",)) -> list[BenchArtifact]:
-    """The artifacts of `run` in `backends` × `precisions`, each paired with the backend that runs it."""
+                   ov_compute: tuple[str, ...] = ("f32",), weights: tuple[str, int] | None = None
+                   ) -> list[BenchArtifact]:
+    """The artifacts of `run` in `backends` × `precisions`, each paired with the backend that runs it.
+    `weights`: (sha256, size) of the run's weights as loaded (LoadedRun), else the file is hashed here."""
     out: list[BenchArtifact] = []
     if "torch" in backends and "fp32" in precisions:
-        weights = RunDir(run).weights
-        out.append(BenchArtifact("torch-fp32", weights, "pytorch", "torch", "fp32", sha256_file(weights),
-                                 weights.stat().st_size))
+        path = RunDir(run).weights
+        sha, size = weights or (sha256_file(path), path.stat().st_size)
+        out.append(BenchArtifact("torch-fp32", path, "pytorch", "torch", "fp32", sha, size))
     if manifest is None:
         return out
     ir_precisions = {a.storage_precision for a in manifest.artifacts if a.format == "openvino-ir"}
@@ -60,7 +73,7 @@ def list_artifacts(run: Path, manifest: Manifest | None, backends: tuple[str, ..
 def _from_manifest(run: Path, a: ManifestArtifact) -> BenchArtifact:
     backend = "onnxruntime" if a.format == "onnx" else "openvino"
     return BenchArtifact(a.name, RunDir(run).export / a.path, a.format, backend, a.storage_precision,
-                         a.files[0].sha256, sum(f.size for f in a.files))  # hashes verified by load_verified
+                         a.files[0].sha256, sum(f.size for f in a.files), record=a)  # checked again by `read`
 
 
 def _ov_variants(art: BenchArtifact, ov_compute: tuple[str, ...]) -> list[BenchArtifact]:

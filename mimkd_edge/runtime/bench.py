@@ -11,9 +11,15 @@ line naming it):
   the PyTorch eager student has no static compilation: its rows say shape "eager";
 - throughput (images/s) at a larger batch on the dynamic session;
 - test-set top-1 of the artifact on that backend (runtime.accuracy.evaluate, measured once and
-  cached by sha256 beside the artifacts);
+  cached by sha256 beside the artifacts; an entry that does not check out is measured again);
 - the FLOP bound (2·MACs / peak) from the ISA-estimated peak and from the measured sgemm rate, and
   the share of it each latency reaches (hardware.bounds).
+
+Each artifact's files are read once, hashed against the manifest, and every session of it (accuracy,
+each thread count and shape) is built from those bytes: a row's sha256 is that of what it measured,
+even if an export publishes meanwhile. An export older than the run's weights or recipe is refused
+(rundir.staleness). Rows name the run by its resolved path (rundir.run_key): one set per run, from any
+working directory.
 
 Threads are pinned per backend by runtime.session (torch.set_num_threads, ORT intra_op_num_threads,
 OpenVINO INFERENCE_NUM_THREADS + LATENCY hint + 1 stream). Storage precision and inference precision
@@ -39,6 +45,8 @@ from ..rundir import (DEFAULT_RESULTS, RUNS_ROOT, LoadedRun, RunDir, exported_ru
 from ..rundir.accuracy_cache import AccuracyCache, CachedAccuracy
 from ..rundir.bench_results import (BenchRecord, BenchRow, merge_csv, merge_rows, read_bench_rows,
                                    write_bench_record)
+from ..rundir.manifest import listed_files
+from ..rundir.staleness import require_current
 from . import hardware
 from .accuracy import evaluate
 from .artifacts import BenchArtifact, list_artifacts
@@ -187,9 +195,10 @@ class _TestSplit:
         return self.splits
 
 
-def artifact_accuracy(art: BenchArtifact, loaded: LoadedRun, cache: AccuracyCache, split: _TestSplit,
+def artifact_accuracy(art: BenchArtifact, source, loaded: LoadedRun, cache: AccuracyCache, split: _TestSplit,
                       threads: int) -> CachedAccuracy:
-    """The artifact's test accuracy on its backend: from the cache when measured on this test split."""
+    """The artifact's test accuracy on its backend: from the cache when measured on this test split, else
+    measured on `source` (the student, or the artifact's checked bytes)."""
     if loaded.summary is not None:
         hit = cache.lookup(art.sha256, art.cache_backend, loaded.summary.test_split)
         if hit is not None:
@@ -199,18 +208,16 @@ def artifact_accuracy(art: BenchArtifact, loaded: LoadedRun, cache: AccuracyCach
     hit = cache.lookup(art.sha256, art.cache_backend, fingerprint)
     if hit is not None:
         return hit
-    session = _open(loaded.model if art.backend == "torch" else art.path, art, threads, None)
+    session = _open(source, art, threads, None)
     result = evaluate(session, splits.test, splits.mean, splits.std)
-    return cache.store(art.sha256, art.cache_backend, result.accuracy, result.images, fingerprint,
+    return cache.store(art.sha256, art.cache_backend, result.correct, result.images, fingerprint,
                        artifact=_relative(art.path, loaded.path), inference_precision=session.inference_precision)
 
 
 def _exported_hashes(path: Path) -> set[str]:
-    """sha256 of every file the run's export manifest lists now (verified)."""
-    run = RunDir(path)
-    if not run.exported:
-        return set()
-    return {f.sha256 for a in load_verified(run.export).artifacts for f in a.files}
+    """sha256 of every file the run's export manifest lists now: rows of other files (an export published
+    mid-bench) decide no choice. Not re-hashed here: `predict RUN` verifies the chosen file before use."""
+    return {f.sha256 for f in listed_files(RunDir(path).export).values()}
 
 
 def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,
@@ -218,7 +225,10 @@ def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,
     loaded = load_run(path)
     run = RunDir(path)
     manifest = load_verified(run.export) if run.exported else None
-    artifacts = list_artifacts(path, manifest, config.backends, config.precisions, config.ov_compute)
+    if manifest is not None:
+        require_current(path, manifest, loaded.weights_sha256)
+    artifacts = list_artifacts(path, manifest, config.backends, config.precisions, config.ov_compute,
+                               weights=(loaded.weights_sha256, loaded.weights_size))
     if not artifacts:
         raise UserError(f"{path}: nothing to benchmark for backends {','.join(config.backends)} and precisions "
                         f"{','.join(config.precisions)} (export it with `mimkd-edge export {path}`?)")
@@ -242,11 +252,11 @@ def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,
     eval_threads = max(config.threads + (os.cpu_count() or 1,))
     rows: list[BenchRow] = []
     for art in artifacts:
+        source = loaded.model if art.backend == "torch" else art.read()  # checked once, then only these bytes
         acc = None
         if config.accuracy:
             say(f"{path.name}: test accuracy of {art.label} on {art.backend}")
-            acc = artifact_accuracy(art, loaded, cache, split, eval_threads)
-        source = loaded.model if art.backend == "torch" else art.path
+            acc = artifact_accuracy(art, source, loaded, cache, split, eval_threads)
         for threads in config.threads:
             for shape in ("eager",) if art.backend == "torch" else config.shapes:
                 say(f"{path.name}: {art.label} on {art.backend}, {threads} thread(s), {shape} batch {config.batch}")

@@ -30,6 +30,11 @@ the runtime (OpenVINO's executed graph; an FP16 IR computes in f32 on most CPUs,
 default on CPUs with native bf16 is bf16, which is why this module asks for ``f32`` unless told
 otherwise: ``inference_precision="auto"`` keeps the device's default).
 
+An artifact may also be given as `ArtifactBytes`: its files already read (and hashed by the caller,
+rundir.manifest.read_artifact). The session is then built from those bytes and never opens the files:
+what was checked is what runs, even if a new export replaces them meanwhile. Such an ONNX graph must be
+self-contained (no tensors in external files: there is no folder to resolve them against).
+
 A file that is missing, truncated or otherwise unreadable raises `UserError` with one line that names
 the file.
 """
@@ -37,6 +42,7 @@ the file.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +52,19 @@ from ..errors import UserError, one_line
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 BATCH_DIM = "batch"  # the name our ONNX exports give the dynamic batch axis
+
+
+@dataclass(frozen=True)
+class ArtifactBytes:
+    """An artifact's files, read once and checked by the caller: what a session is built from so that
+    the bytes verified are the bytes run."""
+
+    path: Path  # the main file it was read from: for messages and its suffix
+    model: bytes  # the .onnx graph, or the IR's .xml
+    weights: bytes | None = None  # the IR's .bin
+
+    def __repr__(self) -> str:
+        return f"ArtifactBytes({str(self.path)!r}, {len(self.model)} + {len(self.weights or b'')} bytes)"
 
 
 class Session(ABC):
@@ -111,14 +130,16 @@ def open_session(artifact: Any, backend: str, *, threads: int = 1, static_batch:
         raise UserError(f"static_batch: must be >= 1, got {static_batch}")
     if backend == "torch":
         return TorchSession(artifact, threads=threads, static_batch=static_batch)
-    path = _existing_file(artifact)
+    source = artifact if isinstance(artifact, ArtifactBytes) else _existing_file(artifact)
+    path = source.path if isinstance(source, ArtifactBytes) else source
     if backend == "onnxruntime":
         if path.suffix != ".onnx":
             raise UserError(f"{path}: onnxruntime opens .onnx files (got {path.suffix or 'no suffix'})")
-        return OrtSession(path, threads=threads, static_batch=static_batch)
+        return OrtSession(source, threads=threads, static_batch=static_batch)
     if path.suffix not in (".xml", ".onnx"):
         raise UserError(f"{path}: openvino opens .xml IRs or .onnx files (got {path.suffix or 'no suffix'})")
-    return OpenVinoSession(path, threads=threads, static_batch=static_batch, inference_precision=inference_precision)
+    return OpenVinoSession(source, threads=threads, static_batch=static_batch,
+                           inference_precision=inference_precision)
 
 
 # --------------------------------------------------------------------------------------------- torch
@@ -166,9 +187,10 @@ class TorchSession(Session):
 class OrtSession(Session):
     backend = "onnxruntime"
 
-    def __init__(self, path: Path, *, threads: int = 1, static_batch: int | None = None):
+    def __init__(self, source: Path | ArtifactBytes, *, threads: int = 1, static_batch: int | None = None):
         import onnxruntime as ort
 
+        path, model = _onnx_source(source)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -177,7 +199,7 @@ class OrtSession(Session):
         if static_batch is not None:
             opts.add_free_dimension_override_by_name(BATCH_DIM, static_batch)
         try:
-            self._sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+            self._sess = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as e:
             raise UserError(f"{path}: not a loadable ONNX model ({one_line(e)})") from None
         inp = self._sess.get_inputs()[0]
@@ -188,8 +210,8 @@ class OrtSession(Session):
             self.input_shape = (static_batch, *self.input_shape[1:])
         self.source, self.threads, self.static_batch = str(path), threads, static_batch
         self.metadata = dict(self._sess.get_modelmeta().custom_metadata_map)
-        self.precision = onnx_storage_precision(path)
-        self.inference_precision = _ort_executed_precision(path, threads) if self.precision == "int8" else "fp32"
+        self.precision = onnx_storage_precision(source)
+        self.inference_precision = _ort_executed_precision(model, threads) if self.precision == "int8" else "fp32"
 
         self._bound: tuple[Any, np.ndarray, np.ndarray] | None = None  # (binding, input, output), static batch
 
@@ -214,7 +236,15 @@ _ORT_INT_OPS = {"QLinearConv", "QGemm", "QLinearMatMul", "ConvInteger", "MatMulI
 _ORT_FLOAT_OPS = {"Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul"}
 
 
-def _ort_executed_precision(path: Path, threads: int) -> str:
+def _onnx_source(source: Path | ArtifactBytes) -> tuple[Path, str | bytes]:
+    """(path for messages, what ORT loads): the file's path, or the bytes read, checked self-contained."""
+    if not isinstance(source, ArtifactBytes):
+        return source, str(source)
+    _onnx_proto(source)  # refuses external data
+    return source.path, source.model
+
+
+def _ort_executed_precision(model: str | bytes, threads: int) -> str:
     """What ORT's CPU provider computes a quantised graph's convolutions/matmuls in, read from the
     graph it actually runs (QDQ groups fused into integer kernels, or left as float ops)."""
     import tempfile
@@ -227,28 +257,42 @@ def _ort_executed_precision(path: Path, threads: int) -> str:
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
         opts.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
-        ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
         ops = [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
     found = (["int8"] if any(op in _ORT_INT_OPS for op in ops) else []) + \
             (["fp32"] if any(op in _ORT_FLOAT_OPS for op in ops) else [])
     return "+".join(found) or "fp32"
 
 
-def onnx_storage_precision(path: str | Path) -> str:
+def onnx_storage_precision(source: str | Path | ArtifactBytes) -> str:
     """"int8" when the graph holds quantise/dequantise or integer ops, "fp16" when its float weights
     are half precision, else "fp32" (read from the graph, without the weights' data)."""
     import onnx
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:
-        raise UserError(f"{path}: not a loadable ONNX model ({one_line(e)})") from None
+    model = _onnx_proto(source)
     ops = {n.op_type for n in model.graph.node}
     if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}:
         return "int8"
     floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
     float_types = {init.data_type for init in model.graph.initializer} & floats
     return "fp16" if float_types == {onnx.TensorProto.FLOAT16} else "fp32"
+
+
+def _onnx_proto(source: str | Path | ArtifactBytes):
+    """The graph of an .onnx file or of its bytes (whose tensors must all be inside: ONNX external data
+    has no folder to be found in when the model comes from memory)."""
+    import onnx
+
+    path = source.path if isinstance(source, ArtifactBytes) else source
+    try:
+        if not isinstance(source, ArtifactBytes):
+            return onnx.load(str(source), load_external_data=False)
+        model = onnx.load_model_from_string(source.model)
+    except Exception as e:
+        raise UserError(f"{path}: not a loadable ONNX model ({one_line(e)})") from None
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        raise UserError(f"{path}: its tensors are in external files; this tool runs self-contained ONNX models only")
+    return model
 
 
 # -------------------------------------------------------------------------------------------- openvino
@@ -273,15 +317,11 @@ _COMPUTE_LAYERS = {"Convolution", "FullyConnected", "MatMul", "Deconvolution", "
 class OpenVinoSession(Session):
     backend = "openvino"
 
-    def __init__(self, path: Path, *, threads: int = 1, static_batch: int | None = None,
+    def __init__(self, source: Path | ArtifactBytes, *, threads: int = 1, static_batch: int | None = None,
                  inference_precision: str = "f32"):
         core = ov_core()
-        if path.suffix == ".xml" and not path.with_suffix(".bin").is_file():
-            raise UserError(f"{path}: its weights file {path.with_suffix('.bin').name} is missing")
-        try:
-            model = core.read_model(str(path))
-        except Exception as e:
-            raise UserError(f"{path}: not a loadable OpenVINO model ({one_line(e)})") from None
+        path = source.path if isinstance(source, ArtifactBytes) else source
+        model = _read_ov_model(core, source)
         self.metadata = _ov_metadata(model)
         self.precision = ov_storage_precision(model)
         if static_batch is not None:
@@ -343,6 +383,25 @@ class OpenVinoSession(Session):
         self._input_tensor = inp  # owns the memory the input view points into
         self._views = (inp.data, self._request.get_output_tensor(0).data)
         return self._views[1].copy()
+
+
+def _read_ov_model(core, source: Path | ArtifactBytes):
+    """An IR (.xml with its .bin) or an .onnx graph, from its files or from the bytes read."""
+    path = source.path if isinstance(source, ArtifactBytes) else source
+    is_ir = path.suffix == ".xml"
+    if isinstance(source, ArtifactBytes):
+        if is_ir and source.weights is None:
+            raise UserError(f"{path}: its weights file {path.with_suffix('.bin').name} was not read")
+        if not is_ir:
+            _onnx_proto(source)  # refuses external data
+    elif is_ir and not path.with_suffix(".bin").is_file():
+        raise UserError(f"{path}: its weights file {path.with_suffix('.bin').name} is missing")
+    try:
+        if isinstance(source, ArtifactBytes):
+            return core.read_model(source.model, source.weights or b"")
+        return core.read_model(str(path))
+    except Exception as e:
+        raise UserError(f"{path}: not a loadable OpenVINO model ({one_line(e)})") from None
 
 
 def ov_storage_precision(model) -> str:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from helpers import tiny_table
+from helpers import assert_one_line_error, tiny_table
 
 from mimkd_edge.cli import main
 from mimkd_edge.recipe import dumps_toml
@@ -73,22 +73,12 @@ def test_distill_switches_to_the_newer_logit_methods_from_the_command_line(teach
     assert ("standardize = true" in recorded) == ("method.standardize=true" in overrides)
 
 
-def _one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    for f in fragments:
-        assert f in lines[0]
-
-
 def test_missing_teacher_checkpoint_names_the_command(tmp_path):
     table = tiny_table(name="s", method="kd",
                        teacher={"model": "conv4", "checkpoint": str(tmp_path / "none" / "model.safetensors")})
     recipe = _write(tmp_path / "s.toml", table)
     result = CliRunner().invoke(main, ["distill", str(recipe), "--out", str(tmp_path / "S")])
-    _one_line_error(result, "teacher.checkpoint", "mimkd-edge train recipes/teachers/conv4.toml")
+    assert_one_line_error(result, "teacher.checkpoint", "mimkd-edge train recipes/teachers/conv4.toml")
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -101,7 +91,7 @@ def test_missing_teacher_checkpoint_names_the_command(tmp_path):
 def test_bad_input_is_one_line_exit_2(tmp_path, args, fragments):
     recipe = _write(tmp_path / "r.toml", tiny_table())
     args = [a.format(r=recipe, missing=tmp_path / "missing.toml") for a in args]
-    _one_line_error(CliRunner().invoke(main, args), *fragments)
+    assert_one_line_error(CliRunner().invoke(main, args), *fragments)
 
 
 def test_recipe_check_accepts_good_recipe(tmp_path):

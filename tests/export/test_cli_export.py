@@ -11,6 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from helpers import assert_one_line_error
 from mimkd_edge.cli import main
 from mimkd_edge.errors import UserError
 from mimkd_edge.export import export_run
@@ -136,29 +137,20 @@ def test_accuracy_controlled_int8(tiny_run, tmp_path):
     assert by_name["onnx-int8"]["quantisation"]["accuracy_control"]["supported"] is False
 
 
-def _one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    for f in fragments:
-        assert f in result.output, result.output
-
-
 def test_run_without_weights(tiny_run, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_run, broken, ignore=shutil.ignore_patterns("export", "model.safetensors"))
-    _one_line_error(CliRunner().invoke(main, ["export", str(broken), "--onnx"]), "broken", "model.safetensors")
+    assert_one_line_error(CliRunner().invoke(main, ["export", str(broken), "--onnx"]), "broken", "model.safetensors")
 
 
 def test_unknown_run_and_bad_options(tiny_run, tmp_path, monkeypatch):
-    _one_line_error(CliRunner().invoke(main, ["export", str(tmp_path / "nope"), "--onnx"]), "nope")
-    _one_line_error(CliRunner().invoke(main, ["export", str(tiny_run), "--onnx", "--fp16"]), "--openvino")
-    _one_line_error(CliRunner().invoke(main, ["export", str(tiny_run)]), "--onnx")
-    _one_line_error(CliRunner().invoke(main, ["export", str(tiny_run), "--onnx", "--exporter", "torchscript",
+    assert_one_line_error(CliRunner().invoke(main, ["export", str(tmp_path / "nope"), "--onnx"]), "nope")
+    assert_one_line_error(CliRunner().invoke(main, ["export", str(tiny_run), "--onnx", "--fp16"]), "--openvino")
+    assert_one_line_error(CliRunner().invoke(main, ["export", str(tiny_run)]), "--onnx")
+    assert_one_line_error(CliRunner().invoke(main, ["export", str(tiny_run), "--onnx", "--exporter", "torchscript",
                                               "--opset", "23"]), "--opset")
     monkeypatch.chdir(tmp_path)
-    _one_line_error(CliRunner().invoke(main, ["export", "--onnx"]), "no finished run")
+    assert_one_line_error(CliRunner().invoke(main, ["export", "--onnx"]), "no finished run")
 
 
 class _DataDependent(torch.nn.Module):

@@ -9,22 +9,13 @@ import tarfile
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import tiny_table, write_image_folder
+from helpers import assert_one_line_error, tiny_table, write_image_folder
 
 from mimkd_edge.cli import main
 from mimkd_edge.rundir import RunDir
 from mimkd_edge.atomic import atomic_write
 from mimkd_edge.errors import UserError
 from mimkd_edge.recipe import dumps_toml
-
-
-def one_line(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for f in fragments:
-        assert f in " ".join(result.output.split()), result.output
 
 
 def recipe_file(tmp_path, file_name="r.toml", **edits):
@@ -51,20 +42,20 @@ def check(path):
     ({"name": ".."}, ["name", "not '.' or '..'"]),
 ])
 def test_out_of_range_recipes(tmp_path, edit, fragments):
-    one_line(check(recipe_file(tmp_path, **edit)), "r.toml", *fragments)
+    assert_one_line_error(check(recipe_file(tmp_path, **edit)), "r.toml", *fragments)
 
 
 def test_a_nul_in_the_name(tmp_path):
     path = recipe_file(tmp_path)
     path.write_text(path.read_text().replace('name = "tiny"', 'name = "a\\u0000b"'))
-    one_line(check(path), "r.toml", "name", "printable")
+    assert_one_line_error(check(path), "r.toml", "name", "printable")
 
 
 def test_markup_in_a_value_is_printed_as_it_is(tmp_path):
     folder = tmp_path / "[bold]x[/y]"
     folder.mkdir(parents=True)
     result = CliRunner().invoke(main, ["recipe", "check", str(folder / "missing.toml")])
-    one_line(result, "[bold]x[/y]")
+    assert_one_line_error(result, "[bold]x[/y]")
 
 
 @pytest.fixture(scope="module")
@@ -85,15 +76,16 @@ def test_teacher_weights_of_another_shape(teacher, tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(dumps_toml(table))
     result = CliRunner().invoke(main, ["distill", str(path), "--out", str(tmp_path / "S")])
-    one_line(result, "model.safetensors", "weights do not fit",
-             "fc.weight is (4, 64) in the file, (5, 64) in the model")
+    assert_one_line_error(result, "model.safetensors", "weights do not fit",
+                          "fc.weight is (4, 64) in the file, (5, 64) in the model")
 
 
 def test_export_when_recipe_and_weights_disagree(teacher, tmp_path):
     run = shutil.copytree(teacher, tmp_path / "T")
     recipe = (RunDir(run).recipe).read_text().replace("num_classes = 4", "num_classes = 6")
     (RunDir(run).recipe).write_text(recipe)
-    one_line(CliRunner().invoke(main, ["export", str(run), "--onnx"]), "fc.bias is (4,) in the file, (6,) in the model")
+    result = CliRunner().invoke(main, ["export", str(run), "--onnx"])
+    assert_one_line_error(result, "fc.bias is (4,) in the file, (6,) in the model")
 
 
 @pytest.mark.parametrize("content, fragment", [
@@ -114,13 +106,13 @@ def test_broken_checkpoints_on_resume(teacher, tmp_path, content, fragment):
         ckpt.write_bytes(content)
     result = CliRunner().invoke(main, ["train", str(RunDir(run).recipe), "--out", str(run), "--resume",
                                        "--set", "train.epochs=2"])
-    one_line(result, str(ckpt), fragment)
+    assert_one_line_error(result, str(ckpt), fragment)
 
 
 def test_a_runs_folder_that_cannot_be_written(tmp_path, monkeypatch):
     (tmp_path / "runs").write_text("a file where the runs folder should be")
     monkeypatch.chdir(tmp_path)
-    one_line(CliRunner().invoke(main, ["train", str(recipe_file(tmp_path))]), "runs/tiny")
+    assert_one_line_error(CliRunner().invoke(main, ["train", str(recipe_file(tmp_path))]), "runs/tiny")
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="permissions do not bind root")
@@ -129,7 +121,7 @@ def test_a_read_only_runs_folder(tmp_path, monkeypatch):
     (tmp_path / "runs").chmod(0o555)
     monkeypatch.chdir(tmp_path)
     try:
-        one_line(CliRunner().invoke(main, ["train", str(recipe_file(tmp_path))]), "runs/tiny")
+        assert_one_line_error(CliRunner().invoke(main, ["train", str(recipe_file(tmp_path))]), "runs/tiny")
     finally:
         (tmp_path / "runs").chmod(0o755)
 
@@ -164,16 +156,16 @@ def test_a_decompression_bomb_in_an_image_folder(tmp_path, monkeypatch, side, fr
     root = write_image_folder(tmp_path / "imgs", size=8)
     Image.new("1", (side, side)).save(root / "train" / "class0" / "bomb.png")  # megapixels in a few kB
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)
-    one_line(CliRunner().invoke(main, ["train", str(_folder_recipe(tmp_path, root)), "--out", str(tmp_path / "o")]),
-             "bomb.png", fragment)
+    result = CliRunner().invoke(main, ["train", str(_folder_recipe(tmp_path, root)), "--out", str(tmp_path / "o")])
+    assert_one_line_error(result, "bomb.png", fragment)
 
 
 def test_an_empty_class_folder(tmp_path):
     root = write_image_folder(tmp_path / "imgs", size=8)
     for f in (root / "train" / "class1").iterdir():
         f.unlink()
-    one_line(CliRunner().invoke(main, ["train", str(_folder_recipe(tmp_path, root)), "--out", str(tmp_path / "o")]),
-             "class1", "class folder holds no images")
+    result = CliRunner().invoke(main, ["train", str(_folder_recipe(tmp_path, root)), "--out", str(tmp_path / "o")])
+    assert_one_line_error(result, "class1", "class folder holds no images")
 
 
 def test_a_corrupted_archive_is_refused(tmp_path):
@@ -186,8 +178,8 @@ def test_a_corrupted_archive_is_refused(tmp_path):
     archive.write_bytes(bytes(data))
     with pytest.raises(gzip.BadGzipFile):
         gzip.decompress(bytes(data))
-    one_line(CliRunner().invoke(main, ["train", str(_folder_recipe(tmp_path, archive)), "--out", str(tmp_path / "o")]),
-             "imgs.tar.gz", "cannot unpack")
+    result = CliRunner().invoke(main, ["train", str(_folder_recipe(tmp_path, archive)), "--out", str(tmp_path / "o")])
+    assert_one_line_error(result, "imgs.tar.gz", "cannot unpack")
 
 
 def test_leftovers_of_a_killed_write_are_cleaned_and_files_are_readable(tmp_path):
@@ -223,5 +215,5 @@ def test_a_pickle_payload_in_a_checkpoint_never_runs(teacher, tmp_path):
     marker = tmp_path / "pwned"
     torch.save({"epoch": 0, "model": _Payload(marker)}, RunDir(run).checkpoint)
     result = CliRunner().invoke(main, ["train", str(RunDir(run).recipe), "--out", str(run), "--resume"])
-    one_line(result, "unreadable checkpoint")
+    assert_one_line_error(result, "unreadable checkpoint")
     assert not marker.exists()

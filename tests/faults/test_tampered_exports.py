@@ -6,6 +6,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from helpers import assert_one_line_error
 from mimkd_edge.cli import main
 from mimkd_edge.errors import UserError
 from mimkd_edge.runtime.bench import BenchConfig, bench_runs
@@ -14,13 +15,6 @@ from mimkd_edge.runtime.bench import BenchConfig, bench_runs
 def _bench(run, tmp_path):
     return CliRunner().invoke(main, ["bench", str(run), "--cpu", "--backend", "onnxruntime", "--precision", "fp32",
                                      "--iters", "3", "--warmup", "1", "--results", str(tmp_path / "b.csv")])
-
-
-def _one_line(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
-    for f in fragments:
-        assert f in " ".join(result.output.split()), result.output
 
 
 def _replace_with_another_model(onnx):
@@ -34,7 +28,7 @@ def _replace_with_another_model(onnx):
 
 def test_a_replaced_artifact_is_refused(exported_run, tmp_path):
     _replace_with_another_model(exported_run / "export" / "model_fp32.onnx")
-    _one_line(_bench(exported_run, tmp_path), "model_fp32.onnx", "differs from the manifest")
+    assert_one_line_error(_bench(exported_run, tmp_path), "model_fp32.onnx", "differs from the manifest")
     assert not (tmp_path / "b.csv").exists()
 
 
@@ -46,7 +40,7 @@ def test_zeroed_hashes_are_refused(exported_run, tmp_path):
         for f in a["files"]:
             f["sha256"] = "0" * 64
     path.write_text(json.dumps(m))
-    _one_line(_bench(exported_run, tmp_path), "model_fp32.onnx", "differs from the manifest")
+    assert_one_line_error(_bench(exported_run, tmp_path), "model_fp32.onnx", "differs from the manifest")
 
 
 @pytest.mark.parametrize("manifest, expected", [
@@ -59,7 +53,7 @@ def test_zeroed_hashes_are_refused(exported_run, tmp_path):
 ])
 def test_malformed_manifests_are_one_line(exported_run, tmp_path, manifest, expected):
     (exported_run / "export" / "manifest.json").write_text(json.dumps(manifest))
-    _one_line(_bench(exported_run, tmp_path), expected)
+    assert_one_line_error(_bench(exported_run, tmp_path), expected)
 
 
 def test_the_library_refuses_too(exported_run):

@@ -1,0 +1,100 @@
+"""One writer per run, export included: an export and a training (or two exports) never interleave, a
+publish removes only files its own previous export made, and a killed export's leftovers are cleaned."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from helpers import assert_one_line_error, tiny_recipe
+
+from mimkd_edge.cli import main
+from mimkd_edge.engine.trainer import fit
+from mimkd_edge.errors import UserError
+from mimkd_edge.export import export_run
+from mimkd_edge.rundir import RunDir, load_verified, owned
+from mimkd_edge.rundir.layout import owned_folder
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("held", ["run", "out"])
+def test_export_is_refused_while_another_process_owns_the_run_or_the_folder(exported_run, tmp_path, held):
+    out = tmp_path / "elsewhere" if held == "out" else RunDir(exported_run).export
+    out.mkdir(exist_ok=True)
+    before = _snapshot(out)
+    with owned(exported_run) if held == "run" else owned_folder(out):  # a training; another export into `out`
+        result = CliRunner().invoke(main, ["export", str(exported_run), "--onnx", "--exporter", "torchscript",
+                                           "--out", str(out)])
+    assert_one_line_error(result, "another process", "this run directory" if held == "run" else "this folder")
+    assert _snapshot(out) == before
+
+
+def test_training_is_refused_while_an_export_owns_the_run(exported_run):
+    refused = []
+
+    def train_meanwhile(message):
+        if not refused:
+            with pytest.raises(UserError, match=r"another process \(pid \d+\) is exporting") as e:
+                fit(tiny_recipe(name="tiny", epochs=2), exported_run, resume=True)
+            refused.append(str(e.value))
+
+    export_run(exported_run, onnx=True, exporter="torchscript", progress=train_meanwhile)
+    assert refused and "\n" not in refused[0]
+    load_verified(RunDir(exported_run).export)  # the export that held the run is whole
+
+
+def test_two_exports_exclude_each_other(exported_run):
+    refused = []
+
+    def export_meanwhile(message):
+        if not refused:
+            with pytest.raises(UserError, match="is exporting") as e:
+                export_run(exported_run, onnx=True, exporter="torchscript", bake_normalisation=True)
+            refused.append(str(e.value))
+
+    export_run(exported_run, onnx=True, exporter="torchscript", progress=export_meanwhile)
+    assert refused
+    assert not load_verified(RunDir(exported_run).export).input["normalisation_baked"]
+
+
+def test_publish_keeps_a_file_another_writer_made(exported_run):
+    export = RunDir(exported_run).export
+    export_run(exported_run, onnx=True, openvino=True, exporter="torchscript")
+    (export / "model_fp32.xml").write_text("<net>someone else's model</net>")  # not what our export wrote
+    export_run(exported_run, onnx=True, exporter="torchscript")
+    assert (export / "model_fp32.xml").read_text() == "<net>someone else's model</net>"
+    assert not (export / "model_fp32.bin").exists()  # ours, superseded: removed
+
+
+def test_leftovers_of_a_killed_export_are_removed_by_the_next(exported_run):
+    export = RunDir(exported_run).export
+    (export / ".staging-abc123").mkdir()
+    (export / ".staging-abc123" / "model_fp32.onnx").write_bytes(b"half written")
+    (export / ".manifest.json.abc123.tmp").write_text("{")
+    export_run(exported_run, onnx=True, exporter="torchscript")
+    assert not list(export.glob(".staging-*")) and not list(export.glob(".*.tmp"))
+
+
+_KILLED_MID_PUBLISH = """
+import os, signal, sys
+from mimkd_edge.export import export_run, pipeline
+pipeline.write_manifest = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # after the artifacts, before it
+export_run(sys.argv[1], onnx=True, exporter="torchscript", bake_normalisation=True)
+"""
+
+
+def test_a_kill_mid_publish_is_refused_then_repaired_by_the_next_export(exported_run, tmp_path):
+    p = subprocess.run([sys.executable, "-c", _KILLED_MID_PUBLISH, str(exported_run)], capture_output=True,
+                       env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert p.returncode == -9, p.stderr.decode()
+    result = CliRunner().invoke(main, ["bench", str(exported_run), "--backend", "onnxruntime", "--precision", "fp32",
+                                       "--iters", "3", "--warmup", "1", "--results", str(tmp_path / "b.csv")])
+    assert_one_line_error(result, "model_fp32.onnx", "export the run again")
+    export_run(exported_run, onnx=True, exporter="torchscript")
+    export = RunDir(exported_run).export
+    load_verified(export)
+    assert not list(export.glob(".staging-*")) and not list(export.glob(".*.tmp"))

@@ -14,10 +14,11 @@ from . import main
 @click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="List the runs and their state; train nothing.")
 @click.option("--data-dir", help="Data root or archive (beats MIMKD_DATA and data.root).")
-@click.option("--export", "do_export", is_flag=True, help="Export each finished run (ONNX + OpenVINO, FP32 + INT8) "
-              "unless it already has an export.")
+@click.option("--export", "do_export", is_flag=True, help="Export each finished run unless it already has an export "
+              "(what the sweep file's [export] table asks; default ONNX + OpenVINO, FP32 + INT8).")
 @click.option("--no-train", is_flag=True, help="Train nothing: only export/benchmark/report the finished runs.")
-@click.option("--bench", "do_bench", is_flag=True, help="Benchmark every exported run not yet benchmarked, then "
+@click.option("--bench", "do_bench", is_flag=True, help="Benchmark every exported run not yet benchmarked (as the "
+              "sweep file's [bench] table asks; default every backend, FP32 + INT8, 1 s each), then "
               "write OUT/results.md (accuracy over seeds, latency) and OUT/tradeoff.png/.svg/.md.")
 @click.option("--shard", "shard_of", metavar="I/N", help="Train only shard I of N (every N-th run from the I-th): "
               "N processes or machines given 0/N .. N-1/N share the sweep, each run trained once.")
@@ -48,9 +49,9 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of
         ran = run_sweep(jobs, train, on_skip=lambda j: say(f"skip {j.name} (finished)", style="dim"))
         console.print(f"sweep done: {len(ran)} trained, {len(jobs) - len(ran)} already finished")
     jobs = [j for j in jobs if j.finished]
-    failed = _export_all(jobs, data_dir) if do_export else 0
+    failed = _export_all(jobs, cfg.export, data_dir) if do_export else 0
     if do_bench:
-        _bench_and_report(jobs, Path(cfg.out), data_dir)
+        _bench_and_report(jobs, cfg.bench, Path(cfg.out), data_dir)
     if failed:
         from ..console import error_line
         from ..export import EXIT_INCOMPLETE
@@ -59,7 +60,7 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of
         click.get_current_context().exit(EXIT_INCOMPLETE)
 
 
-def _export_all(jobs, data_dir) -> int:
+def _export_all(jobs, plan, data_dir) -> int:
     """Export every finished run not yet exported; a failed artifact is reported and the sweep goes
     on with what passed. Returns the number of failed artifacts."""
     from ..console import console, error_line, plain, say
@@ -72,7 +73,8 @@ def _export_all(jobs, data_dir) -> int:
             say(f"skip export of {job.name} (exported)", style="dim")
             continue
         with console.status(plain(f"exporting {job.name}")) as status:
-            result = export_run(job.out, ExportPlan(onnx=True, openvino=True, int8=True), data_dir=data_dir,
+            result = export_run(job.out, ExportPlan(onnx=plan.onnx, openvino=plan.openvino, int8=plan.int8),
+                                data_dir=data_dir,
                                 progress=lambda message, name=job.name: status.update(plain(f"{name}: {message}")))
         for failure in result.failures:
             error_line(f"{job.name}: {failure.line()}")
@@ -82,7 +84,7 @@ def _export_all(jobs, data_dir) -> int:
     return failed
 
 
-def _bench_and_report(jobs, out: Path, data_dir) -> None:
+def _bench_and_report(jobs, measure, out: Path, data_dir) -> None:
     from ..atomic import write_text
     from ..console import console, plain, say
     from ..report.plot import plot_tradeoff
@@ -94,7 +96,8 @@ def _bench_and_report(jobs, out: Path, data_dir) -> None:
     results = out / DEFAULT_RESULTS.name
     todo = [j.out for j in jobs if RunDir(j.out).exported and not RunDir(j.out).benched]
     if todo:
-        config = BenchConfig(precisions=("fp32", "int8"), threads=(1,), shapes=("static",), seconds=1.0)
+        config = BenchConfig(backends=measure.backends, precisions=measure.precisions, threads=(1,),
+                             shapes=("static",), seconds=measure.seconds)
         with console.status("benchmarking") as status:
             bench_runs(todo, config, results=results, data_dir=data_dir, progress=lambda m: status.update(plain(m)))
     benched = [j.out for j in jobs if RunDir(j.out).benched]

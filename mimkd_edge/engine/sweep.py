@@ -13,6 +13,16 @@
     [stage.grid]                           # the product of these lists; each a --set
     "method.name" = ["none", "kd", "crd", "mimkd"]
 
+    [export]                               # optional: what `sweep --export` makes of each run
+    onnx = true                            #   (default: ONNX and OpenVINO, FP32 and INT8)
+    openvino = false
+    int8 = true
+
+    [bench]                                # optional: what `sweep --bench` measures
+    backends = ["torch", "onnxruntime"]    #   (default: all three, FP32 and INT8, 1 s per measurement)
+    precisions = ["fp32", "int8"]
+    seconds = 0.5
+
 A run is named `<recipe name>-<grid values>`, plus `-s<seed>` when the stage lists seeds (without
 `seeds`, a run keeps its recipe's seed and name, so a teacher lands where students look for it).
 A finished run (weights and summary written) is skipped; one with a checkpoint is resumed; so
@@ -24,7 +34,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from ..recipe import Recipe, load_recipe, read_toml, toml_value
 from ..schema import ConfigError, build, param
@@ -42,10 +52,30 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class SweepExport:
+    """What `sweep --export` makes of each finished run (a quick sweep may want less than everything)."""
+
+    onnx: bool = True
+    openvino: bool = True
+    int8: bool = True
+
+
+@dataclass(frozen=True)
+class SweepBench:
+    """What `sweep --bench` measures: batch 1, one thread, static shapes, at these backends and precisions."""
+
+    backends: tuple[Literal["torch", "onnxruntime", "openvino"], ...] = ("torch", "onnxruntime", "openvino")
+    precisions: tuple[Literal["fp32", "fp16", "int8"], ...] = ("fp32", "int8")
+    seconds: float = param(1.0, gt=0, le=3600, help="time budget of each latency measurement")
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     name: str
     stage: tuple[Stage, ...]
     out: str = "runs"
+    export: SweepExport = SweepExport()
+    bench: SweepBench = SweepBench()
 
 
 @dataclass(frozen=True)
@@ -72,6 +102,10 @@ def load_sweep(path: str | Path) -> SweepConfig:
         for i, stage in enumerate(cfg.stage):
             if not stage.recipes:
                 raise ConfigError(f"stage[{i}].recipes", "a non-empty list of recipe files")
+        if not (cfg.export.onnx or cfg.export.openvino):
+            raise ConfigError("export", "onnx = true or openvino = true (something to export)")
+        if not cfg.bench.backends or not cfg.bench.precisions:
+            raise ConfigError("bench", "non-empty backends and precisions")
     except ConfigError as e:
         raise e.at(str(path)) from None
     return cfg

@@ -1,7 +1,9 @@
 """`mimkd-edge sweep`: teachers first, a grid of methods, and a rerun that retrains nothing."""
 
+import json
+
 from click.testing import CliRunner
-from helpers import tiny_table
+from helpers import assert_one_line_error, tiny_table
 
 from mimkd_edge.cli import main
 from mimkd_edge.engine.sweep import expand, load_sweep
@@ -111,3 +113,28 @@ def test_bad_shard_is_one_line(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["sweep", str(_setup(tmp_path)), "--shard", "2/2"])
     assert result.exit_code != 0 and "--shard: expected I/N with 0 <= I < N" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_sweep_file_says_what_to_export_and_measure(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.toml").write_text(dumps_toml(tiny_table(name="r", model="conv4")))
+    (tmp_path / "sweep.toml").write_text(
+        'name = "x"\nout = "out"\n[[stage]]\nrecipes = ["r.toml"]\n'
+        '[export]\nopenvino = false\nint8 = false\n[bench]\nbackends = ["onnxruntime"]\nprecisions = ["fp32"]\n'
+        'seconds = 0.05\n')
+    result = CliRunner().invoke(main, ["sweep", "sweep.toml", "--export", "--bench"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "r" / "export" / "manifest.json").read_text())
+    assert [a["name"] for a in manifest["artifacts"]] == ["onnx-fp32"]
+    rows = json.loads((tmp_path / "out" / "r" / "bench.json").read_text())["rows"]
+    assert {(r["backend"], r["artifact"]) for r in rows} == {("onnxruntime", "onnx-fp32")}
+
+
+def test_bad_export_or_bench_table_is_one_line(tmp_path):
+    for extra, key in (('[export]\nonnx = false\nopenvino = false\n', "export"),
+                       ('[bench]\nbackends = ["tensorrt"]\n', "bench.backends[0]"),
+                       ('[bench]\nseconds = 0\n', "bench.seconds")):
+        bad = tmp_path / "s.toml"
+        bad.write_text(f'name = "x"\n[[stage]]\nrecipes = ["r.toml"]\n{extra}')
+        result = CliRunner().invoke(main, ["sweep", str(bad)])
+        assert_one_line_error(result, "s.toml", key)

@@ -148,7 +148,7 @@ def main() -> None:
                           "loadavg_at_end": load, "torch": torch.__version__,
                           "date": time.strftime("%Y-%m-%d %H:%M"),
                           "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                                text=True).stdout.strip()})
+                                                text=True, check=False).stdout.strip()})
 
 
 if __name__ == "__main__":

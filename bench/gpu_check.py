@@ -270,7 +270,7 @@ def stage_env(cfg: dict, rec: Recorder, deadline: float) -> None:
                     bf16_supported=torch.cuda.is_bf16_supported())
         try:
             smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,name", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=20).stdout.strip()
+                                 capture_output=True, text=True, timeout=20, check=False).stdout.strip()
             info["driver"] = smi.split(",")[0].strip() or None
         except (OSError, subprocess.TimeoutExpired):
             info["driver"] = None

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 
@@ -146,7 +146,7 @@ def main() -> None:
     write_json(args.out, {"args": vars(args), "rows": rows, "device": device, "torch": torch.__version__,
                           "date": time.strftime("%Y-%m-%d %H:%M"),
                           "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                                text=True).stdout.strip()})
+                                                text=True, check=False).stdout.strip()})
 
 
 if __name__ == "__main__":

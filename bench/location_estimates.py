@@ -75,8 +75,8 @@ def test_batches(s, images: int):
     batch, in eval mode with one fixed pairing of negatives (`_shift_by_one`) while the caller scores them."""
     seen = 0
     with torch.inference_mode(), mock.patch.object(critics, "derangement", _shift_by_one):
-        for x, y, idx in s.test_loader.epoch(0):
-            x, y, idx = x[: images - seen], y[: images - seen], idx[: images - seen]
+        for batch_x, batch_y, batch_idx in s.test_loader.epoch(0):
+            x, y, idx = batch_x[: images - seen], batch_y[: images - seen], batch_idx[: images - seen]
             yield s.student.forward_features(x), s.teacher.forward_features(x).detach(), y, idx
             seen += len(x)
             if seen >= images:

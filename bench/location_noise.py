@@ -135,7 +135,7 @@ def main(argv=None) -> int:
         rows.append({"locations": L, "sampling_var": var, "batch_var": batch_var, "ratio": var / batch_var,
                      **{f"{k}_std": float(torch.tensor(v).std()) for k, v in spread[L].items()}})
     result = {"command": shlex.join(["python", sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               "teacher": args.teacher, "student": args.student, "batches": args.batches, "draws": args.draws,
               "exact_estimates": exact_est, "grad_norm_mean": float(g.mean(0).norm()), "rows": rows}
     print(f"\nbatch-to-batch gradient variance (exact step, every term): {batch_var:.4g}; "

@@ -82,7 +82,7 @@ def compile_method(method: torch.nn.Module, how: str) -> None:
 
 def shell(cmd: str) -> str:
     try:
-        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(cmd, shell=True, capture_output=True, check=False, text=True, timeout=10).stdout.strip()
     except Exception as e:  # noqa: BLE001 - informational only
         return f"unavailable ({e})"
 
@@ -177,7 +177,7 @@ def peak_step_mb(pair: str, spec: str, args) -> float:
            "--threads", str(args.threads), "--num-samples", str(args.num_samples)]
     if not args.channels_last:
         cmd.append("--no-channels-last")
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, check=False, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"peak memory of {spec} failed:\n{done.stderr[-2000:]}")
     return float(done.stdout.strip().splitlines()[-1])
@@ -260,7 +260,7 @@ def main(argv=None) -> int:
     else:
         specs = _split_specs(args.methods)
 
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     load_before = shell("uptime")
     rows = []
     for pair in args.pairs.split(","):
@@ -299,8 +299,8 @@ def table(rows: list[dict]) -> str:
 def _split_specs(text: str) -> list[str]:
     """Split on commas that start a new method (a comma followed by a name without '=')."""
     specs: list[str] = []
-    for part in text.split(","):
-        part = part.strip()
+    for raw in text.split(","):
+        part = raw.strip()
         if specs and "=" in part and ":" not in part:
             specs[-1] += "," + part
         elif part:

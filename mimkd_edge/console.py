@@ -82,7 +82,7 @@ class TrainingProgress:
         self.epochs = 0
         self.last_line = time.monotonic()
 
-    def __enter__(self) -> "TrainingProgress":
+    def __enter__(self) -> TrainingProgress:
         self.progress.__enter__()
         return self
 

@@ -18,7 +18,7 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,11 +45,12 @@ def decode_image(path: Path, size: int, channels: int = 3) -> np.ndarray:
     bilinearly when it is not size × size."""
     Image = pil()
     try:
-        with Image.open(path) as im:  # reads the header only
-            if im.width * im.height > (Image.MAX_IMAGE_PIXELS or MAX_PIXELS):
-                raise UserError(f"{path}: {im.width}×{im.height} pixels, more than an image of this tool may have "
-                                f"({Image.MAX_IMAGE_PIXELS or MAX_PIXELS:,}): a decompression bomb or not a photo")
-            im = eight_bit(im, path).convert("L" if channels == 1 else "RGB")
+        with Image.open(path) as opened:  # reads the header only
+            if opened.width * opened.height > (Image.MAX_IMAGE_PIXELS or MAX_PIXELS):
+                raise UserError(f"{path}: {opened.width}×{opened.height} pixels, more than an image of this tool "
+                                f"may have ({Image.MAX_IMAGE_PIXELS or MAX_PIXELS:,}): a decompression bomb or not "
+                                "a photo")
+            im = eight_bit(opened, path).convert("L" if channels == 1 else "RGB")
             if im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)

@@ -12,7 +12,8 @@ import math
 import operator
 import types
 import typing
-from typing import Any, Callable, Literal, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
+from collections.abc import Callable
 
 from .errors import UserError
 
@@ -30,7 +31,7 @@ class ConfigError(UserError):
         key = f"{self.path}: " if self.path else ""
         return f"{where}{key}expected {self.expected}{got}"
 
-    def at(self, source: str) -> "ConfigError":
+    def at(self, source: str) -> ConfigError:
         """The same error, naming the file it came from."""
         return ConfigError(self.path, self.expected, self.got, source)
 

@@ -40,7 +40,7 @@ class ImageSet:
     channels: int = 3  # decoded channels of a streamed split
 
     @classmethod
-    def on_disk(cls, files: list[Path], labels: torch.Tensor, size: int, channels: int = 3) -> "ImageSet":
+    def on_disk(cls, files: list[Path], labels: torch.Tensor, size: int, channels: int = 3) -> ImageSet:
         return cls(None, labels, tuple(files), size, channels)
 
     def __len__(self) -> int:
@@ -58,7 +58,7 @@ class ImageSet:
         positions = range(len(self))[idx] if isinstance(idx, slice) else torch.as_tensor(idx).tolist()
         return torch.from_numpy(decode_images([self.files[i] for i in positions], self.size, self.channels))
 
-    def subset(self, idx: np.ndarray) -> "ImageSet":
+    def subset(self, idx: np.ndarray) -> ImageSet:
         """The images at `idx` (sorted positions), resident or on disk as this split is."""
         t = torch.from_numpy(idx)
         if self.images is not None:
@@ -200,8 +200,8 @@ def channel_statistics(images: ImageSet) -> tuple[tuple[float, ...], tuple[float
         batches = (images.take(idx[i: i + 1024]) for i in range(0, len(idx), 1024))
     total = total_sq = 0
     count = 0
-    for x in batches:
-        x = x.to(torch.float64) / 255.0
+    for batch in batches:
+        x = batch.to(torch.float64) / 255.0
         total = total + x.sum((0, 2, 3))
         total_sq = total_sq + (x * x).sum((0, 2, 3))
         count += x.shape[0] * x.shape[2] * x.shape[3]

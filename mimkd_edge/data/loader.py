@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -103,8 +103,8 @@ class BatchLoader(Loader):
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Yield (normalised float images, labels, sample indices) for this rank, for one epoch."""
-        for idx, aug in self.plan(epoch):
-            idx, aug = self._to_device(idx, aug)
+        for planned, planned_aug in self.plan(epoch):
+            idx, aug = self._to_device(planned, planned_aug)
             yield self._prepare(self.images[idx], aug), self.labels[idx], idx
 
 
@@ -122,9 +122,9 @@ class StreamingLoader(Loader):
             self.source, sampler=[idx for idx, _ in plan], batch_size=None, num_workers=self.workers,
             pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None)
         with _sigchld_restored():
-            for (idx, aug), (x, y) in zip(plan, batches, strict=True):
-                idx, aug = self._to_device(idx, aug)
-                x = x.to(self.device, non_blocking=True)
+            for (planned, planned_aug), (images, y) in zip(plan, batches, strict=True):
+                idx, aug = self._to_device(planned, planned_aug)
+                x = images.to(self.device, non_blocking=True)
                 yield self._prepare(x, aug), y.to(self.device, non_blocking=True), idx
 
 

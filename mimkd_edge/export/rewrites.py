@@ -343,8 +343,8 @@ def _permuted(convs: list[_Conv], positions: list[int], rows: list[int] | None) 
     """A chain whose input arrives in `positions` order and whose last conv writes `rows` order.
     A leading depthwise conv keeps that order on its output, so the next conv reads it too."""
     out, order = [], positions
-    for i, conv in enumerate(convs):
-        conv = conv.reads(order) if order is not None else conv
+    for i, original in enumerate(convs):
+        conv = original.reads(order) if order is not None else original
         order = order if conv.depthwise else None
         if i == len(convs) - 1 and rows is not None:
             conv = conv.writes(rows)

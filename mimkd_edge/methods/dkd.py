@@ -36,7 +36,7 @@ class DKD(DistillMethod):
                 if getattr(self, key) is None:
                     object.__setattr__(self, key, value)
 
-    def __init__(self, opts: "DKD.Options", ctx: MethodContext):
+    def __init__(self, opts: DKD.Options, ctx: MethodContext):
         super().__init__(opts, ctx)
         self.ramp = WarmupRamp(opts.warmup, ctx.total_steps)
 

@@ -67,7 +67,8 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -159,7 +160,7 @@ class MIMKD(DistillMethod):
 
     needs_index = True  # with the defaults (global infoNCE, memory bank); see __init__
 
-    def __init__(self, opts: "MIMKD.Options", ctx: MethodContext):
+    def __init__(self, opts: MIMKD.Options, ctx: MethodContext):
         super().__init__(opts, ctx)
         _need_teacher_shapes(ctx, "mimkd")
         o = opts

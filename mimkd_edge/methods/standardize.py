@@ -18,7 +18,7 @@ same statistics (each sees a different batch).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -27,7 +27,7 @@ With `num_classes != 1000` the backbone is loaded and the classifier replaced (f
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -11,7 +11,8 @@ import statistics
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable, Iterable
 
 from ..recipe import load_recipe, read_toml
 from ..rundir import RunDir, RunSummary, read_metrics, read_summary

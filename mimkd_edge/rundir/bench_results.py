@@ -21,7 +21,8 @@ import math
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from ..atomic import read_json, write_json, write_text
 from ..errors import UserError

@@ -41,6 +41,8 @@ the file.
 
 from __future__ import annotations
 
+import functools
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,17 +299,12 @@ def _onnx_proto(source: str | Path | ArtifactBytes):
 
 # -------------------------------------------------------------------------------------------- openvino
 
-_CORE = None
-
-
+@functools.cache
 def ov_core():
     """One OpenVINO Core per process (creating one costs milliseconds and loads plugins)."""
-    global _CORE
-    if _CORE is None:
-        import openvino as ov
+    import openvino as ov
 
-        _CORE = ov.Core()
-    return _CORE
+    return ov.Core()
 
 
 _OV_PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "u8": "int8", "i8": "int8"}

@@ -60,8 +60,8 @@ def test_text_that_cannot_be_written_is_refused_at_parse(tmp_path, where):
 def _reference_layout_resnet(state: dict) -> dict:
     """Our CIFAR-ResNet state dict under RepDistiller's names (see tests/models/test_repdistiller.py)."""
     out = {}
-    for k, v in state.items():
-        k = k.replace("stem.0.", "conv1.", 1) if k.startswith("stem.0.") else k
+    for name, v in state.items():
+        k = name.replace("stem.0.", "conv1.", 1) if name.startswith("stem.0.") else name
         k = k.replace("stem.1.", "bn1.", 1) if k.startswith("stem.1.") else k
         out["module." + k.replace(".shortcut.", ".downsample.")] = v
     return out

@@ -18,7 +18,7 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached(name: str) -> FeatureModel:
     torch.manual_seed(0)
     return create_model(name, num_classes=10)

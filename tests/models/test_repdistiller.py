@@ -72,8 +72,8 @@ def test_reference_keys_land_on_our_keys_of_the_same_shape(model):
 def _reference_layout_resnet(state: dict) -> dict:
     """Our CIFAR-ResNet state dict under RepDistiller's names (its stem conv1/bn1, shortcut downsample)."""
     out = {}
-    for k, v in state.items():
-        k = k.replace("stem.0.", "conv1.", 1) if k.startswith("stem.0.") else k
+    for name, v in state.items():
+        k = name.replace("stem.0.", "conv1.", 1) if name.startswith("stem.0.") else name
         k = k.replace("stem.1.", "bn1.", 1) if k.startswith("stem.1.") else k
         out["module." + k.replace(".shortcut.", ".downsample.")] = v  # saved from DataParallel, as some are
     return out

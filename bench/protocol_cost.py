@@ -48,7 +48,7 @@ def student_recipes(sweep: Path) -> list[Path]:
     return files
 
 
-def measure(path: Path, work: Path, subset: int, data_dir: str | None) -> dict:
+def measure(path: Path, work: Path, subset: int, data_dir: str | None, overrides: tuple[str, ...] = ()) -> dict:
     base = load_recipe(path)
     classes, channels = base.data.classes or 10, base.data.channels or 3  # unset: CIFAR-10's, read from the data
     teacher = work / f"{base.teacher.model}-{classes}.safetensors"
@@ -56,7 +56,7 @@ def measure(path: Path, work: Path, subset: int, data_dir: str | None) -> dict:
         torch.manual_seed(0)
         model = create_model(base.teacher.model, num_classes=classes, in_chans=channels)
         save_weights(teacher, model.state_dict(), metadata={"model": base.teacher.model})
-    recipe = load_recipe(path, ["train.epochs=1", f"data.train_subset={subset}", "train.eval_every=1",
+    recipe = load_recipe(path, [*overrides, "train.epochs=1", f"data.train_subset={subset}", "train.eval_every=1",
                                 f"teacher.checkpoint={json.dumps(str(teacher))}"])
     out = work / recipe.name
     summary = fit(recipe, out, data_dir=data_dir)
@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated recipe stems to measure (default: all)")
     parser.add_argument("--part", default="1/1", help="I/N: measure every N-th recipe from the I-th (1-based), so "
                         "that N processes side by side measure what N sweep shards running together cost")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe override for every measured run, as `distill --set` (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="write the table (markdown) here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -88,7 +90,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in paths[index - 1::count]:
-            row = measure(path, Path(tmp), args.subset, args.data_dir)
+            row = measure(path, Path(tmp), args.subset, args.data_dir, tuple(args.overrides))
             rows.append(row)
             print(f"{row['recipe']}: {row['s_per_step'] * 1000:.0f} ms/step, eval {row['eval_s']:.1f} s, "
                   f"epoch of {row['train_size']} images ≈ {row['epoch_s']:.0f} s", flush=True)
@@ -100,7 +102,8 @@ def main() -> None:
                        f"{r['epoch_s'] * r['epochs']:.0f}"] for r in rows])
     text = (f"# One epoch of each run of {args.sweep}, measured\n\n"
             f"`python bench/protocol_cost.py {args.sweep} --subset {args.subset} --threads {args.threads}"
-            f"{f' --only {args.only}' if args.only else ''} --part {args.part}` (beside {count - 1} other part(s)), "
+            f"{f' --only {args.only}' if args.only else ''}{''.join(f' --set {o}' for o in args.overrides)} "
+            f"--part {args.part}` (beside {count - 1} other part(s)), "
             f"commit {git_commit()}, {cpu_name()}, {args.threads} torch thread(s); each figure from one "
             f"{args.subset}-image epoch.\n\n{table}\n\nOne seed of these recipes at their recipes' epochs: "
             f"{total:.0f} s = {total / 3600:.1f} h at {args.threads} thread(s).\n")

@@ -51,7 +51,7 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of
     jobs = [j for j in jobs if j.finished]
     failed = _export_all(jobs, cfg.export, data_dir) if do_export else 0
     if do_bench:
-        _bench_and_report(jobs, cfg.bench, Path(cfg.out), data_dir)
+        _bench_and_report(jobs, cfg, data_dir)
     if failed:
         from ..console import error_line
         from ..export import EXIT_INCOMPLETE
@@ -73,8 +73,8 @@ def _export_all(jobs, plan, data_dir) -> int:
             say(f"skip export of {job.name} (exported)", style="dim")
             continue
         with console.status(plain(f"exporting {job.name}")) as status:
-            result = export_run(job.out, ExportPlan(onnx=plan.onnx, openvino=plan.openvino, int8=plan.int8),
-                                data_dir=data_dir,
+            result = export_run(job.out, ExportPlan(onnx=plan.onnx, openvino=plan.openvino, int8=plan.int8,
+                                                    exporter=plan.exporter), data_dir=data_dir,
                                 progress=lambda message, name=job.name: status.update(plain(f"{name}: {message}")))
         for failure in result.failures:
             error_line(f"{job.name}: {failure.line()}")
@@ -84,15 +84,18 @@ def _export_all(jobs, plan, data_dir) -> int:
     return failed
 
 
-def _bench_and_report(jobs, measure, out: Path, data_dir) -> None:
+def _bench_and_report(jobs, cfg, data_dir) -> None:
     from ..atomic import write_text
     from ..console import console, plain, say
-    from ..report.plot import plot_tradeoff
+    from ..report.plot import load_reference, plot_tradeoff
     from ..report.protocol import arm_rows, protocol_markdown, protocol_rows
     from ..rundir import DEFAULT_RESULTS, RunDir
     from ..rundir.layout import RESULTS_MARKDOWN, TRADEOFF_FIGURE
     from ..runtime.bench import BenchConfig, bench_runs
 
+    out, measure = Path(cfg.out), cfg.bench
+    labels = [*cfg.plot.reference_label, *[None] * (len(cfg.plot.reference) - len(cfg.plot.reference_label))]
+    references = [load_reference(folder, label) for folder, label in zip(cfg.plot.reference, labels, strict=True)]
     results = out / DEFAULT_RESULTS.name
     todo = [j.out for j in jobs if RunDir(j.out).exported and not RunDir(j.out).benched]
     if todo:
@@ -107,7 +110,7 @@ def _bench_and_report(jobs, measure, out: Path, data_dir) -> None:
     write_text(table, protocol_markdown(protocol_rows(finished, setting.__getitem__)))
     if benched:
         rows = arm_rows(benched)  # each run's bench file, MIMKD labelled by critic width
-        paths = plot_tradeoff(rows, out / TRADEOFF_FIGURE, paper=True)
+        paths = plot_tradeoff(rows, out / TRADEOFF_FIGURE, paper=True, references=references)
         say(f"wrote {table}, {paths['png']}, {paths['svg']}")
     else:
         say(f"wrote {table} (no benchmarked run to plot)")

@@ -23,6 +23,9 @@
     precisions = ["fp32", "int8"]
     seconds = 0.5
 
+    [plot]                                 # optional: committed results drawn faded under the sweep's points
+    reference = ["bench/results/cpu"]
+
 A run is named `<recipe name>-<grid values>`, plus `-s<seed>` when the stage lists seeds (without
 `seeds`, a run keeps its recipe's seed and name, so a teacher lands where students look for it).
 A finished run (weights and summary written) is skipped; one with a checkpoint is resumed; so
@@ -34,7 +37,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
+from collections.abc import Callable
 
 from ..recipe import Recipe, load_recipe, read_toml, toml_value
 from ..schema import ConfigError, build, param
@@ -58,6 +62,7 @@ class SweepExport:
     onnx: bool = True
     openvino: bool = True
     int8: bool = True
+    exporter: Literal["dynamo", "torchscript"] = "dynamo"  # as `export --exporter`
 
 
 @dataclass(frozen=True)
@@ -70,12 +75,21 @@ class SweepBench:
 
 
 @dataclass(frozen=True)
+class SweepPlot:
+    """What `sweep --bench` draws under the sweep's own points: committed results folders (`plot --reference`)."""
+
+    reference: tuple[str, ...] = ()  # folders of benchmarked runs, from the working directory
+    reference_label: tuple[str, ...] = ()  # their legend captions, in order (default: each folder's README title)
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     name: str
     stage: tuple[Stage, ...]
     out: str = "runs"
     export: SweepExport = SweepExport()
     bench: SweepBench = SweepBench()
+    plot: SweepPlot = SweepPlot()
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,8 @@ def load_sweep(path: str | Path) -> SweepConfig:
             raise ConfigError("export", "onnx = true or openvino = true (something to export)")
         if not cfg.bench.backends or not cfg.bench.precisions:
             raise ConfigError("bench", "non-empty backends and precisions")
+        if len(cfg.plot.reference_label) > len(cfg.plot.reference):
+            raise ConfigError("plot.reference_label", "at most one caption per plot.reference folder")
     except ConfigError as e:
         raise e.at(str(path)) from None
     return cfg

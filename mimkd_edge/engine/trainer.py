@@ -16,7 +16,8 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -49,7 +50,7 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"train.device: \"{name}\" asked for, but no CUDA device is available "
                         "(use \"auto\" or \"cpu\")")
     if name == "cuda" and dist.is_initialized():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device(name)
 
 
@@ -73,7 +74,7 @@ def init_distributed(device_name: str) -> Distributed:
     if not dist.is_initialized():
         cuda = device_name != "cpu" and torch.cuda.is_available()
         if cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo")
     return Distributed(dist.get_rank(), dist.get_world_size())
 
@@ -363,6 +364,15 @@ def _require_finite_state(s: Training, epoch: int) -> None:
                             "although every loss was finite")
 
 
+def _teacher_forward(s: Training, x: torch.Tensor) -> Features:
+    """The frozen teacher's features for a batch, in the recipe's train.teacher_precision."""
+    with torch.no_grad():  # not inference_mode: its tensors could not be saved for backward
+        if s.recipe.train.teacher_precision == "same":
+            return s.teacher.forward_features(x)
+        with torch.autocast(s.device.type, dtype=torch.bfloat16):
+            return s.teacher.forward_features(x).float()
+
+
 def _train_epoch(s: Training, epoch: int, emit: Event) -> dict:
     s.student.train()
     s.method.train()
@@ -374,10 +384,7 @@ def _train_epoch(s: Training, epoch: int, emit: Event) -> dict:
     last = len(s.train_loader)
     for step, (x, y, idx) in enumerate(s.train_loader.epoch(epoch)):
         with s.autocast:
-            teacher_out = None
-            if s.teacher is not None:
-                with torch.no_grad():  # not inference_mode: its tensors could not be saved for backward
-                    teacher_out = s.teacher.forward_features(x)
+            teacher_out = _teacher_forward(s, x) if s.teacher is not None else None
             student_out = _student_forward(s, x, emit)
             out = s.method(student_out, teacher_out, y, idx)
             loss = out.total

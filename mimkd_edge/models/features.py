@@ -33,6 +33,10 @@ class Features:
         even when a caller hands in tensors that require grad. Costs nothing (views)."""
         return Features(self.logits.detach(), [m.detach() for m in self.maps], self.vector.detach())
 
+    def float(self) -> Features:
+        """The same features in fp32: a teacher run under bf16 autocast hands the method what it expects."""
+        return Features(self.logits.float(), [m.float() for m in self.maps], self.vector.float())
+
 
 class FeatureModel(nn.Module):
     """Base class: subclasses set `feature_info`, `num_features`, and implement `forward_features`.

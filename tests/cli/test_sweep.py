@@ -1,6 +1,7 @@
 """`mimkd-edge sweep`: teachers first, a grid of methods, and a rerun that retrains nothing."""
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 from helpers import assert_one_line_error, tiny_table
@@ -8,6 +9,8 @@ from helpers import assert_one_line_error, tiny_table
 from mimkd_edge.cli import main
 from mimkd_edge.engine.sweep import expand, load_sweep
 from mimkd_edge.recipe import dumps_toml
+
+REFERENCE = Path(__file__).resolve().parents[2] / "bench" / "results" / "cpu"  # committed benchmarked runs
 
 
 def _setup(tmp_path):
@@ -120,12 +123,14 @@ def test_the_sweep_file_says_what_to_export_and_measure(tmp_path, monkeypatch):
     (tmp_path / "r.toml").write_text(dumps_toml(tiny_table(name="r", model="conv4")))
     (tmp_path / "sweep.toml").write_text(
         'name = "x"\nout = "out"\n[[stage]]\nrecipes = ["r.toml"]\n'
-        '[export]\nopenvino = false\nint8 = false\n[bench]\nbackends = ["onnxruntime"]\nprecisions = ["fp32"]\n'
-        'seconds = 0.05\n')
+        '[export]\nopenvino = false\nint8 = false\nexporter = "torchscript"\n'
+        '[bench]\nbackends = ["onnxruntime"]\nprecisions = ["fp32"]\nseconds = 0.05\n'
+        f'[plot]\nreference = ["{REFERENCE}"]\nreference_label = ["the committed runs"]\n')
     result = CliRunner().invoke(main, ["sweep", "sweep.toml", "--export", "--bench"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "out" / "r" / "export" / "manifest.json").read_text())
-    assert [a["name"] for a in manifest["artifacts"]] == ["onnx-fp32"]
+    assert [a["name"] for a in manifest["artifacts"]] == ["onnx-fp32"] and manifest["exporter"] == "torchscript"
+    assert "the committed runs" in (tmp_path / "out" / "tradeoff.md").read_text()
     rows = json.loads((tmp_path / "out" / "r" / "bench.json").read_text())["rows"]
     assert {(r["backend"], r["artifact"]) for r in rows} == {("onnxruntime", "onnx-fp32")}
 
@@ -133,7 +138,9 @@ def test_the_sweep_file_says_what_to_export_and_measure(tmp_path, monkeypatch):
 def test_bad_export_or_bench_table_is_one_line(tmp_path):
     for extra, key in (('[export]\nonnx = false\nopenvino = false\n', "export"),
                        ('[bench]\nbackends = ["tensorrt"]\n', "bench.backends[0]"),
-                       ('[bench]\nseconds = 0\n', "bench.seconds")):
+                       ('[bench]\nseconds = 0\n', "bench.seconds"),
+                       ('[export]\nexporter = "jit"\n', "export.exporter"),
+                       ('[plot]\nreference_label = ["a"]\n', "plot.reference_label")):
         bad = tmp_path / "s.toml"
         bad.write_text(f'name = "x"\n[[stage]]\nrecipes = ["r.toml"]\n{extra}')
         result = CliRunner().invoke(main, ["sweep", str(bad)])

@@ -111,7 +111,8 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     # the frozen teacher's forward pass: "same" as the student's, or under bf16 autocast (its outputs handed
     # to the method in fp32) — on a CPU with native bf16 the teacher is most of a distillation step's cost
-    teacher_precision: Literal["same", "bf16"] = "same"
+    # auto: bf16 on a CPU with native bf16 (cpuinfo.torch_native_bf16), else as the student's
+    teacher_precision: Literal["same", "bf16", "auto"] = "same"
     compile: bool = False  # torch.compile the student's forward (falls back to eager if it fails)
     eval_every: int = param(1, gt=0, le=100_000, help="evaluate on the test set every N epochs (and at the last)")
     log_every: int = param(20, gt=0, le=10**9, help="steps between progress updates (each one syncs the device)")

@@ -80,8 +80,11 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
     with console.status("probing the machine (CPU, ISA, clock, sgemm)"):
         machine = machine_info()
     with console.status("benchmarking") as status:
+        notes: list[str] = []
         rows = bench_runs(runs or None, config, results=results, machine=machine, data_dir=data_dir,
-                          progress=lambda message: status.update(plain(message)))
+                          progress=lambda message: status.update(plain(message)), note=notes.append)
+    for line in notes:
+        say(line, style="yellow")
     for run in dict.fromkeys(r.run for r in rows):
         console.print(_run_table(run, [r for r in rows if r.run == run], batch, throughput_batch,
                                  compact=console.width < 120))

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..atomic import remove_stale_temporaries, write_text
+from ..cpuinfo import torch_native_bf16
 from ..data import Loader, Splits, load_splits, make_loader, resolve_recipe
 from ..errors import DivergedError, UserError, one_line
 from ..methods.registry import DistillMethod, MethodContext, create_method, method_class
@@ -366,8 +367,11 @@ def _require_finite_state(s: Training, epoch: int) -> None:
 
 def _teacher_forward(s: Training, x: torch.Tensor) -> Features:
     """The frozen teacher's features for a batch, in the recipe's train.teacher_precision."""
+    precision = s.recipe.train.teacher_precision
+    if precision == "auto":
+        precision = "bf16" if s.device.type == "cpu" and torch_native_bf16() else "same"
     with torch.no_grad():  # not inference_mode: its tensors could not be saved for backward
-        if s.recipe.train.teacher_precision == "same":
+        if precision == "same":
             return s.teacher.forward_features(x)
         with torch.autocast(s.device.type, dtype=torch.bfloat16):
             return s.teacher.forward_features(x).float()

@@ -9,7 +9,9 @@ Three steps over typed artifacts:
   the INT8 graphs are quantised from a form of their own, its image input padded to 4 channels),
   and the check is always against the student as trained;
 - publish: those that pass are renamed into the output folder, the manifest last; then the files that
-  only the previous manifest listed, and that are still the files it listed, are removed.
+  only the previous manifest listed, and that are still the files it listed, are removed. Until then the
+  export being replaced stays whole in `.previous` (hard links), which readers use meanwhile, and after a
+  kill mid-publish, until the next export completes (rundir.manifest.verified_export).
 The whole export holds the run (rundir.owned, as training does; and the --out folder when elsewhere):
 an export and a `train --resume`, or two exports, exclude each other, so the weights and the recipe
 it reads are of one moment, and no other writer's files are deleted by its publish. Leftovers of an
@@ -43,7 +45,8 @@ from ..imaging import RESIZE_RULE
 from ..provenance import git_commit, versions
 from ..rundir import LoadedRun, Manifest, ManifestArtifact, RunDir, load_run, owned, require_finished
 from ..rundir.layout import manifest_path, owned_folder
-from ..rundir.manifest import FileRecord, artifact_record, listed_files, still_listed_file, write_manifest
+from ..rundir.manifest import (PREVIOUS, FileRecord, artifact_record, listed_files, load_verified, still_listed_file,
+                               write_manifest)
 from ..runtime.accuracy import EVAL_BATCH, evaluate, model_inputs
 from ..runtime.session import open_session
 from .onnx_export import (BATCH_DIM, INPUT_NAME, SCALE_NORMALISED, SCALE_RAW, NormalisedInput, export_onnx,
@@ -433,6 +436,7 @@ def publish(stage: Path, out_dir: Path, manifest: Manifest, previous: dict[str, 
     """Rename the staged files into `out_dir` (an IR's .bin before its .xml), the manifest last; then
     remove the files of `previous` (the manifest this export supersedes) that the new one does not list,
     each only if it is still the file that manifest listed (a file another writer made is not ours)."""
+    keep_previous(out_dir)
     current: list[str] = []
     mode = default_file_mode()
     for artifact in manifest.artifacts:
@@ -444,4 +448,30 @@ def publish(stage: Path, out_dir: Path, manifest: Manifest, previous: dict[str, 
     for name, record in previous.items():
         if name not in current and still_listed_file(out_dir, record):
             (out_dir / name).unlink()
+    shutil.rmtree(out_dir / PREVIOUS, ignore_errors=True)
     return path
+
+
+def keep_previous(out_dir: Path) -> None:
+    """Hard-link the files of the export in `out_dir` and its manifest into `out_dir/.previous` when that
+    export is whole (every file as its manifest lists it): what readers use while it is being replaced. A
+    `.previous` left by a killed publish is kept if it is itself whole: the folder around it is not."""
+    kept = out_dir / PREVIOUS
+    if kept.exists():
+        try:
+            load_verified(kept)
+            return
+        except UserError:
+            shutil.rmtree(kept, ignore_errors=True)
+    try:
+        whole = load_verified(out_dir)
+    except UserError:
+        return  # no export yet, or a damaged one: nothing to keep
+    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=STAGING_PREFIX))  # a kill here leaves a leftover, not a .previous
+    for name in [f.path for a in whole.artifacts for f in a.files] + [manifest_path(out_dir).name]:
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(out_dir / name, tmp / name)
+        except OSError:  # a file system without hard links
+            shutil.copy2(out_dir / name, tmp / name)
+    os.rename(tmp, kept)

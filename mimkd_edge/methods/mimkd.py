@@ -74,6 +74,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cpuinfo import torch_native_bf16
 from ..schema import param
 from .bounds import infonce_lower_bound, jsd_lower_bound
 from .critics import ConvolveCritic, ProjectDotCritic, make_critic, sample_locations
@@ -172,7 +173,7 @@ class MIMKD(DistillMethod):
         if sampled and o.negatives != "derangement":
             raise ValueError(f"mimkd: sampled locations (locations = {o.locations}, feature_locations = "
                              f"{o.feature_locations}) take negatives = \"derangement\", got {o.negatives!r}")
-        self.bf16_critics = o.critic_precision == "bf16" or (o.critic_precision == "auto" and cpu_has_bf16())
+        self.bf16_critics = o.critic_precision == "bf16" or (o.critic_precision == "auto" and torch_native_bf16())
         self.needs_index = o.lambda_global > 0 and o.global_bound == "infonce" and o.memory == "bank"
         # A DDP trainer may set this to a function that all-gathers a tensor across ranks: the
         # memory is then updated with every rank's embeddings and indices (identically everywhere).
@@ -323,12 +324,6 @@ class MIMKD(DistillMethod):
             t_vec = self.gather_fn(t_vec)
             index = self.gather_fn(index) if index is not None else None
         self.memory.update(t_vec, index)
-
-
-def cpu_has_bf16() -> bool:
-    """Native bf16 matmuls on this CPU (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slower."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
 def _others(x: torch.Tensor) -> torch.Tensor:

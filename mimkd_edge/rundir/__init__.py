@@ -10,7 +10,7 @@ imports none of those.
 
 from .layout import (DEFAULT_RESULTS, RUNS_ROOT, RunDir, default_run_dir, exported_runs, finished_runs, latest_run,
                      owned, require_finished, run_key, weights_path)
-from .manifest import Manifest, ManifestArtifact, load_verified
+from .manifest import Manifest, ManifestArtifact, load_verified, verified_export
 from .summary import RunSummary, read_metrics, read_summary
 
 
@@ -27,4 +27,4 @@ def __getattr__(name: str):
 
 __all__ = ["DEFAULT_RESULTS", "RUNS_ROOT", "LoadedRun", "Manifest", "ManifestArtifact", "RunDir", "RunSummary",
            "default_run_dir", "exported_runs", "finished_runs", "latest_run", "load_run", "load_verified", "owned",
-           "read_metrics", "read_summary", "require_finished", "run_key", "weights_path"]
+           "read_metrics", "read_summary", "require_finished", "run_key", "verified_export", "weights_path"]

@@ -42,6 +42,7 @@ returns: what is checked is what is used, even when a new export publishes in be
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
@@ -235,6 +236,25 @@ def read_artifact(folder: str | Path, artifact: ManifestArtifact) -> dict[str, b
                             "was proven; export the run again")
         out[f.path] = data
     return out
+
+
+PREVIOUS = ".previous"  # inside an export folder: the export a publish is replacing, whole, until it is done
+
+
+def verified_export(folder: str | Path) -> tuple[Path, Manifest]:
+    """(the folder read, its verified manifest) for export folder `folder`. While a publish into it is
+    under way, or after one was killed, the folder's files are no longer those its manifest lists; the
+    export being replaced is then still whole in `folder/.previous` (export/pipeline.py `publish`) and is
+    the one returned. Otherwise the one-line error of `load_verified` on `folder`."""
+    folder = Path(folder)
+    try:
+        return folder, load_verified(folder)
+    except UserError as current:
+        previous = folder / PREVIOUS
+        if manifest_path(previous).is_file():
+            with contextlib.suppress(UserError):
+                return previous, load_verified(previous)
+        raise current from None
 
 
 def load_verified(folder: str | Path) -> Manifest:

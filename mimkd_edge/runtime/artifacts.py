@@ -44,10 +44,11 @@ class BenchArtifact:
 
 
 def list_artifacts(run: Path, manifest: Manifest | None, backends: tuple[str, ...], precisions: tuple[str, ...],
-                   ov_compute: tuple[str, ...] = ("f32",), weights: tuple[str, int] | None = None
-                   ) -> list[BenchArtifact]:
+                   ov_compute: tuple[str, ...] = ("f32",), weights: tuple[str, int] | None = None,
+                   export: Path | None = None) -> list[BenchArtifact]:
     """The artifacts of `run` in `backends` × `precisions`, each paired with the backend that runs it.
-    `weights`: (sha256, size) of the run's weights as loaded (LoadedRun), else the file is hashed here."""
+    `weights`: (sha256, size) of the run's weights as loaded (LoadedRun), else the file is hashed here.
+    `export`: the folder `manifest` was verified in (rundir.verified_export), by default the run's export."""
     out: list[BenchArtifact] = []
     if "torch" in backends and "fp32" in precisions:
         path = RunDir(run).weights
@@ -59,7 +60,7 @@ def list_artifacts(run: Path, manifest: Manifest | None, backends: tuple[str, ..
     for a in manifest.artifacts:
         if a.storage_precision not in precisions:
             continue
-        art = _from_manifest(run, a)
+        art = _from_manifest(export or RunDir(run).export, a)
         if a.format == "onnx":
             if "onnxruntime" in backends:
                 out.append(art)
@@ -70,9 +71,9 @@ def list_artifacts(run: Path, manifest: Manifest | None, backends: tuple[str, ..
     return out
 
 
-def _from_manifest(run: Path, a: ManifestArtifact) -> BenchArtifact:
+def _from_manifest(export: Path, a: ManifestArtifact) -> BenchArtifact:
     backend = "onnxruntime" if a.format == "onnx" else "openvino"
-    return BenchArtifact(a.name, RunDir(run).export / a.path, a.format, backend, a.storage_precision,
+    return BenchArtifact(a.name, export / a.path, a.format, backend, a.storage_precision,
                          a.files[0].sha256, sum(f.size for f in a.files), record=a)  # checked again by `read`
 
 

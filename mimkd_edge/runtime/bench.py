@@ -41,8 +41,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..provenance import git_commit, versions
-from ..rundir import (DEFAULT_RESULTS, RUNS_ROOT, LoadedRun, RunDir, exported_runs, load_run, load_verified,
-                      require_finished, run_key)
+from ..rundir import (DEFAULT_RESULTS, RUNS_ROOT, LoadedRun, RunDir, exported_runs, load_run,
+                      require_finished, run_key, verified_export)
 from ..rundir.accuracy_cache import AccuracyCache, CachedAccuracy
 from ..rundir.bench_results import (BenchRecord, BenchRow, merge_csv, merge_rows, read_bench_rows,
                                    write_bench_record)
@@ -140,15 +140,17 @@ def resolve_runs(runs: Iterable[str | Path] | None, root: str | Path = RUNS_ROOT
 def bench_runs(runs: Iterable[str | Path] | None = None, config: BenchConfig | None = None, *,
                results: str | Path | None = DEFAULT_RESULTS, root: str | Path = RUNS_ROOT,
                progress: Progress | None = None, machine: dict | None = None,
-               data_dir: str | None = None) -> list[BenchRow]:
+               data_dir: str | None = None, note: Progress | None = None) -> list[BenchRow]:
     """Benchmark `runs` (default: every exported run under `root`); returns the result rows.
 
     Writes each run's bench file and merges the rows into the CSV `results` (None: no CSV).
+    `progress` gets transient status lines; `note` what the user should read afterwards (default: progress).
     `machine` (from hardware.machine_info) is measured once here when not given. `data_dir` is where
     the test split lives when not where the recipe says (as `mimkd-edge train --data-dir`).
     """
     config = config or BenchConfig()
     say = progress or (lambda message: None)
+    tell = note or say
     paths = resolve_runs(runs, root)
     load_start = load_average()
     if machine is None:
@@ -162,7 +164,7 @@ def bench_runs(runs: Iterable[str | Path] | None = None, config: BenchConfig | N
         for path in paths:
             started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             run_load_start = load_average()
-            rows = bench_one_run(path, config, machine, say, data_dir)
+            rows = bench_one_run(path, config, machine, say, data_dir, note=tell)
             kept = merge_rows(read_bench_rows(path, strict=False), rows)  # what the bench file will hold
             choices = [c.as_dict() for c in choose_deployment(current_rows(kept, machine["cpu"]["model"],
                                                                            _exported_hashes(path)))]
@@ -222,14 +224,17 @@ def _exported_hashes(path: Path) -> set[str]:
 
 
 def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,
-                  data_dir: str | None = None) -> list[BenchRow]:
+                  data_dir: str | None = None, note: Progress | None = None) -> list[BenchRow]:
     loaded = load_run(path)
     run = RunDir(path)
-    manifest = load_verified(run.export) if run.exported else None
+    export, manifest = verified_export(run.export) if run.exported else (run.export, None)
+    if export != run.export:
+        (note or say)(f"{path}: a newer export is being published, or its publish was killed: measured the "
+                      f"previous export, kept whole in {export} (export the run again to complete it)")
     if manifest is not None:
         require_current(path, manifest, loaded.weights_sha256)
     artifacts = list_artifacts(path, manifest, config.backends, config.precisions, config.ov_compute,
-                               weights=(loaded.weights_sha256, loaded.weights_size))
+                               weights=(loaded.weights_sha256, loaded.weights_size), export=export)
     if not artifacts:
         raise UserError(f"{path}: nothing to benchmark for backends {','.join(config.backends)} and precisions "
                         f"{','.join(config.precisions)} (export it with `mimkd-edge export {path}`?)")

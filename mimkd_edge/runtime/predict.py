@@ -129,7 +129,7 @@ def deployed_artifact(run: str | Path, precision: str | None = None) -> tuple[Ar
     `precision` ("fp32", "bf16", "int8"), or the fastest of its choices. Refused when the export is older
     than the run's weights or recipe; the artifact's bytes are read once and checked against the manifest's
     hash, and the session is built from them."""
-    from ..rundir import RunDir, load_verified
+    from ..rundir import RunDir, verified_export
     from ..rundir.bench_results import read_deploy_choices
     from ..rundir.manifest import read_artifact
     from ..rundir.staleness import require_current
@@ -140,8 +140,7 @@ def deployed_artifact(run: str | Path, precision: str | None = None) -> tuple[Ar
         if not choices:
             raise UserError(f"{run}: its benchmark chose no {precision} artifact (see `choices` in its bench file)")
     choice = min(choices, key=lambda c: c["median_ms"])
-    export = RunDir(run).export
-    manifest = load_verified(export)
+    export, manifest = verified_export(RunDir(run).export)  # the previous export while a publish is under way
     require_current(run, manifest)
     match = [a for a in manifest.artifacts
              if a.name == choice["artifact"] and a.files[0].sha256 == choice.get("sha256")]

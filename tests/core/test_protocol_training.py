@@ -130,14 +130,26 @@ def test_training_subset_is_stratified_and_taken_after_the_validation_split(tmp_
     assert torch.equal(again.train.images, splits.train.images)
 
 
-def test_a_bf16_teacher_hands_the_method_fp32_features_near_the_fp32_ones(tmp_path):
+def _teacher_precision_losses(tmp_path, precisions):
     fit(tiny_recipe(name="t", model="conv4"), tmp_path / "t")
     teacher = {"model": "conv4", "checkpoint": str(tmp_path / "t")}
     losses = {}
-    for precision in ("same", "bf16"):
+    for precision in precisions:
         train = {"epochs": 1, "batch_size": 32, "lr": 0.05, "teacher_precision": precision}
         recipe = tiny_recipe(name=precision, model="conv4_mp", method="kd", teacher=teacher, train=train)
         fit(recipe, tmp_path / precision)
         losses[precision] = read_metrics(tmp_path / precision)[-1]["loss"]
+    return losses
+
+
+def test_a_bf16_teacher_hands_the_method_fp32_features_near_the_fp32_ones(tmp_path):
+    losses = _teacher_precision_losses(tmp_path, ("same", "bf16"))
     assert losses["same"] != losses["bf16"]  # the setting reached the teacher's forward pass ...
     assert losses["bf16"] == pytest.approx(losses["same"], rel=0.02)  # ... and changed it by rounding only
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_teacher_precision_is_bf16_only_where_the_cpu_has_it(tmp_path, monkeypatch, native):
+    monkeypatch.setattr("mimkd_edge.engine.trainer.torch_native_bf16", lambda: native)
+    losses = _teacher_precision_losses(tmp_path, ("same", "bf16", "auto"))
+    assert losses["auto"] == losses["bf16" if native else "same"]

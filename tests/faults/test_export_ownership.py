@@ -1,6 +1,7 @@
 """One writer per run, export included: an export and a training (or two exports) never interleave, a
 publish removes only files its own previous export made, and a killed export's leftovers are cleaned."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -13,8 +14,9 @@ from mimkd_edge.cli import main
 from mimkd_edge.engine.trainer import fit
 from mimkd_edge.errors import UserError
 from mimkd_edge.export import export_run
-from mimkd_edge.rundir import RunDir, load_verified, owned
+from mimkd_edge.rundir import RunDir, load_verified, owned, verified_export
 from mimkd_edge.rundir.layout import owned_folder
+from mimkd_edge.runtime.predict import deployed_artifact
 
 
 def _snapshot(folder):
@@ -87,14 +89,29 @@ export_run(sys.argv[1], onnx=True, exporter="torchscript", bake_normalisation=Tr
 """
 
 
-def test_a_kill_mid_publish_is_refused_then_repaired_by_the_next_export(exported_run, tmp_path):
+def test_a_kill_mid_publish_leaves_the_previous_export_usable_until_the_next_one(exported_run, tmp_path):
+    export = RunDir(exported_run).export
+    before = load_verified(export)
     p = subprocess.run([sys.executable, "-c", _KILLED_MID_PUBLISH, str(exported_run)], capture_output=True, check=False,
                        env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert p.returncode == -9, p.stderr.decode()
+    with pytest.raises(UserError, match="export the run again"):
+        load_verified(export)  # the folder itself is half new, half old ...
+    folder, manifest = verified_export(export)  # ... and the export it replaced is whole beside it
+    assert folder == export / ".previous" and manifest.to_dict() == before.to_dict()
     result = CliRunner().invoke(main, ["bench", str(exported_run), "--backend", "onnxruntime", "--precision", "fp32",
                                        "--iters", "3", "--warmup", "1", "--results", str(tmp_path / "b.csv")])
-    assert_one_line_error(result, "model_fp32.onnx", "export the run again")
-    export_run(exported_run, onnx=True, exporter="torchscript")
-    export = RunDir(exported_run).export
-    load_verified(export)
+    assert result.exit_code == 0, result.output
+    assert "previous" in " ".join(result.output.split())
+    artifact, backend, _ = deployed_artifact(exported_run, "fp32")
+    assert artifact.path == folder / "model_fp32.onnx" and backend == "onnxruntime"
+    assert hashlib.sha256(artifact.model).hexdigest() == before.artifacts[0].files[0].sha256
+    export_run(exported_run, onnx=True, exporter="torchscript")  # the next export completes the replacement
+    assert verified_export(export)[0] == export and not (export / ".previous").exists()
     assert not list(export.glob(".staging-*")) and not list(export.glob(".*.tmp"))
+
+
+def test_a_completed_export_leaves_no_previous_copy(exported_run):
+    export_run(exported_run, onnx=True, exporter="torchscript", bake_normalisation=True)
+    export = RunDir(exported_run).export
+    assert not (export / ".previous").exists() and verified_export(export)[0] == export

@@ -18,15 +18,15 @@ def _config(backend):
 
 
 def test_an_export_published_mid_bench_is_refused_not_measured(exported_run, monkeypatch):
-    real, published = bench.load_verified, []
+    real, published = bench.verified_export, []
 
     def verified_then_republished(folder):
-        manifest = real(folder)
+        verified = real(folder)
         if not published:  # another graph, its manifest and all, right after the bench checked the first
             published.append(export_run(exported_run, onnx=True, exporter="torchscript", bake_normalisation=True))
-        return manifest
+        return verified
 
-    monkeypatch.setattr(bench, "load_verified", verified_then_republished)
+    monkeypatch.setattr(bench, "verified_export", verified_then_republished)
     with pytest.raises(UserError, match="model_fp32.onnx.*differs from the manifest"):
         bench_runs([exported_run], _config("onnxruntime"), results=None)
 

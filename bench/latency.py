@@ -11,7 +11,7 @@ here; only their speed is measured). Candidates, all fed the same float32 1×3×
 - plain OpenVINO: ``Core().compile_model(onnx, "CPU")``, default properties, called as ``compiled(x)``;
 - mimkd-edge: runtime.session on the FP32 / INT8 ONNX (onnxruntime) and IR (OpenVINO) artifacts,
   1 thread, static batch 1 (LATENCY hint, 1 stream for OpenVINO);
-- where an export-time rewrite applies (export/rewrites.py: ShuffleNetV2's folded channel shuffle and
+- where an export-time rewrite applies (export/rewrites.py; ShuffleNetV2's folded channel shuffle and
   aligned branch widths), the same artifacts built from the rewritten graph, as `mimkd-edge export`
   now writes them, beside those of the graph as trained (`--no-rewrite`); where several apply, also
   each cumulative step short of all (the fold alone), FP32 and INT8 at 1 thread, so that each
@@ -48,7 +48,7 @@ from mimkd_edge.atomic import write_json, write_text
 from mimkd_edge.export.onnx_export import export_onnx
 from mimkd_edge.export.openvino_export import convert_onnx, onnx_to_ir, save_ir
 from mimkd_edge.export.quantize import quantize_onnx, quantize_openvino
-from mimkd_edge.export.rewrites import INT8_REWRITES, REWRITES, rewrite_for_export, rewrite_for_int8
+from mimkd_edge.export.rewrites import INT8_REWRITES, rewrite_for_export, rewrite_for_int8
 from mimkd_edge.models import create_model
 from mimkd_edge.models.cost import count_macs
 from mimkd_edge.provenance import git_commit, versions
@@ -85,7 +85,7 @@ def build(name: str, folder: Path, calib: int, int8: bool
 
     def graphs(names: tuple[str, ...]) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(FP32 graph, INT8 source graph) with the rewrites `names`; one module per FP32 rewrite set."""
-        key = tuple(n for n in names if n in REWRITES)
+        key = tuple(n for n in names if n not in INT8_REWRITES)
         if key not in fp32_graphs:
             fp32_graphs[key] = rewrite_for_export(model, key).module
         fp32 = fp32_graphs[key]
@@ -99,7 +99,7 @@ def build(name: str, folder: Path, calib: int, int8: bool
         forms.append((REWRITTEN, fp32 if fp32_applied else None, source))
     for suffix, _, names in steps(applied):
         fp32, source = graphs(names)
-        fp32_new = len([n for n in names if n in REWRITES]) < len(fp32_applied)  # else FP32 = REWRITTEN's
+        fp32_new = len([n for n in names if n not in INT8_REWRITES]) < len(fp32_applied)  # else FP32 = REWRITTEN's
         forms.append((suffix, fp32 if fp32_new else None, source))
     paths: dict[str, Path] = {}
     seconds: dict[str, float] = {}

@@ -21,6 +21,24 @@ def tiny_recipe(**kw) -> Recipe:
     return parse_recipe(tiny_table(**kw), "test")
 
 
+def with_bn_statistics(name: str):
+    """Model `name` (10 classes, seed 0) with random weights and non-trivial BatchNorm statistics, in eval
+    mode: what a trained network looks like to a rewrite that folds BatchNorm."""
+    import torch
+
+    from mimkd_edge.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+    return model.eval()
+
+
 def write_image_folder(root, classes: int = 3, train: int = 10, test: int = 4, size: int = 8, seed: int = 0):
     """ROOT/train/<class>/*.png and ROOT/test/<class>/*.png of random RGB images (PNG: decoding is exact)."""
     import numpy as np

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import click
 
+from ..runtime.bench_config import DEFAULT_SECONDS, BenchConfig
 from . import main
+from .options import from_options
 
 
-def _csv(kind: type, option: str):
-    def convert(_ctx, _param, value: str | None):
+def _csv(kind: type):
+    """A comma-separated option → the tuple its library field holds (the values are checked there)."""
+    def convert(_ctx, param, value: str | None):
         if value is None:
             return None
         items = [v.strip() for v in value.split(",") if v.strip()]
@@ -18,8 +21,13 @@ def _csv(kind: type, option: str):
             return tuple(kind(v) for v in items)
         except ValueError:
             raise click.BadParameter(f"expected a comma-separated list of {kind.__name__}, got {value!r}",
-                                     param_hint=option) from None
+                                     param_hint=param.opts[0]) from None
     return convert
+
+
+def _joined(values: tuple) -> str:
+    """A library tuple default as the comma-separated text its option takes."""
+    return ",".join(map(str, values))
 
 
 @main.command()
@@ -27,31 +35,34 @@ def _csv(kind: type, option: str):
 @click.option("--cpu/--no-cpu", "cpu", default=True, show_default=True,
               help="Benchmark on the CPU: ORT's CPU execution provider, OpenVINO's CPU plugin, torch on CPU. "
                    "The only device benchmarked for now (a GPU would be ORT's CUDA provider / OpenVINO's GPU plugin).")
-@click.option("--backend", "backends", default="torch,onnxruntime,openvino", callback=_csv(str, "--backend"),
-              show_default=True, help="Runtimes: torch (eager student), onnxruntime, openvino.")
-@click.option("--precision", "precisions", default="fp32,fp16,int8", callback=_csv(str, "--precision"),
-              show_default=True, help="Storage precisions of the artifacts to run.")
-@click.option("--threads", default="1", callback=_csv(int, "--threads"), show_default=True,
-              help="Intra-op thread counts, e.g. 1,2.")
-@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Batch size of the latency measurement.")
-@click.option("--throughput-batch", default=64, show_default=True, type=click.IntRange(min=0),
-              help="Batch size of the throughput measurement (0: none).")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True),
-              help="Time budget per latency measurement [default: 2].")
-@click.option("--iters", type=click.IntRange(min=1), help="Timed calls per latency measurement (instead of --seconds).")
-@click.option("--warmup", default=20, show_default=True, type=click.IntRange(min=0), help="Untimed calls first.")
-@click.option("--shape", "shapes", default="static,dynamic", callback=_csv(str, "--shape"), show_default=True,
-              help="Batch-1 compilations to time: static (fixed batch) and/or dynamic.")
-@click.option("--ov-compute", "ov_compute", default="auto", callback=_csv(str, "--ov-compute"), show_default=True,
-              help="OpenVINO inference precision(s) for FP32/FP16 IRs: f32, bf16, or auto (f32, and bf16 where the "
-                   "CPU computes it natively: AVX512_BF16 or AMX).")
-@click.option("--no-accuracy", is_flag=True, help="Skip the test-set accuracy of each artifact.")
 @click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV to merge the rows into [default: runs/bench.csv].")
 @click.option("--data-dir", help="Data root or archive for the test split (beats MIMKD_DATA and data.root).")
-def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, seconds, iters, warmup, shapes,
-          ov_compute, no_accuracy, results, data_dir):
+# The rest are BenchConfig's fields, by name: their defaults are the config's (runtime/bench_config.py),
+# and the config checks them. Only --ov-compute differs: interactively, bf16 too where the CPU has it.
+@click.option("--backend", "backends", default=_joined(BenchConfig.backends), callback=_csv(str), show_default=True,
+              help="Runtimes: torch (eager student), onnxruntime, openvino.")
+@click.option("--precision", "precisions", default=_joined(BenchConfig.precisions), callback=_csv(str),
+              show_default=True, help="Storage precisions of the artifacts to run.")
+@click.option("--threads", default=_joined(BenchConfig.threads), callback=_csv(int), show_default=True,
+              help="Intra-op thread counts, e.g. 1,2.")
+@click.option("--batch", type=int, default=BenchConfig.batch, show_default=True,
+              help="Batch size of the latency measurement.")
+@click.option("--throughput-batch", type=int, default=BenchConfig.throughput_batch, show_default=True,
+              help="Batch size of the throughput measurement (0: none).")
+@click.option("--seconds", type=float, default=BenchConfig.seconds,
+              help=f"Time budget per latency measurement [default: {DEFAULT_SECONDS:g}].")
+@click.option("--iters", type=int, default=BenchConfig.iters,
+              help="Timed calls per latency measurement (instead of --seconds).")
+@click.option("--warmup", type=int, default=BenchConfig.warmup, show_default=True, help="Untimed calls first.")
+@click.option("--shape", "shapes", default=_joined(BenchConfig.shapes), callback=_csv(str), show_default=True,
+              help="Batch-1 compilations to time: static (fixed batch) and/or dynamic.")
+@click.option("--ov-compute", "ov_compute", default="auto", callback=_csv(str), show_default=True,
+              help="OpenVINO inference precision(s) for FP32/FP16 IRs: f32, bf16, or auto (f32, and bf16 where the "
+                   "CPU computes it natively: AVX512_BF16 or AMX).")
+@click.option("--accuracy/--no-accuracy", default=BenchConfig.accuracy, show_default=True,
+              help="Measure the test-set accuracy of each artifact.")
+def bench(runs, cpu, results, data_dir, **config_fields):
     """Measure exported RUNs on the CPU: batch-1 latency (median, mean, p90, p99, min) on static and
     dynamic compilations, throughput, test accuracy, and the FLOP bound.
 
@@ -61,21 +72,12 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
     from ..console import console, plain, say
     from ..errors import UserError
     from ..rundir import DEFAULT_RESULTS, RunDir
-    from ..runtime.bench import BACKENDS, OV_COMPUTE, PRECISIONS, SHAPES, BenchConfig, bench_runs
+    from ..runtime.bench import bench_runs
     from ..runtime.hardware import machine_info
 
     if not cpu:
         raise UserError("--no-cpu: only CPU benchmarking is implemented; drop --no-cpu")
-    for flag, values, allowed in (("--backend", backends, BACKENDS), ("--precision", precisions, PRECISIONS),
-                                  ("--shape", shapes, SHAPES), ("--ov-compute", ov_compute, OV_COMPUTE)):
-        bad = [v for v in values if v not in allowed]
-        if bad or not values:
-            raise UserError(f"{flag}: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
-    if seconds is not None and iters is not None:
-        raise UserError("--seconds and --iters exclude each other: give one")
-    config = BenchConfig(backends=backends, precisions=precisions, threads=threads, batch=batch,
-                         throughput_batch=throughput_batch, seconds=seconds, iters=iters,
-                         warmup=warmup, shapes=shapes, ov_compute=ov_compute, accuracy=not no_accuracy)
+    config = from_options(BenchConfig, **config_fields)
     results = results or DEFAULT_RESULTS
     with console.status("probing the machine (CPU, ISA, clock, sgemm)"):
         machine = machine_info()
@@ -86,7 +88,7 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
     for line in notes:
         say(line, style="yellow")
     for run in dict.fromkeys(r.run for r in rows):
-        console.print(_run_table(run, [r for r in rows if r.run == run], batch, throughput_batch,
+        console.print(_run_table(run, [r for r in rows if r.run == run], config.batch, config.throughput_batch,
                                  compact=console.width < 120))
         for choice in _choices(run):
             say(f"{run}: deploy {choice['precision']} → {choice['why']}")

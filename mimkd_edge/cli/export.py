@@ -6,39 +6,44 @@ from pathlib import Path
 
 import click
 
+from ..export.plan import DEFAULT_OPSET, EXPORTERS, OVERFLOW_FIXES, TORCHSCRIPT_MAX_OPSET, ExportPlan
 from . import main
+from .options import from_options
 
 
 @main.command()
 @click.argument("run", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--onnx", "to_onnx", is_flag=True, help="ONNX model (onnxruntime), model_fp32.onnx.")
-@click.option("--openvino", "to_openvino", is_flag=True,
-              help="OpenVINO IR converted from the ONNX file, model_fp32.xml/.bin.")
-@click.option("--fp16", is_flag=True, help="Also an OpenVINO IR with FP16-compressed weights (needs --openvino).")
-@click.option("--int8", is_flag=True, help="Also INT8: NNCF for OpenVINO, onnxruntime static QDQ for ONNX.")
-@click.option("--opset", type=int, help="ONNX opset (default: 23 with dynamo, 20 with torchscript).")
-@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
-              help="torch.onnx exporter.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default RUN/export).")
-@click.option("--calib", type=click.IntRange(min=1), default=300, show_default=True,
+@click.option("--data-dir", help="Data root or archive (beats MIMKD_DATA and the recipe's data.root).")
+# The rest are ExportPlan's fields, by name: their defaults and choices are the plan's (export/plan.py),
+# and the plan checks them. Only --onnx / --openvino differ: on the command line the user chooses.
+@click.option("--onnx", is_flag=True, help="ONNX model (onnxruntime), model_fp32.onnx.")
+@click.option("--openvino", is_flag=True, help="OpenVINO IR converted from the ONNX file, model_fp32.xml/.bin.")
+@click.option("--fp16", is_flag=True, default=ExportPlan.fp16,
+              help="Also an OpenVINO IR with FP16-compressed weights (needs --openvino).")
+@click.option("--int8", is_flag=True, default=ExportPlan.int8,
+              help="Also INT8: NNCF for OpenVINO, onnxruntime static QDQ for ONNX.")
+@click.option("--opset", type=int, default=ExportPlan.opset,
+              help=f"ONNX opset (default: {DEFAULT_OPSET} with dynamo, {TORCHSCRIPT_MAX_OPSET} with torchscript).")
+@click.option("--exporter", type=click.Choice(EXPORTERS), default=ExportPlan.exporter, show_default=True,
+              help="torch.onnx exporter.")
+@click.option("--calib", type=int, default=ExportPlan.calib, show_default=True,
               help="INT8 calibration images, from the training split, test-time transforms.")
-@click.option("--max-drop", type=click.FloatRange(min=0, min_open=True),
+@click.option("--max-drop", type=float, default=ExportPlan.max_drop,
               help="INT8 accuracy control: largest top-1 drop in points (NNCF, OpenVINO only).")
-@click.option("--overflow-fix", type=click.Choice(["all", "first-layer", "none"]), default="all",
+@click.option("--overflow-fix", type=click.Choice(OVERFLOW_FIXES), default=ExportPlan.overflow_fix,
               show_default=True, help="INT8 saturation remedy for CPUs without VNNI: 7-bit weights everywhere, in "
               "the first layer only (NNCF's default), or nowhere (VNNI/ARM targets).")
-@click.option("--bake-normalisation", is_flag=True,
+@click.option("--bake-normalisation", is_flag=True, default=ExportPlan.bake_normalisation,
               help="Put mean/std normalisation in the graph: inputs are then RGB scaled to [0, 1].")
-@click.option("--parity-images", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--parity-images", type=int, default=ExportPlan.parity_images, show_default=True,
               help="Test images (evenly spaced through the split) to compare logits with PyTorch on.")
-@click.option("--min-agreement", type=click.FloatRange(0, 100), default=90.0, show_default=True,
+@click.option("--min-agreement", type=float, default=ExportPlan.min_agreement, show_default=True,
               help="FP16/INT8 fail below this top-1 agreement (%) with PyTorch.")
-@click.option("--no-rewrite", is_flag=True,
-              help="Export the graph as trained, without the faster equivalent form (e.g. ShuffleNetV2's "
-              "channel shuffle folded into its convolutions).")
-@click.option("--data-dir", help="Data root or archive (beats MIMKD_DATA and the recipe's data.root).")
-def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, max_drop, overflow_fix,
-           bake_normalisation, parity_images, min_agreement, no_rewrite, data_dir):
+@click.option("--rewrite/--no-rewrite", default=ExportPlan.rewrite, show_default=True,
+              help="Export the faster equivalent form a model offers (e.g. ShuffleNetV2's channel shuffle folded "
+              "into its convolutions), proven against the graph as trained; --no-rewrite exports that graph.")
+def export(run, out, data_dir, **plan_fields):
     """Export RUN's student to ONNX and/or OpenVINO (FP32, FP16, INT8), proven against PyTorch.
 
     RUN defaults to the most recently finished run under runs/. Every artifact is checked on real
@@ -47,13 +52,10 @@ def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, m
     others are, each failure is one line (figure, remedy), and the exit code is 4.
     """
     from ..console import console, error_line, plain, say
-    from ..export import EXIT_INCOMPLETE, ExportPlan, export_run
+    from ..export import EXIT_INCOMPLETE, export_run
     from ..rundir import latest_run
 
-    plan = ExportPlan(onnx=to_onnx, openvino=to_openvino, fp16=fp16, int8=int8, opset=opset, exporter=exporter,
-                      calib=calib, max_drop=max_drop, bake_normalisation=bake_normalisation,
-                      parity_images=parity_images, min_agreement=min_agreement, overflow_fix=overflow_fix,
-                      rewrite=not no_rewrite)
+    plan = from_options(ExportPlan, **plan_fields)
     if run is None:
         run = latest_run()
         say(f"no RUN given: exporting the most recently finished run {run}")

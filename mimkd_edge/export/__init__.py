@@ -8,8 +8,18 @@ against PyTorch on real test images, described by the export folder's manifest.
 
 Pieces, usable alone: onnx_export.export_onnx, openvino_export.convert_onnx / save_ir,
 quantize.quantize_openvino / quantize_onnx, parity.measure_parity; the manifest is rundir.manifest.
+The names below load lazily: the plan (export/plan.py) imports no torch, so the CLI reads its
+defaults without loading the pipeline.
 """
 
-from .pipeline import EXIT_INCOMPLETE, ArtifactFailure, ExportPlan, ExportResult, export_run
+_PUBLIC = {"EXIT_INCOMPLETE": "pipeline", "ArtifactFailure": "pipeline", "ExportPlan": "plan",
+           "ExportResult": "pipeline", "export_run": "pipeline"}
+__all__ = ["EXIT_INCOMPLETE", "ArtifactFailure", "ExportPlan", "ExportResult", "export_run"]  # _PUBLIC's keys
 
-__all__ = ["EXIT_INCOMPLETE", "ArtifactFailure", "ExportPlan", "ExportResult", "export_run"]
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

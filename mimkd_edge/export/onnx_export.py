@@ -32,12 +32,9 @@ from torch import nn
 
 from ..atomic import atomic_write
 from ..errors import UserError, one_line
+from .plan import resolve_opset
 from .quiet import quiet
 
-EXPORTERS = ("dynamo", "torchscript")
-DEFAULT_OPSET = 23
-TORCHSCRIPT_MAX_OPSET = 20
-DYNAMO_MIN_OPSET = 18  # below this torch converts after export, which can silently fail
 INPUT_NAME, OUTPUT_NAME, BATCH_DIM = "input", "logits", "batch"
 
 SCALE_NORMALISED = ("normalised: (uint8 / 255 - mean) / std per channel (gray or RGB, as input_size says), "
@@ -68,20 +65,6 @@ class OnnxExport:
     exporter: str
     opset: int
     seconds: float
-
-
-def resolve_opset(exporter: str, opset: int | None) -> int:
-    """The opset to write: `opset` checked against what `exporter` can write, or its default."""
-    if exporter not in EXPORTERS:
-        raise UserError(f"--exporter: unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
-    if opset is None:
-        return DEFAULT_OPSET if exporter == "dynamo" else TORCHSCRIPT_MAX_OPSET
-    if exporter == "torchscript" and not 9 <= opset <= TORCHSCRIPT_MAX_OPSET:
-        raise UserError(f"--opset: the torchscript exporter writes opsets 9..{TORCHSCRIPT_MAX_OPSET}, got {opset}")
-    if exporter == "dynamo" and not DYNAMO_MIN_OPSET <= opset <= DEFAULT_OPSET:
-        raise UserError(f"--opset: the dynamo exporter writes opsets {DYNAMO_MIN_OPSET}..{DEFAULT_OPSET} "
-                        f"(onnxruntime and OpenVINO checked up to {DEFAULT_OPSET}), got {opset}")
-    return opset
 
 
 def export_onnx(model: nn.Module, path: str | Path, *, input_size: int | tuple[int, int], opset: int | None = None,

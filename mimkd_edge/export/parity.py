@@ -22,10 +22,9 @@ import numpy as np
 from ..errors import UserError
 from ..runtime.accuracy import EVAL_BATCH
 from ..runtime.session import Session
+from .plan import MIN_TOP1_AGREEMENT, PARITY_IMAGES
 
 FP32_MAX_ABS_DIFF = 1e-4
-MIN_TOP1_AGREEMENT = 90.0
-PARITY_IMAGES = 256
 
 
 def parity_indices(n_total: int, n: int = PARITY_IMAGES) -> np.ndarray:

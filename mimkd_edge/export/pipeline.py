@@ -49,15 +49,13 @@ from ..rundir.manifest import (PREVIOUS, FileRecord, artifact_record, listed_fil
                                write_manifest)
 from ..runtime.accuracy import EVAL_BATCH, evaluate, model_inputs
 from ..runtime.session import open_session
-from .onnx_export import (BATCH_DIM, INPUT_NAME, SCALE_NORMALISED, SCALE_RAW, NormalisedInput, export_onnx,
-                          resolve_opset)
+from .onnx_export import BATCH_DIM, INPUT_NAME, SCALE_NORMALISED, SCALE_RAW, NormalisedInput, export_onnx
 from .openvino_export import convert_onnx, save_ir
-from .parity import (FP32_MAX_ABS_DIFF, MIN_TOP1_AGREEMENT, PARITY_IMAGES, failure_reason, logits, measure_parity,
-                     parity_indices)
-from .quantize import OVERFLOW_FIXES, quantize_onnx, quantize_openvino, sample_indices
+from .parity import FP32_MAX_ABS_DIFF, failure_reason, logits, measure_parity, parity_indices
+from .plan import ExportPlan
+from .quantize import quantize_onnx, quantize_openvino, sample_indices
 from .rewrites import rewrite_for_export, rewrite_for_int8
 
-DEFAULT_CALIBRATION = 300
 EXIT_INCOMPLETE = 4  # `mimkd-edge export` / `sweep --export`: an artifact failed; those that passed are published
 VALIDATION_IMAGES = 1000  # accuracy control: training images disjoint from the calibration set
 
@@ -72,43 +70,6 @@ REMEDIES = {
     "openvino-int8": "try --max-drop 1 (NNCF accuracy control, keeps the harmful layers in float) or a larger --calib",
     "onnx-int8": "try a larger --calib, or the OpenVINO INT8 IR with --max-drop (onnxruntime has no accuracy control)",
 }
-
-
-@dataclass(frozen=True)
-class ExportPlan:
-    """What to export and how; checked once, here, for the CLI and for library callers alike.
-
-    onnx → model_fp32.onnx (+ model_int8.onnx with int8); openvino → model_fp32.xml/.bin
-    (+ model_fp16.xml with fp16, model_int8.xml with int8). OpenVINO IRs are converted from the
-    FP32 .onnx file, which is built either way (kept only with `onnx`).
-    """
-
-    onnx: bool = True
-    openvino: bool = False
-    fp16: bool = False
-    int8: bool = False
-    opset: int | None = None  # None: the exporter's default (export/onnx_export.resolve_opset), set here
-    exporter: str = "dynamo"
-    calib: int = DEFAULT_CALIBRATION
-    max_drop: float | None = None  # INT8 accuracy control (NNCF, OpenVINO only)
-    bake_normalisation: bool = False
-    parity_images: int = PARITY_IMAGES
-    min_agreement: float = MIN_TOP1_AGREEMENT
-    overflow_fix: str = "all"
-    rewrite: bool = True  # export the faster equivalent form (export/rewrites.py), proven against the original
-
-    def __post_init__(self) -> None:
-        if not (self.onnx or self.openvino):
-            raise UserError("nothing to export: choose --onnx and/or --openvino")
-        if self.fp16 and not self.openvino:
-            raise UserError("--fp16 makes an FP16-compressed OpenVINO IR: add --openvino")
-        if self.max_drop is not None and not self.int8:
-            raise UserError("--max-drop controls INT8 quantisation: add --int8")
-        if self.calib < 1 or self.parity_images < 1:
-            raise UserError("--calib and the parity set need at least one image")
-        if self.overflow_fix not in OVERFLOW_FIXES:
-            raise UserError(f"--overflow-fix: choose one of {', '.join(OVERFLOW_FIXES)}")
-        object.__setattr__(self, "opset", resolve_opset(self.exporter, self.opset))  # checked before any work
 
 
 @dataclass(frozen=True)

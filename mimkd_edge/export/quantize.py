@@ -51,11 +51,11 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..errors import UserError, one_line
+from .plan import OVERFLOW_FIXES
 from .quiet import quiet
 
 _NOISY = ("nncf", "onnxruntime", "torch.utils.cpp_extension", "root")  # loggers silenced while quantising
 
-OVERFLOW_FIXES = ("all", "first-layer", "none")
 CALIBRATION_SEED = 0
 ORT_CALIBRATION_BATCH = 32
 

@@ -7,10 +7,13 @@ No loss reaches into a model through hooks: it reads `Features`.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from .export_form import ExportForm
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,15 @@ class FeatureModel(nn.Module):
     num_features: int = 0
     num_classes: int = 0
     input_size: int = 32
+    export_rewrites: tuple[str, ...] = ()  # the export hook (models/export_form.py): none by default
 
     def forward_features(self, x: torch.Tensor) -> Features:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def export_form(self, rewrites: Set[str]) -> ExportForm:
+        """The faster equivalent to export, made with the named `rewrites` (models/export_form.py).
+        A model that offers none exports as it is."""
+        return ExportForm(self, ())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x).logits

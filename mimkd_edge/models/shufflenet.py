@@ -7,14 +7,18 @@ Maps are the outputs of the modules named in `feature_info`: `stem` (post-ReLU) 
 
 Export notes: the channel shuffle reshapes with -1 in the batch position and never reads the
 batch size; the V2 channel split slices at a channel index fixed at construction (no `chunk`).
-Any input size of at least 8×8 works.
+Any input size of at least 8×8 works. V2 exports in a faster equivalent form, its channel shuffle
+folded into the convolutions (`ShuffleNetV2.export_form`, models/shufflenet_fold.py); V1 as it is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 import torch
 from torch import nn
 
+from .export_form import ExportForm
 from .features import FeatureInfo, StagedModel
 from .registry import register_model
 
@@ -136,6 +140,7 @@ class ShuffleV2Down(nn.Module):
 
 class ShuffleNetV2(StagedModel):
     stage_names = ("layer1", "layer2", "layer3")
+    export_rewrites = ("fold-channel-shuffle", "align-branch-width")  # the latter only with the fold
 
     def __init__(self, widths: tuple[int, int, int, int], blocks: tuple[int, int, int] = (3, 7, 3),
                  num_classes: int = 100):
@@ -154,6 +159,17 @@ class ShuffleNetV2(StagedModel):
         self.num_features = widths[3]
         self.feature_info = tuple(info)
         _init(self)
+
+    def export_form(self, rewrites: Set[str]) -> ExportForm:
+        """No shuffle, no slice of the untouched half, no BatchNorm; with "align-branch-width" the
+        branches padded to onnxruntime's channel block too (models/shufflenet_fold.py says why)."""
+        from .shufflenet_fold import BRANCH_ALIGN, fold_channel_shuffle  # it builds on this module's blocks
+
+        if "fold-channel-shuffle" not in rewrites:
+            return ExportForm(self, ())
+        aligned = "align-branch-width" in rewrites
+        folded = fold_channel_shuffle(self, align=BRANCH_ALIGN if aligned else 1)
+        return ExportForm(folded, ("fold-channel-shuffle",) + (("align-branch-width",) if aligned else ()))
 
 
 @register_model()

@@ -32,7 +32,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterable
@@ -51,14 +51,10 @@ from ..rundir.staleness import require_current
 from . import hardware
 from .accuracy import evaluate
 from .artifacts import BenchArtifact, list_artifacts
+from .bench_config import BenchConfig
 from .choice import choose_deployment, current_rows
 from .latency import load_average, measure_latency, measure_throughput
-from .session import BACKENDS, open_session
-
-PRECISIONS = ("fp32", "fp16", "int8")
-SHAPES = ("static", "dynamic")
-OV_COMPUTE = ("f32", "bf16", "auto")  # auto: f32, and bf16 where this CPU computes it natively
-DEFAULT_SECONDS = 2.0
+from .session import open_session
 
 Progress = Callable[[str], None]
 
@@ -74,56 +70,6 @@ NOTES = {
                  "bench/latency.py gives the bf16 bound)",
     "accuracy": "top-1 % on the run's test split, this artifact on this backend (cached by sha256)",
 }
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """What to measure. Values are checked here, for library callers and the CLI alike."""
-
-    backends: tuple[str, ...] = BACKENDS
-    precisions: tuple[str, ...] = PRECISIONS
-    threads: tuple[int, ...] = (1,)
-    batch: int = 1
-    throughput_batch: int = 64  # 0: no throughput measurement
-    seconds: float | None = None  # time budget per latency measurement (DEFAULT_SECONDS when neither) ...
-    iters: int | None = None  # ... or a fixed number of timed calls
-    warmup: int = 20
-    shapes: tuple[str, ...] = SHAPES
-    # OpenVINO inference precisions to run each IR at: "f32", "bf16", or "auto" (resolved below to f32, plus bf16
-    # where the CPU computes it natively). The library's default is f32 only (the CLI's is auto; sweeps keep f32).
-    ov_compute: tuple[str, ...] = ("f32",)
-    accuracy: bool = True
-    sgemm: bool = True  # measure the FP32 matmul rate (about a second)
-
-    def __post_init__(self) -> None:
-        for name, allowed in (("backends", BACKENDS), ("precisions", PRECISIONS), ("shapes", SHAPES),
-                              ("ov_compute", OV_COMPUTE)):
-            values = getattr(self, name)
-            bad = [v for v in values if v not in allowed]
-            if bad or not values:
-                raise UserError(f"{name}: unknown {', '.join(map(str, bad)) or '(none)'}; "
-                                f"choose from {', '.join(allowed)}")
-        if "auto" in self.ov_compute:  # resolved once, here: the artifact list and the choice see f32/bf16 only
-            auto = ("f32", "bf16") if hardware.native_bf16() else ("f32",)
-            object.__setattr__(self, "ov_compute", tuple(dict.fromkeys(
-                c for v in self.ov_compute for c in (auto if v == "auto" else (v,)))))
-        if not self.threads or any(t < 1 for t in self.threads):
-            raise UserError(f"threads: positive integers, got {','.join(map(str, self.threads)) or '(none)'}")
-        if self.batch < 1 or self.throughput_batch < 0:
-            raise UserError("batch must be >= 1 and throughput_batch >= 0")
-        if self.seconds is not None and self.iters is not None:
-            raise UserError("seconds and iters exclude each other: give one")
-        if (self.seconds is not None and self.seconds <= 0) or (self.iters is not None and self.iters < 1):
-            raise UserError("seconds must be > 0 and iters >= 1")
-        if self.warmup < 0:
-            raise UserError("warmup must be >= 0")
-
-    @property
-    def budget(self) -> tuple[float | None, int | None]:
-        """(seconds, iters) of one latency measurement: the default time budget when neither is set."""
-        if self.seconds is None and self.iters is None:
-            return DEFAULT_SECONDS, None
-        return self.seconds, self.iters
 
 
 def resolve_runs(runs: Iterable[str | Path] | None, root: str | Path = RUNS_ROOT) -> list[Path]:

@@ -51,8 +51,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError, one_line
+from .backends import BACKENDS
 
-BACKENDS = ("torch", "onnxruntime", "openvino")
 BATCH_DIM = "batch"  # the name our ONNX exports give the dynamic batch axis
 
 

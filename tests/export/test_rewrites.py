@@ -1,63 +1,32 @@
-"""Export-time rewrites (export/rewrites.py): same logits as the model as trained, fewer copies."""
+"""Export-time rewrites (export/rewrites.py): same logits as the model as trained, fewer copies; the
+model-specific ones asked of the model through its export hook (models/export_form.py)."""
 
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import onnx
 import pytest
 import torch
+from helpers import with_bn_statistics
 
 from mimkd_edge.engine.trainer import fit
 from mimkd_edge.export import export_run
 from mimkd_edge.export.onnx_export import export_onnx
-from mimkd_edge.export.rewrites import ChannelPaddedConv, fold_channel_shuffle, rewrite_for_export, rewrite_for_int8
-from mimkd_edge.models import create_model, list_models
+from mimkd_edge.export.rewrites import ChannelPaddedConv, rewrite_for_export, rewrite_for_int8
+from mimkd_edge.models import FeatureModel, create_model, list_models
 from mimkd_edge.models.conv4 import Conv4
+from mimkd_edge.models.export_form import ExportForm
 from mimkd_edge.recipe import parse_recipe
 
 
-def _with_statistics(name: str) -> torch.nn.Module:
-    """Random weights and non-trivial BatchNorm statistics, so folding BN is exercised too."""
-    torch.manual_seed(0)
-    model = create_model(name, num_classes=10)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.3, 0.3)
-    return model.eval()
-
-
-@pytest.mark.parametrize("name", list_models("shufflenetv2*"))
-@pytest.mark.parametrize("shape", [(1, 3, 32, 32), (3, 3, 40, 40)])
-@pytest.mark.parametrize("align", [1, 8])
-@torch.no_grad()
-def test_folded_shufflenetv2_computes_the_same_logits(name, shape, align):
-    model = _with_statistics(name)
-    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
-    ref = model(x)
-    diff = float((fold_channel_shuffle(model, align=align)(x) - ref).abs().max())
-    assert diff <= 1e-5 * max(1.0, float(ref.abs().max())), diff
-
-
-def test_aligned_branches_are_padded_to_the_block_and_nothing_else_grows():
-    model = _with_statistics("shufflenetv2")  # 1×: 58-channel branches in stage 1
-    plain, aligned = fold_channel_shuffle(model), fold_channel_shuffle(model, align=8)
-    for p, a in zip(plain.steps, aligned.steps, strict=True):
-        widths = [(c.in_channels, c.out_channels) for c in p.convs]
-        padded = [(c.in_channels, c.out_channels) for c in a.convs]
-        if len(widths) == 3 and p.convs[1].groups > 1:  # 1×1 → depthwise → 1×1
-            assert padded[0] == (widths[0][0], -(-widths[0][1] // 8) * 8) and padded[2][1] == widths[2][1]
-        else:
-            assert padded == widths
-    assert any(c.out_channels == 64 for s in aligned.steps for c in s.convs)  # 58 → 64
-
-
 def test_folded_graph_has_no_shuffle_and_no_batchnorm(tmp_path):
-    model = _with_statistics("shufflenetv2_0_5")
+    model = with_bn_statistics("shufflenetv2_0_5")
     plain, folded = tmp_path / "plain.onnx", tmp_path / "folded.onnx"
     export_onnx(model, plain, input_size=32, exporter="torchscript")
-    export_onnx(fold_channel_shuffle(model), folded, input_size=32, exporter="torchscript")
+    fold = rewrite_for_export(model, ("fold-channel-shuffle",)).module
+    export_onnx(fold, folded, input_size=32, exporter="torchscript")
     ops = lambda p: [n.op_type for n in onnx.load(p).graph.node]  # noqa: E731
     assert ops(plain).count("Transpose") > 0 and "Transpose" not in ops(folded)
     assert "BatchNormalization" not in ops(folded)
@@ -70,6 +39,35 @@ def test_models_without_a_rewrite_are_exported_as_they_are(name):
     model = create_model(name, num_classes=10)
     rewritten = rewrite_for_export(model)
     assert rewritten.module is model and rewritten.applied == ()
+
+
+class _Doubled(FeatureModel):
+    """A model that knows a faster form of itself (here: the same function, a new module)."""
+
+    export_rewrites = ("first", "second")
+
+    def forward(self, x):
+        return 2 * x
+
+    def export_form(self, rewrites):
+        return ExportForm(_Doubled(), tuple(r for r in self.export_rewrites if r in rewrites))
+
+
+def test_export_asks_the_model_for_its_form():
+    model = _Doubled()
+    form = rewrite_for_export(model)
+    assert isinstance(form.module, _Doubled) and form.module is not model and form.applied == ("first", "second")
+    assert rewrite_for_export(model, ("second",)).applied == ("second",)
+    assert rewrite_for_export(model, ()).module is model
+
+
+def test_export_knows_no_model_class():
+    """export/ reaches the models through the hook's module only: no model class to dispatch on."""
+    export = Path(__file__).resolve().parents[2] / "mimkd_edge" / "export"
+    for path in export.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and "models" in (node.module or ""):
+                assert node.module in ("models.export_form", "mimkd_edge.models.export_form"), (path, node.module)
 
 
 def test_rewrites_can_be_chosen_one_by_one():
@@ -116,7 +114,7 @@ def test_export_pipeline_proves_the_rewritten_graph_against_the_student(tmp_path
 @pytest.mark.parametrize("name", list_models())
 @torch.no_grad()
 def test_int8_graph_pads_the_image_to_four_channels_with_the_same_logits(name):
-    model = _with_statistics(name)
+    model = with_bn_statistics(name)
     padded = rewrite_for_int8(model)
     assert padded.applied == ("pad-input-channels",) and padded.module is not model
     convs = [m for m in padded.module.modules() if isinstance(m, ChannelPaddedConv)]

@@ -1,0 +1,83 @@
+"""What an export makes and how (ExportPlan), with the defaults and choices it is checked against.
+
+The one home of those values: the pipeline and its pieces import them from here, and the CLI takes
+its option defaults and choices from here. This module imports neither torch nor numpy, so the CLI
+can read it at import time and `--help` stays instant. Every check of a plan happens here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UserError
+
+EXPORTERS = ("dynamo", "torchscript")  # torch.onnx's two exporters
+DEFAULT_OPSET = 23  # the newest opset all of torch, onnxruntime and OpenVINO handle (export/onnx_export.py)
+TORCHSCRIPT_MAX_OPSET = 20  # the TorchScript exporter's maximum, and its default
+DYNAMO_MIN_OPSET = 18  # below this torch converts after export, which can silently fail
+OVERFLOW_FIXES = ("all", "first-layer", "none")  # INT8 saturation remedies (export/quantize.py says which does what)
+DEFAULT_CALIBRATION = 300  # INT8 calibration images
+PARITY_IMAGES = 256  # test images each artifact is compared with PyTorch on (export/parity.py)
+MIN_TOP1_AGREEMENT = 90.0  # % top-1 agreement with PyTorch an FP16 / INT8 artifact needs
+
+
+def resolve_opset(exporter: str, opset: int | None) -> int:
+    """The opset to write: `opset` checked against what `exporter` can write, or its default."""
+    if exporter not in EXPORTERS:
+        raise UserError(f"--exporter: unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
+    if opset is None:
+        return DEFAULT_OPSET if exporter == "dynamo" else TORCHSCRIPT_MAX_OPSET
+    if exporter == "torchscript" and not 9 <= opset <= TORCHSCRIPT_MAX_OPSET:
+        raise UserError(f"--opset: the torchscript exporter writes opsets 9..{TORCHSCRIPT_MAX_OPSET}, got {opset}")
+    if exporter == "dynamo" and not DYNAMO_MIN_OPSET <= opset <= DEFAULT_OPSET:
+        raise UserError(f"--opset: the dynamo exporter writes opsets {DYNAMO_MIN_OPSET}..{DEFAULT_OPSET} "
+                        f"(onnxruntime and OpenVINO checked up to {DEFAULT_OPSET}), got {opset}")
+    return opset
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What to export and how; checked once, here, for the CLI and for library callers alike.
+
+    onnx → model_fp32.onnx (+ model_int8.onnx with int8); openvino → model_fp32.xml/.bin
+    (+ model_fp16.xml with fp16, model_int8.xml with int8). OpenVINO IRs are converted from the
+    FP32 .onnx file, which is built either way (kept only with `onnx`).
+    """
+
+    onnx: bool = True
+    openvino: bool = False
+    fp16: bool = False
+    int8: bool = False
+    opset: int | None = None  # None: the exporter's default (resolve_opset), set here
+    exporter: str = "dynamo"
+    calib: int = DEFAULT_CALIBRATION
+    max_drop: float | None = None  # INT8 accuracy control (NNCF, OpenVINO only), in top-1 points
+    bake_normalisation: bool = False
+    parity_images: int = PARITY_IMAGES
+    min_agreement: float = MIN_TOP1_AGREEMENT
+    overflow_fix: str = "all"
+    rewrite: bool = True  # export the faster equivalent form (export/rewrites.py), proven against the original
+
+    def __post_init__(self) -> None:
+        self._check_artifacts()
+        self._check_numbers()
+        if self.overflow_fix not in OVERFLOW_FIXES:
+            raise UserError(f"--overflow-fix: choose one of {', '.join(OVERFLOW_FIXES)}, got {self.overflow_fix!r}")
+        object.__setattr__(self, "opset", resolve_opset(self.exporter, self.opset))  # checked before any work
+
+    def _check_artifacts(self) -> None:
+        if not (self.onnx or self.openvino):
+            raise UserError("nothing to export: choose --onnx and/or --openvino")
+        if self.fp16 and not self.openvino:
+            raise UserError("--fp16 makes an FP16-compressed OpenVINO IR: add --openvino")
+        if self.max_drop is not None and not self.int8:
+            raise UserError("--max-drop controls INT8 quantisation: add --int8")
+
+    def _check_numbers(self) -> None:
+        if self.calib < 1 or self.parity_images < 1:
+            raise UserError(f"--calib and --parity-images: at least one image each, got {self.calib} and "
+                            f"{self.parity_images}")
+        if self.max_drop is not None and not self.max_drop > 0:
+            raise UserError(f"--max-drop: a top-1 drop in points > 0, got {self.max_drop:g}")
+        if not 0 <= self.min_agreement <= 100:
+            raise UserError(f"--min-agreement: a top-1 agreement in percent, 0..100, got {self.min_agreement:g}")

@@ -40,10 +40,13 @@ from pathlib import Path
 from typing import Any, Literal
 from collections.abc import Callable
 
+from ..export.plan import EXPORTERS, ExportPlan
 from ..recipe import Recipe, load_recipe, read_toml, toml_value
 from ..schema import ConfigError, build, param
 from ..errors import UserError
 from ..rundir import RunDir
+from ..runtime.backends import BACKENDS
+from ..runtime.bench_config import PRECISIONS
 from .resume import RESUMABLE, recipe_changes
 
 
@@ -62,15 +65,15 @@ class SweepExport:
     onnx: bool = True
     openvino: bool = True
     int8: bool = True
-    exporter: Literal["dynamo", "torchscript"] = "dynamo"  # as `export --exporter`
+    exporter: Literal[EXPORTERS] = ExportPlan.exporter  # as `export --exporter`
 
 
 @dataclass(frozen=True)
 class SweepBench:
     """What `sweep --bench` measures: batch 1, one thread, static shapes, at these backends and precisions."""
 
-    backends: tuple[Literal["torch", "onnxruntime", "openvino"], ...] = ("torch", "onnxruntime", "openvino")
-    precisions: tuple[Literal["fp32", "fp16", "int8"], ...] = ("fp32", "int8")
+    backends: tuple[Literal[BACKENDS], ...] = BACKENDS
+    precisions: tuple[Literal[PRECISIONS], ...] = ("fp32", "int8")
     seconds: float = param(1.0, gt=0, le=3600, help="time budget of each latency measurement")
 
 

@@ -98,6 +98,9 @@ class TrainingProgress:
 
     def _start(self, info: dict[str, Any]) -> None:
         self.epochs, self.steps = info["epochs"], info["steps"]
+        if info.get("data"):  # which setting chose the data: --data-dir > data.root > MIMKD_DATA
+            origin = info.get("data_origin") or "?"
+            say(f"data: {info['data']} ({origin if origin == 'generated' else 'from ' + origin})")
         resuming = f" (resuming at epoch {info['start_epoch'] + 1})" if info["start_epoch"] else ""
         val = f" / {info['val_size']:,} validation" if info.get("val_size") else ""
         say(f"training on {info['device']}: {info['train_size']:,} train{val} / {info['test_size']:,} test images, "

@@ -86,6 +86,7 @@ class Splits:
     image_size: int = 32
     notes: list[str] = field(default_factory=list)  # conversions made while reading (printed once)
     val: ImageSet | None = None  # held out of the training images (data.val_split), else None
+    origin: str = ""  # which setting named `source` (DataLocation.origin; "generated" for the synthetic set)
 
 
 VAL_SEED = 0  # one validation split for every run and seed, so choices made on it compare like with like
@@ -114,13 +115,27 @@ def split_validation(train: ImageSet, size: int, source: str) -> tuple[ImageSet,
     return train.subset(keep), train.subset(held)
 
 
-def resolve_root(cfg: DataConfig, override: str | None = None, recorded: str | None = None) -> Path:
-    """--data-dir beats MIMKD_DATA beats where the run's data was found when it trained (`recorded`,
-    if it still exists) beats the recipe's data.root; else a folder in the cache."""
+@dataclass(frozen=True)
+class DataLocation:
+    """Where the data is, and which setting said so (printed when a run starts)."""
+
+    path: Path
+    origin: str  # "--data-dir", "the run's recorded data", "data.root", "MIMKD_DATA" or "the cache folder"
+
+
+def locate_data(cfg: DataConfig, override: str | None = None, recorded: str | None = None) -> DataLocation:
+    """One order, the usual one (explicit beats implicit): --data-dir, then where a finished run's data
+    was found when it trained (`recorded`, while it exists: export and bench use the run's own data),
+    then the recipe's data.root, then the MIMKD_DATA environment variable, then a folder in the cache.
+    The environment comes last: it is set once for a shell, and must not override a recipe that says
+    where its data is."""
     if recorded and not Path(recorded).exists():
         recorded = None
-    root = override or os.environ.get("MIMKD_DATA") or recorded or cfg.root
-    return Path(root).expanduser() if root else cache_root() / "datasets"
+    for value, origin in ((override, "--data-dir"), (recorded, "the run's recorded data"), (cfg.root, "data.root"),
+                          (os.environ.get("MIMKD_DATA"), "MIMKD_DATA")):
+        if value:
+            return DataLocation(Path(value).expanduser(), origin)
+    return DataLocation(cache_root() / "datasets", "the cache folder")
 
 
 def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str | None = None) -> Splits:
@@ -133,10 +148,11 @@ def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str |
         xtr, ytr, xte, yte, classes = make_synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.classes, size)
         if channels != 3:  # the synthetic set is drawn in RGB; other channel counts take its luminance
             xtr, xte = (np.repeat(x.mean(1, keepdims=True).round().astype(np.uint8), channels, 1) for x in (xtr, xte))
-        (train, test), source, content = ((xtr, ytr), (xte, yte)), "synthetic", ""
+        (train, test), source, content, origin = ((xtr, ytr), (xte, yte)), "synthetic", "", "generated"
     else:
-        root = resolve_root(cfg, data_dir, recorded)
-        found, source = _load_from_disk(cfg, root)
+        location = locate_data(cfg, data_dir, recorded)
+        origin = location.origin
+        found, source = _load_from_disk(cfg, location.path)
         train, test, classes, channels, size, notes, content = (found.train, found.test, found.classes,
                                                                 found.channels, found.size, found.notes, found.key)
     train_set, test_set = _image_set(*train, size, channels), _image_set(*test, size, channels)
@@ -157,7 +173,7 @@ def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str |
         raise UserError(f"{source}: found {len(classes)} classes, but the recipe expects {cfg.classes} "
                         "(data.num_classes)")
     return Splits(train_set, test_set, classes, mean, std, source, tuple(data_mean), tuple(data_std), channels,
-                  size, notes, val_set)
+                  size, notes, val_set, origin)
 
 
 def _per_channel(values: tuple[float, ...] | None, data_values: tuple[float, ...], channels: int) -> tuple[float, ...]:

@@ -269,7 +269,8 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
         emit("warning", {"message": f"data: {note}"})
     emit("start", {"epochs": t.epochs, "start_epoch": start_epoch, "steps": steps, "device": str(s.device),
                    "out": str(out), "train_size": len(s.splits.train), "test_size": len(s.splits.test),
-                   "val_size": len(s.splits.val) if s.splits.val else 0})
+                   "val_size": len(s.splits.val) if s.splits.val else 0,
+                   "data": s.splits.source, "data_origin": s.splits.origin})
     started = time.perf_counter()
     saved = start_epoch if ckpt_path.exists() and resume else None  # epochs in the last good checkpoint
     for epoch in range(start_epoch, t.epochs):

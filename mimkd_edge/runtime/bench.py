@@ -193,6 +193,7 @@ class _TestSplit:
 
             self.say(f"{self.loaded.path}: loading the {self.loaded.recipe.data.dataset} test split")
             self.splits = load_splits(self.loaded.recipe.data, self.data_dir, recorded=self.loaded.data_source)
+            self.say(f"{self.loaded.path}: data {self.splits.source} (from {self.splits.origin})")
         return self.splits
 
 

@@ -58,7 +58,7 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
     Without RUN, every run under runs/ that has an export. Writes each run's bench file and merges
     the rows into one CSV across runs.
     """
-    from ..console import console, plain, say
+    from ..console import activity, console, plain, say
     from ..errors import UserError
     from ..rundir import DEFAULT_RESULTS, RunDir
     from ..runtime.bench import BACKENDS, OV_COMPUTE, PRECISIONS, SHAPES, BenchConfig, bench_runs
@@ -77,9 +77,9 @@ def bench(runs, cpu, backends, precisions, threads, batch, throughput_batch, sec
                          throughput_batch=throughput_batch, seconds=seconds, iters=iters,
                          warmup=warmup, shapes=shapes, ov_compute=ov_compute, accuracy=not no_accuracy)
     results = results or DEFAULT_RESULTS
-    with console.status("probing the machine (CPU, ISA, clock, sgemm)"):
+    with activity("probing the machine (CPU, ISA, clock, sgemm)"):
         machine = machine_info()
-    with console.status("benchmarking") as status:
+    with activity("benchmarking") as status:
         rows = bench_runs(runs or None, config, results=results, machine=machine, data_dir=data_dir,
                           progress=lambda message: status.update(plain(message)))
     for run in dict.fromkeys(r.run for r in rows):

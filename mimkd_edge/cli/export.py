@@ -46,7 +46,7 @@ def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, m
     to a manifest beside the artifacts. An artifact that fails its check is not published: the
     others are, each failure is one line (figure, remedy), and the exit code is 4.
     """
-    from ..console import console, error_line, plain, say
+    from ..console import activity, console, error_line, plain, say
     from ..export import EXIT_INCOMPLETE, ExportPlan, export_run
     from ..rundir import latest_run
 
@@ -57,7 +57,7 @@ def export(run, to_onnx, to_openvino, fp16, int8, opset, exporter, out, calib, m
     if run is None:
         run = latest_run()
         say(f"no RUN given: exporting the most recently finished run {run}")
-    with console.status("exporting") as status:
+    with activity("exporting") as status:
         result = export_run(run, plan, out=out, data_dir=data_dir, progress=lambda m: status.update(plain(m)))
     if result.manifest is not None:
         console.print(_artifact_table(result))

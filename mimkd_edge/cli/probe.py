@@ -20,13 +20,13 @@ def probe(runs, data_dir, dataset, threads):
     """Fit a linear classifier on RUNS' frozen pre-classifier features of another data set and report
     its test accuracy per run (stored in each RUN): how well each student's representation transfers.
     """
-    from ..console import console, plain, table
+    from ..console import activity, console, plain, table
     from ..engine.probe import probe_run
     from ..recipe import DataConfig
     from ..report.tables import method_name, student_name
 
     results = []
-    with console.status("probing") as status:
+    with activity("probing") as status:
         for run in runs:
             results.append(probe_run(run, DataConfig(dataset=dataset), data_dir=data_dir, threads=threads,
                                      progress=lambda m: status.update(plain(m))))

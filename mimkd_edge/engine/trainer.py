@@ -145,7 +145,8 @@ def build_training(recipe: Recipe, data_dir: str | None = None) -> Training:
     common = dict(mean=splits.mean, std=splits.std, device=device, channels_last=t.channels_last,
                   workers=recipe.data.workers)
     train_loader = make_loader(splits.train, t.batch_size, train=True, augment=recipe.data.augment, seed=recipe.seed,
-                               rank=ddp.rank, world_size=ddp.world_size, cutout=recipe.data.cutout, **common)
+                               rank=ddp.rank, world_size=ddp.world_size, cutout=recipe.data.cutout,
+                               padding=recipe.data.crop_padding, flip=recipe.data.flip, **common)
     test_loader = make_loader(splits.test, max(t.batch_size, 256), train=False, **common)
     val_loader = make_loader(splits.val, max(t.batch_size, 256), train=False, **common) if splits.val else None
     ctx = MethodContext(

@@ -215,3 +215,41 @@ def test_predict_on_a_run_needs_no_torch(benched_run, folder_run):
                           check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["backend"] in ("onnxruntime", "openvino")
+
+
+def test_openvino_reads_the_metadata_of_an_onnx_artifact(folder_run):
+    onnx = str(RunDir(folder_run / "run").export / "model_fp32.onnx")
+    images = str(folder_run / "data" / "test")
+    by = {backend: CliRunner().invoke(main, ["predict", onnx, images, "--json", "--backend", backend])
+          for backend in ("openvino", "onnxruntime")}
+    assert by["openvino"].exit_code == 0, by["openvino"].output
+    labels = {b: [p["top"][0]["label"] for p in json.loads(r.output)["predictions"]] for b, r in by.items()}
+    assert json.loads(by["openvino"].output)["backend"] == "openvino" and labels["openvino"] == labels["onnxruntime"]
+
+
+_WITHOUT = """
+import importlib.abc, sys
+missing = set(sys.argv[1].split(","))
+class _Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in missing:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, _Blocked())
+from mimkd_edge.cli import main
+main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize(("missing", "command", "fragments"), [
+    ("openvino", ["predict", "model_fp32.xml", "IMAGES"],
+     ["`mimkd-edge predict` needs openvino", "pip install openvino"]),
+    ("torch,torchvision", ["models"], ["`mimkd-edge models` needs torch", "pip install -e ."]),
+])
+def test_a_missing_runtime_is_one_line_naming_what_to_install(folder_run, missing, command, fragments):
+    export, images = RunDir(folder_run / "run").export, folder_run / "data" / "test"
+    args = [str(export / a) if a.endswith(".xml") else str(images) if a == "IMAGES" else a for a in command]
+    done = subprocess.run([sys.executable, "-c", _WITHOUT, missing, *args], capture_output=True, text=True,
+                          timeout=300, check=False)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("Error: "), done.stderr[-2000:]
+    assert all(f in lines[0] for f in fragments), lines[0]

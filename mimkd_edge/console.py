@@ -90,8 +90,9 @@ PLAIN_PROGRESS_SECONDS = 30.0  # without a terminal (a log file, CI): a progress
 def activity(message: str):
     """What a long job (export, bench, probe) is doing now; the object yielded takes `.update(message)`.
     On a terminal, rich's spinner line. Elsewhere (a log file, CI) a spinner prints nothing at all, so
-    the step is printed as a line instead: at most one line per PLAIN_PROGRESS_SECONDS, and at least
-    one while a step runs longer than that, so a log never sits silent through a long step."""
+    the current step is printed as a line instead, once PLAIN_PROGRESS_SECONDS have passed since the
+    job began or since the last line: a log never sits silent through a long step, and a short job
+    prints only its result."""
     if console.is_terminal:
         with console.status(plain(message)) as live:
             yield live
@@ -107,10 +108,12 @@ class _LogStatus:
     """activity() without a terminal: the current step as a line, rate-limited, with a heartbeat thread."""
 
     def __init__(self, message: str) -> None:
-        self.message, self.since, self.last_line, self.printed = str(message), time.monotonic(), None, None
+        # the clock starts now: a job done within the interval prints nothing but its result (and an
+        # error stays the one line it is)
+        self.message, self.since, self.printed = str(message), time.monotonic(), None
+        self.last_line = self.since
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self._emit()
         self._beat = threading.Thread(target=self._heartbeat, daemon=True)
         self._beat.start()
 
@@ -123,7 +126,7 @@ class _LogStatus:
 
     def _emit(self) -> None:
         now = time.monotonic()
-        if self.last_line is not None and now - self.last_line < PLAIN_PROGRESS_SECONDS:
+        if now - self.last_line < PLAIN_PROGRESS_SECONDS:
             return
         running = f" (still running, {now - self.since:.0f} s)" if self.printed == (self.message, self.since) else ""
         say(self.message + running)

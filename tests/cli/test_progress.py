@@ -38,7 +38,16 @@ def test_a_long_job_step_prints_lines_without_a_terminal(monkeypatch, capsys):
         status.update("calibrating INT8 on 300 images")
         time.sleep(0.4)  # one long step: the log hears of it while it runs, not only after
     out = capsys.readouterr().out
-    assert "exporting" in out and "calibrating INT8 on 300 images (still running" in out
+    assert "calibrating INT8 on 300 images (still running" in out
+
+
+def test_a_short_job_prints_no_progress_line(monkeypatch, capsys):
+    from mimkd_edge.console import activity
+
+    monkeypatch.setattr(console_module, "PLAIN_PROGRESS_SECONDS", 3600.0)
+    with activity("exporting") as status:
+        status.update("writing the manifest")
+    assert capsys.readouterr().out == ""  # an error after it stays the one line it is
 
 
 def test_tables_keep_whole_names_without_a_terminal(monkeypatch, capsys):

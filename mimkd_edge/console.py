@@ -8,16 +8,34 @@ the escape codes in what it prints (clear the screen, retitle the window, forge 
 from __future__ import annotations
 
 import re
+import threading
 import time
+from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-console = Console()
-err_console = Console(stderr=True)
+PLAIN_WIDTH = 1000  # columns when writing to no terminal
+
+
+class _Console(Console):
+    """rich's Console, except that writing to no terminal (a log file, CI, a pipe) it does not assume 80
+    columns: a table keeps whole names and paths instead of cutting them to "digits-co…", and a line is
+    not broken. COLUMNS, where it is set, still rules."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and "COLUMNS" not in self._environ:
+            return ConsoleDimensions(PLAIN_WIDTH, size.height)
+        return size
+
+
+console = _Console()
+err_console = _Console(stderr=True)
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0 (ESC among them), DEL, C1 (CSI...), U+2028/9
@@ -67,6 +85,62 @@ def fmt(v: Any) -> str:
 
 PLAIN_PROGRESS_SECONDS = 30.0  # without a terminal (a log file, CI): a progress line at most this often
 
+
+@contextmanager
+def activity(message: str):
+    """What a long job (export, bench, probe) is doing now; the object yielded takes `.update(message)`.
+    On a terminal, rich's spinner line. Elsewhere (a log file, CI) a spinner prints nothing at all, so
+    the current step is printed as a line instead, once PLAIN_PROGRESS_SECONDS have passed since the
+    job began or since the last line: a log never sits silent through a long step, and a short job
+    prints only its result."""
+    if console.is_terminal:
+        with console.status(plain(message)) as live:
+            yield live
+        return
+    log = _LogStatus(message)
+    try:
+        yield log
+    finally:
+        log.stop()
+
+
+class _LogStatus:
+    """activity() without a terminal: the current step as a line, rate-limited, with a heartbeat thread."""
+
+    def __init__(self, message: str) -> None:
+        # the clock starts now: a job done within the interval prints nothing but its result (and an
+        # error stays the one line it is)
+        self.message, self.since, self.printed = str(message), time.monotonic(), None
+        self.last_line = self.since
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True)
+        self._beat.start()
+
+    def update(self, message: Any) -> None:
+        text = message.plain if isinstance(message, Text) else str(message)
+        with self._lock:
+            if text != self.message:
+                self.message, self.since = text, time.monotonic()
+            self._emit()
+
+    def _emit(self) -> None:
+        now = time.monotonic()
+        if now - self.last_line < PLAIN_PROGRESS_SECONDS:
+            return
+        running = f" (still running, {now - self.since:.0f} s)" if self.printed == (self.message, self.since) else ""
+        say(self.message + running)
+        self.last_line, self.printed = now, (self.message, self.since)
+
+    def _heartbeat(self) -> None:
+        while not self._stopped.wait(min(PLAIN_PROGRESS_SECONDS, 5.0)):
+            with self._lock:
+                self._emit()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._beat.join()
+
 _HIDDEN = {"epoch", "step", "steps", "images_per_s", "train_acc"}
 
 
@@ -98,6 +172,9 @@ class TrainingProgress:
 
     def _start(self, info: dict[str, Any]) -> None:
         self.epochs, self.steps = info["epochs"], info["steps"]
+        if info.get("data"):  # which setting chose the data: --data-dir > data.root > MIMKD_DATA
+            origin = info.get("data_origin") or "?"
+            say(f"data: {info['data']} ({origin if origin == 'generated' else 'from ' + origin})")
         resuming = f" (resuming at epoch {info['start_epoch'] + 1})" if info["start_epoch"] else ""
         val = f" / {info['val_size']:,} validation" if info.get("val_size") else ""
         say(f"training on {info['device']}: {info['train_size']:,} train{val} / {info['test_size']:,} test images, "

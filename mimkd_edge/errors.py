@@ -15,6 +15,31 @@ class DivergedError(UserError):
     exit_code = 3
 
 
+# The third-party packages a command may find missing (a device with one runtime, no torch), and what
+# installs each: a missing one is reported in one line naming it, never as an import traceback.
+INSTALL_HINTS = {
+    "torch": "training, export and bench need it: in the clone, pip install -e . (README, Set up)",
+    "torchvision": "training, export and bench need it: in the clone, pip install -e . (README, Set up)",
+    "onnxruntime": "pip install onnxruntime onnx (or run the OpenVINO .xml artifact)",
+    "onnx": "pip install onnx",
+    "openvino": "pip install openvino (or run the .onnx artifact with onnxruntime)",
+    "nncf": "pip install nncf",
+    "matplotlib": "pip install matplotlib",
+    "scipy": "pip install scipy",
+    "safetensors": "pip install safetensors",
+}
+
+
+def missing_package_line(e: ImportError, command: str | None) -> str | None:
+    """`mimkd-edge COMMAND needs PACKAGE, which is not installed here: how to install it`, or None when
+    the import that failed is not one of INSTALL_HINTS' packages (then it is a bug, and its traceback helps)."""
+    package = (e.name or "").split(".")[0]
+    if package not in INSTALL_HINTS:
+        return None
+    what = f"`mimkd-edge {command}`" if command else "this command"
+    return f"{what} needs {package}, which is not installed here: {INSTALL_HINTS[package]}"
+
+
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _BOILERPLATE = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at .*|FrontEnd API failed with \w+:?)$")

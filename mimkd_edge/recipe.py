@@ -45,7 +45,16 @@ class DataConfig:
     mean: float | tuple[float, ...] | None = param(None, help="per channel (one value: every channel); "
                                                   "default: CIFAR's own, or measured on an image folder's train split")
     std: float | tuple[float, ...] | None = param(None, gt=0, help="as mean")
-    augment: bool = True  # random crop with padding 4 + horizontal flip
+    test_fraction: float = param(0.0, ge=0, lt=1, help="a folder of class folders without train/ and test/: the "
+                                 "share of each class's images held out as the test split (drawn by data.split_seed, "
+                                 "the same files for every run); 0: the folder has its own train/ and test/")
+    split_seed: int = param(0, ge=0, le=MAX_SEED, help="the draw of data.test_fraction's test images")
+    augment: bool = True  # training augmentation: data.crop_padding, data.flip and data.cutout; false turns all off
+    crop_padding: int | None = param(None, ge=0, le=MAX_IMAGE_SIZE, help="random crop: pad by this many pixels, "
+                                     "crop back to size at a random offset; 0: off. Default: 4 for CIFAR and the "
+                                     "synthetic set, image_size // 8 for an image folder (4 at 32 pixels)")
+    flip: bool | None = param(None, help="random horizontal flip. Default: on for CIFAR and the synthetic set, off "
+                              "for an image folder: a mirrored digit or letter is another class, or none")
     cutout: int = param(0, ge=0, le=MAX_IMAGE_SIZE, help="with augment: erase a random square of this side in "
                         "every training image (Cutout, DeVries & Taylor 2017; its CIFAR-10 setting: 16); 0: off")
     val_split: int = param(0, ge=0, le=10**7, help="training images held out as a validation split (stratified by "
@@ -67,6 +76,14 @@ class DataConfig:
         if self.dataset == "imagefolder":  # a programming error: build_session fills it in from the folder
             raise ValueError("data.num_classes of an image folder is known once its splits are loaded")
         return NUM_CLASSES.get(self.dataset, 10)
+
+    def default_augmentation(self, image_size: int) -> tuple[int, bool]:
+        """(crop padding, flip) where the recipe sets none: CIFAR's usual crop with 4-pixel padding and
+        flip; for an image folder the crop scaled to its size and no flip, as a flip can change a class."""
+        if self.dataset == "imagefolder":
+            return (image_size // 8 if self.crop_padding is None else self.crop_padding,
+                    False if self.flip is None else self.flip)
+        return 4 if self.crop_padding is None else self.crop_padding, True if self.flip is None else self.flip
 
     @property
     def default_normalisation(self) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:

@@ -2,7 +2,8 @@
 
 Heavy imports (torch, onnx, openvino) happen inside the commands so `--help` stays instant.
 Errors the user can fix are one line on stderr with exit code 2 (3 for a diverged run; 4 for an
-export of which an artifact failed its check and the others were published).
+export of which an artifact failed its check and the others were published); so is a package the
+command needs that is not installed (errors.INSTALL_HINTS).
 """
 
 from __future__ import annotations
@@ -26,6 +27,15 @@ class _Group(click.Group):
 
             where = f"{e.filename}: " if e.filename else ""
             error_line(f"{where}{e.strerror or e}")
+            ctx.exit(2)
+        except ImportError as e:  # a package this command needs is not installed (a device with one runtime)
+            from ..console import error_line
+            from ..errors import missing_package_line
+
+            line = missing_package_line(e, ctx.invoked_subcommand)
+            if line is None:
+                raise
+            error_line(line)
             ctx.exit(2)
         except KeyboardInterrupt:
             from ..console import error_line

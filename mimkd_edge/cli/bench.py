@@ -69,7 +69,7 @@ def bench(runs, cpu, results, data_dir, **config_fields):
     Without RUN, every run under runs/ that has an export. Writes each run's bench file and merges
     the rows into one CSV across runs.
     """
-    from ..console import console, plain, say
+    from ..console import activity, console, plain, say
     from ..errors import UserError
     from ..rundir import DEFAULT_RESULTS, RunDir
     from ..runtime.bench import bench_runs
@@ -79,9 +79,9 @@ def bench(runs, cpu, results, data_dir, **config_fields):
         raise UserError("--no-cpu: only CPU benchmarking is implemented; drop --no-cpu")
     config = from_options(BenchConfig, **config_fields)
     results = results or DEFAULT_RESULTS
-    with console.status("probing the machine (CPU, ISA, clock, sgemm)"):
+    with activity("probing the machine (CPU, ISA, clock, sgemm)"):
         machine = machine_info()
-    with console.status("benchmarking") as status:
+    with activity("benchmarking") as status:
         notes: list[str] = []
         rows = bench_runs(runs or None, config, results=results, machine=machine, data_dir=data_dir,
                           progress=lambda message: status.update(plain(message)), note=notes.append)

@@ -51,7 +51,7 @@ def export(run, out, data_dir, **plan_fields):
     to a manifest beside the artifacts. An artifact that fails its check is not published: the
     others are, each failure is one line (figure, remedy), and the exit code is 4.
     """
-    from ..console import console, error_line, plain, say
+    from ..console import activity, console, error_line, plain, say
     from ..export import EXIT_INCOMPLETE, export_run
     from ..rundir import latest_run
 
@@ -59,7 +59,7 @@ def export(run, out, data_dir, **plan_fields):
     if run is None:
         run = latest_run()
         say(f"no RUN given: exporting the most recently finished run {run}")
-    with console.status("exporting") as status:
+    with activity("exporting") as status:
         result = export_run(run, plan, out=out, data_dir=data_dir, progress=lambda m: status.update(plain(m)))
     if result.manifest is not None:
         console.print(_artifact_table(result))

@@ -20,16 +20,22 @@ def probe(runs, data_dir, dataset, threads):
     """Fit a linear classifier on RUNS' frozen pre-classifier features of another data set and report
     its test accuracy per run (stored in each RUN): how well each student's representation transfers.
     """
-    from ..console import console, plain, table
+    from ..console import activity, console, plain, say, table
     from ..engine.probe import probe_run
     from ..recipe import DataConfig
     from ..report.tables import method_name, student_name
 
-    results = []
-    with console.status("probing") as status:
+    results, said = [], set()
+
+    def once(note: str) -> None:  # the same conversion for every run of one student geometry: said once
+        if note not in said:
+            said.add(note)
+            say(note, "note:", "yellow")
+
+    with activity("probing") as status:
         for run in runs:
             results.append(probe_run(run, DataConfig(dataset=dataset), data_dir=data_dir, threads=threads,
-                                     progress=lambda m: status.update(plain(m))))
+                                     progress=lambda m: status.update(plain(m)), warn=once))
     first = results[0]
     rows = [[Path(r.run).name, student_name(r.student), method_name(r.method), r.seed,
              "" if r.run_test_accuracy is None else f"{r.run_test_accuracy:.2f}", f"{r.test_accuracy:.2f}",

@@ -63,7 +63,7 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of
 def _export_all(jobs, plan, data_dir) -> int:
     """Export every finished run not yet exported; a failed artifact is reported and the sweep goes
     on with what passed. Returns the number of failed artifacts."""
-    from ..console import console, error_line, plain, say
+    from ..console import activity, error_line, plain, say
     from ..export import ExportPlan, export_run
     from ..rundir import RunDir
 
@@ -72,7 +72,7 @@ def _export_all(jobs, plan, data_dir) -> int:
         if RunDir(job.out).exported:
             say(f"skip export of {job.name} (exported)", style="dim")
             continue
-        with console.status(plain(f"exporting {job.name}")) as status:
+        with activity(plain(f"exporting {job.name}")) as status:
             result = export_run(job.out, ExportPlan(onnx=plan.onnx, openvino=plan.openvino, int8=plan.int8,
                                                     exporter=plan.exporter), data_dir=data_dir,
                                 progress=lambda message, name=job.name: status.update(plain(f"{name}: {message}")))
@@ -86,7 +86,7 @@ def _export_all(jobs, plan, data_dir) -> int:
 
 def _bench_and_report(jobs, cfg, data_dir) -> None:
     from ..atomic import write_text
-    from ..console import console, plain, say
+    from ..console import activity, plain, say
     from ..report.plot import load_reference, plot_tradeoff
     from ..report.protocol import arm_rows, protocol_markdown, protocol_rows
     from ..rundir import DEFAULT_RESULTS, RunDir
@@ -101,7 +101,7 @@ def _bench_and_report(jobs, cfg, data_dir) -> None:
     if todo:
         config = BenchConfig(backends=measure.backends, precisions=measure.precisions, threads=(1,),
                              shapes=("static",), seconds=measure.seconds)
-        with console.status("benchmarking") as status:
+        with activity("benchmarking") as status:
             bench_runs(todo, config, results=results, data_dir=data_dir, progress=lambda m: status.update(plain(m)))
     benched = [j.out for j in jobs if RunDir(j.out).benched]
     finished = [j.out for j in jobs if j.finished]

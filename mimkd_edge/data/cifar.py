@@ -25,6 +25,7 @@ _ALLOWED = {
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
 }
 PIXELS = 3 * 32 * 32  # values per image row of a batch's 'data'
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 class _SafeUnpickler(pickle.Unpickler):

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..recipe import DataConfig, Recipe
+from ..recipe import NUM_CLASSES, DataConfig, Recipe
 from .cache import cache_root, source_key
-from .cifar import download_cifar, find_cifar, read_cifar
+from .cifar import CIFAR10_CLASSES, download_cifar, find_cifar, read_cifar
 from ..imaging import decode_images
 from .folder import FolderData, read_image_folder, split_root
 from .synthetic import make_synthetic
@@ -86,6 +86,8 @@ class Splits:
     image_size: int = 32
     notes: list[str] = field(default_factory=list)  # conversions made while reading (printed once)
     val: ImageSet | None = None  # held out of the training images (data.val_split), else None
+    origin: str = ""  # which setting named `source` (DataLocation.origin; "generated" for the synthetic set)
+    native: tuple[int, int, int] = (3, 32, 32)  # (channels, height, width) of the images as stored
 
 
 VAL_SEED = 0  # one validation split for every run and seed, so choices made on it compare like with like
@@ -114,13 +116,27 @@ def split_validation(train: ImageSet, size: int, source: str) -> tuple[ImageSet,
     return train.subset(keep), train.subset(held)
 
 
-def resolve_root(cfg: DataConfig, override: str | None = None, recorded: str | None = None) -> Path:
-    """--data-dir beats MIMKD_DATA beats where the run's data was found when it trained (`recorded`,
-    if it still exists) beats the recipe's data.root; else a folder in the cache."""
+@dataclass(frozen=True)
+class DataLocation:
+    """Where the data is, and which setting said so (printed when a run starts)."""
+
+    path: Path
+    origin: str  # "--data-dir", "the run's recorded data", "data.root", "MIMKD_DATA" or "the cache folder"
+
+
+def locate_data(cfg: DataConfig, override: str | None = None, recorded: str | None = None) -> DataLocation:
+    """One order, the usual one (explicit beats implicit): --data-dir, then where a finished run's data
+    was found when it trained (`recorded`, while it exists: export and bench use the run's own data),
+    then the recipe's data.root, then the MIMKD_DATA environment variable, then a folder in the cache.
+    The environment comes last: it is set once for a shell, and must not override a recipe that says
+    where its data is."""
     if recorded and not Path(recorded).exists():
         recorded = None
-    root = override or os.environ.get("MIMKD_DATA") or recorded or cfg.root
-    return Path(root).expanduser() if root else cache_root() / "datasets"
+    for value, origin in ((override, "--data-dir"), (recorded, "the run's recorded data"), (cfg.root, "data.root"),
+                          (os.environ.get("MIMKD_DATA"), "MIMKD_DATA")):
+        if value:
+            return DataLocation(Path(value).expanduser(), origin)
+    return DataLocation(cache_root() / "datasets", "the cache folder")
 
 
 def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str | None = None) -> Splits:
@@ -133,12 +149,14 @@ def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str |
         xtr, ytr, xte, yte, classes = make_synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.classes, size)
         if channels != 3:  # the synthetic set is drawn in RGB; other channel counts take its luminance
             xtr, xte = (np.repeat(x.mean(1, keepdims=True).round().astype(np.uint8), channels, 1) for x in (xtr, xte))
-        (train, test), source, content = ((xtr, ytr), (xte, yte)), "synthetic", ""
+        (train, test), source, content, origin = ((xtr, ytr), (xte, yte)), "synthetic", "", "generated"
+        native = (3, size, size)
     else:
-        root = resolve_root(cfg, data_dir, recorded)
-        found, source = _load_from_disk(cfg, root)
-        train, test, classes, channels, size, notes, content = (found.train, found.test, found.classes,
-                                                                found.channels, found.size, found.notes, found.key)
+        location = locate_data(cfg, data_dir, recorded)
+        origin = location.origin
+        found, source = _load_from_disk(cfg, location.path)
+        train, test, classes, channels, size, notes, content, native = (
+            found.train, found.test, found.classes, found.channels, found.size, found.notes, found.key, found.native)
     train_set, test_set = _image_set(*train, size, channels), _image_set(*test, size, channels)
     val_set = None
     if cfg.val_split:
@@ -157,7 +175,7 @@ def load_splits(cfg: DataConfig, data_dir: str | None = None, *, recorded: str |
         raise UserError(f"{source}: found {len(classes)} classes, but the recipe expects {cfg.classes} "
                         "(data.num_classes)")
     return Splits(train_set, test_set, classes, mean, std, source, tuple(data_mean), tuple(data_std), channels,
-                  size, notes, val_set)
+                  size, notes, val_set, origin, native)
 
 
 def _per_channel(values: tuple[float, ...] | None, data_values: tuple[float, ...], channels: int) -> tuple[float, ...]:
@@ -176,13 +194,16 @@ def _fit_channels(values: tuple[float, ...], channels: int) -> tuple[float, ...]
 
 def resolve_recipe(recipe: Recipe, splits: Splits) -> Recipe:
     """`recipe` with what the data says filled in where it says nothing: an image folder's class
-    count and normalisation. A run writes this resolved recipe, so export and bench use exactly the
-    values it trained with; resume compares resolved recipes."""
+    count and normalisation, and the augmentation the data set's defaults give. A run writes this
+    resolved recipe, so export and bench use exactly the values it trained with; resume compares
+    resolved recipes."""
     d = recipe.data
+    crop_padding, flip = d.default_augmentation(splits.image_size)
     return replace(recipe, data=replace(d, num_classes=d.num_classes or len(splits.classes),
                                         channels=splits.channels, image_size=splits.image_size,
                                         mean=_per_channel(d.mean, splits.data_mean, splits.channels),
-                                        std=_per_channel(d.std, splits.data_std, splits.channels)))
+                                        std=_per_channel(d.std, splits.data_std, splits.channels),
+                                        crop_padding=crop_padding, flip=flip))
 
 
 STATS_SAMPLE = 10_000  # images of a streamed split its statistics are measured on
@@ -262,8 +283,11 @@ def _load_from_disk(cfg: DataConfig, root: Path):
     if cfg.dataset == "imagefolder" or (is_folder_source and cfg.dataset in ("cifar10", "cifar100")):
         if not root.exists():
             raise UserError(f"data.root: no such folder or archive: {root}")
-        return (read_image_folder(root, cfg.image_size, resident_bytes=int(cfg.resident_max_gb * 2**30),
-                                  channels=cfg.channels), str(root.resolve()))
+        found = read_image_folder(root, cfg.image_size, resident_bytes=int(cfg.resident_max_gb * 2**30),
+                                  channels=cfg.channels, test_fraction=cfg.test_fraction, split_seed=cfg.split_seed)
+        if cfg.dataset != "imagefolder":
+            _require_cifar_folder(cfg, found, root)
+        return found, str(root.resolve())
     folder = find_cifar(root, cfg.dataset) if root.is_dir() else None
     if folder is None and cfg.download:
         download_cifar(root, cfg.dataset)
@@ -278,3 +302,22 @@ def _load_from_disk(cfg: DataConfig, root: Path):
         raise UserError(f"data.image_size / data.channels: CIFAR's python batches are 32×32 RGB, got "
                         f"{cfg.image_size} / {cfg.channels} (an image folder of CIFAR can be read at another geometry)")
     return FolderData((xtr, ytr), (xte, yte), classes, 3, 32, []), str(folder.resolve())
+
+
+def _require_cifar_folder(cfg: DataConfig, found: FolderData, root: Path) -> None:
+    """An image folder read for a CIFAR recipe (CIFAR re-encoded as JPEG files, say) must be that CIFAR:
+    the run normalises with CIFAR's published statistics and expects its classes, which would be silently
+    wrong for anyone's own images (--data-dir pointed at them with a CIFAR recipe)."""
+    native_c, h, w = found.native
+    if cfg.dataset == "cifar10":
+        same = tuple(found.classes) == CIFAR10_CLASSES
+    else:
+        same = len(found.classes) == NUM_CLASSES[cfg.dataset]
+    if same and (cfg.image_size is not None or (native_c, h, w) == (3, 32, 32)):
+        return
+    shown = ", ".join(found.classes[:4]) + (", ..." if len(found.classes) > 4 else "")
+    name = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}[cfg.dataset]
+    raise UserError(f"{root}: an image folder of {len(found.classes)} classes ({shown}), {native_c}×{h}×{w} images, "
+                    f"is not {name}, which the recipe's data.dataset = \"{cfg.dataset}\" names (its normalisation "
+                    "and classes would be wrong for these images); for your own images use data.dataset = "
+                    "\"imagefolder\": `mimkd-edge recipe init FOLDER --student MODEL` writes such a recipe")

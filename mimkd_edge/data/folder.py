@@ -1,4 +1,5 @@
-"""Image-folder data sets (ROOT/train/<class>/*, ROOT/test/<class>/*), as a folder or an archive.
+"""Image-folder data sets (ROOT/train/<class>/*, ROOT/test/<class>/*, or ROOT/<class>/* split by a seeded
+fraction), as a folder or an archive.
 
 Archives are unpacked once into the cache. A split small enough to live in memory is decoded once and
 cached as a uint8 array, so a second run does not decode tens of thousands of JPEGs again; a larger
@@ -23,6 +24,18 @@ import numpy as np
 from ..errors import UserError
 from ..imaging import GRAY_MODES, IMAGE_EXTENSIONS, decode_images, pil
 from .cache import cache_root, files_key, source_key
+
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+
+def data_name(source: str | Path) -> str:
+    """An image folder's name as a data set: "digits" for digits/, digits.tar.gz or digits.zip."""
+    name = Path(source).name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def unpack(archive: Path) -> Path:
@@ -84,8 +97,35 @@ def find_split_root(root: Path) -> Path:
     """`split_root`, or one line saying what was expected."""
     found = split_root(root)
     if found is None:
-        raise UserError(f"{root}: expected an image folder with train/<class>/ and test/<class>/ inside")
+        raise UserError(f"{root}: expected an image folder with train/<class>/ and test/<class>/ inside, or one "
+                        "folder per class with data.test_fraction set to split it (`mimkd-edge recipe init` does)")
     return found
+
+
+def class_root(root: Path) -> Path | None:
+    """The folder whose sub-folders are the classes, for a folder without train/ and test/: ROOT itself,
+    or the one sub-folder holding the class folders (an archive usually unpacks into one); None when
+    neither holds a class folder with images in it."""
+    if not root.is_dir():
+        return None
+    subdirs = [p for p in sorted(root.iterdir()) if p.is_dir()]
+    if any(_has_images(p) for p in subdirs):
+        return root
+    if len(subdirs) == 1 and any(_has_images(p) for p in subdirs[0].iterdir() if p.is_dir()):
+        return subdirs[0]
+    return None
+
+
+def _has_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir())
+
+
+def _class_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise UserError(f"{folder}: class folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
+                        "remove it or add images")
+    return files
 
 
 def _list_split(split_dir: Path, classes: list[str]) -> tuple[list[Path], np.ndarray]:
@@ -93,23 +133,42 @@ def _list_split(split_dir: Path, classes: list[str]) -> tuple[list[Path], np.nda
     for i, c in enumerate(classes):
         if not (split_dir / c).is_dir():
             raise UserError(f"{split_dir / c}: missing class folder (train/ has {c})")
-        files = sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not files:
-            raise UserError(f"{split_dir / c}: class folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
-                            "remove it or add images")
+        files = _class_files(split_dir / c)
         paths += files
         labels += [i] * len(files)
     return paths, np.asarray(labels, dtype=np.int64)
 
 
+def split_by_fraction(root: Path, classes: list[str], fraction: float,
+                      seed: int) -> dict[str, tuple[list[Path], np.ndarray]]:
+    """A folder of class folders split into train and test: each class gives round(fraction × its images)
+    (at least one, and at least one left to train on) to test, drawn by a permutation seeded by `seed`,
+    so every run, seed and machine sees the same split of the same files."""
+    rng = np.random.default_rng(seed)
+    split: dict[str, tuple[list[Path], list[int]]] = {"train": ([], []), "test": ([], [])}
+    for i, c in enumerate(classes):
+        files = _class_files(root / c)
+        if len(files) < 2:
+            raise UserError(f"{root / c}: 1 image; a class needs at least 2 to give one to test and one to train")
+        n_test = min(max(round(len(files) * fraction), 1), len(files) - 1)
+        held = set(rng.permutation(len(files))[:n_test].tolist())
+        for j, f in enumerate(files):
+            paths, labels = split["test" if j in held else "train"]
+            paths.append(f)
+            labels.append(i)
+    return {k: (paths, np.asarray(labels, dtype=np.int64)) for k, (paths, labels) in split.items()}
+
+
 GEOMETRY_SAMPLE = 1000  # image headers read to find a folder's native channels and size
 
 
-def native_geometry(paths: list[Path], channels: int | None, size: int | None) -> tuple[int, int, list[str]]:
-    """(channels, size, notes): a folder's own channel count and side where the recipe leaves them
+def native_geometry(paths: list[Path], channels: int | None,
+                    size: int | None) -> tuple[int, int, list[str], tuple[int, int, int]]:
+    """(channels, size, notes, native): a folder's own channel count and side where the recipe leaves them
     unset, read from the headers of up to GEOMETRY_SAMPLE images spread over the split, and one note
     per conversion that decoding will make. Gray images give 1 channel, any other mode 3 (RGB). Sizes:
-    one square size is used as it is; several sizes, or non-square images, need data.image_size."""
+    one square size is used as it is; several sizes, or non-square images, need data.image_size.
+    `native`: (channels, height, width) of the images as they are (the most common size), for the record."""
     Image = pil()
 
     step = max(1, len(paths) // GEOMETRY_SAMPLE)
@@ -142,33 +201,50 @@ def native_geometry(paths: list[Path], channels: int | None, size: int | None) -
         if other:
             seen = ", ".join(f"{w}×{h}" for (w, h), _ in sizes.most_common(3))
             notes.append(f"images are {seen}: resized (bilinear) to data.image_size = {size}")
-    return channels, size, notes
+    (w, h), _ = sizes.most_common(1)[0]
+    return channels, size, notes, (native_c, h, w)
 
 
 Split = tuple["np.ndarray | list[Path]", np.ndarray]
 
 
 def read_image_folder(source: Path, size: int | None = None, resident_bytes: int | None = None,
-                      channels: int | None = None) -> FolderData:
+                      channels: int | None = None, test_fraction: float = 0.0, split_seed: int = 0) -> FolderData:
     """An image folder's splits at its own geometry, or at the recipe's (`channels`, `size`; None:
     the folder's own, see native_geometry). A split is uint8 (N, channels, size, size) when its decoded
     size fits `resident_bytes` (None: no limit), else the list of its files, decoded batch by batch by
-    the streaming loader."""
+    the streaming loader. A folder without train/ and test/ is one folder per class, split by
+    `test_fraction` (split_by_fraction); the recipe must ask for that, so a misplaced folder is not
+    silently split."""
     folder = unpack(source) if source.is_file() else source
-    root = find_split_root(folder)
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    if not classes:
-        raise UserError(f"{root / 'train'}: no class folders found")
-    listed = {split: _list_split(root / split, classes) for split in ("train", "test")}
+    root = split_root(folder)
+    if root is None and test_fraction:
+        root = class_root(folder)
+        if root is None:
+            raise UserError(f"{folder}: expected one folder per class (<class>/*.png, ...) to split by "
+                            f"data.test_fraction = {test_fraction}")
+        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        listed = split_by_fraction(root, classes, test_fraction, split_seed)
+        spec = f"-test{test_fraction}-seed{split_seed}"
+    else:
+        root = find_split_root(folder)
+        if test_fraction:
+            raise UserError(f"data.test_fraction: {root} has its own train/ and test/ splits; set it to 0 "
+                            "(it splits a folder of class folders)")
+        classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+        if not classes:
+            raise UserError(f"{root / 'train'}: no class folders found")
+        listed = {split: _list_split(root / split, classes) for split in ("train", "test")}
+        spec = ""
     for split, (paths, _) in listed.items():
         if not paths:
             raise UserError(f"{root / split}: holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-    channels, size, notes = native_geometry(listed["train"][0] + listed["test"][0], channels, size)
-    content = files_key(root, classes, listed["train"][0] + listed["test"][0])
+    channels, size, notes, native = native_geometry(listed["train"][0] + listed["test"][0], channels, size)
+    content = files_key(root, classes, listed["train"][0] + listed["test"][0]) + spec
     key = f"{source.name}-{content}-{channels}x{size}"
     train, test = (_read_split(*listed[split], f"{key}-{split}", channels, size, resident_bytes)
                    for split in ("train", "test"))
-    return FolderData(train, test, classes, channels, size, notes, content)
+    return FolderData(train, test, classes, channels, size, notes, content, native)
 
 
 @dataclass
@@ -182,6 +258,7 @@ class FolderData:
     size: int
     notes: list[str]  # conversions decoding makes (printed once by the trainer)
     key: str = ""  # files_key of an image folder's content ("" for CIFAR's batches): keys caches derived from it
+    native: tuple[int, int, int] = (3, 32, 32)  # (channels, height, width) of the images as stored
 
 
 def _read_split(paths: list[Path], labels: np.ndarray, key: str, channels: int, size: int,

@@ -30,12 +30,14 @@ class Loader:
 
     def __init__(self, data: ImageSet, batch_size: int, mean, std, *, train: bool, augment: bool = True,
                  seed: int = 0, device: torch.device | str = "cpu", padding: int = 4,
-                 rank: int = 0, world_size: int = 1, channels_last: bool = False, cutout: int = 0):
+                 rank: int = 0, world_size: int = 1, channels_last: bool = False, cutout: int = 0,
+                 flip: bool = True):
         self.data = data
         self.device = torch.device(device)
         self.num_samples = len(data)
         self.batch_size = batch_size  # global batch: each of `world_size` ranks takes its share
-        self.train, self.augment, self.seed, self.padding = train, augment and train, seed, padding
+        self.train, self.seed, self.padding, self.flip = train, seed, padding, flip
+        self.augment = augment and train and bool(padding or flip or cutout)
         self.rank, self.world_size = rank, world_size
         self.channels_last = channels_last
         self.cutout = cutout if self.augment else 0
@@ -66,10 +68,11 @@ class Loader:
 
     def _draw_augmentation(self, b: int, g: torch.Generator) -> Augmentation:
         # torchvision's RandomCrop(padding=p) + RandomHorizontalFlip: offsets uniform on 0..2p, flip p=0.5
+        # (p = 0: no crop; self.flip False: no flip)
         p = self.padding
         dy = torch.randint(0, 2 * p + 1, (b,), generator=g)
         dx = torch.randint(0, 2 * p + 1, (b,), generator=g)
-        flip = torch.rand(b, generator=g) < 0.5
+        flip = (torch.rand(b, generator=g) < 0.5) & self.flip  # drawn either way: one stream for every option
         if not self.cutout:
             return dy, dx, flip
         h, w = self.image_hw

@@ -93,8 +93,9 @@ def probe_data_config(data: DataConfig, student: DataConfig) -> DataConfig:
 
 
 def probe_run(run: str | Path, data: DataConfig, *, data_dir: str | None = None, threads: int | None = None,
-              progress: Progress | None = None) -> ProbeResult:
-    """Probe one finished run on `data`; the result is also stored in the run directory."""
+              progress: Progress | None = None, warn: Progress | None = None) -> ProbeResult:
+    """Probe one finished run on `data`; the result is also stored in the run directory. `warn` hears each
+    conversion reading the probe data makes (a resize to the student's size, gray read as RGB)."""
     say = progress or (lambda message: None)
     loaded = load_run(run)
     previous = torch.get_num_threads()
@@ -105,6 +106,8 @@ def probe_run(run: str | Path, data: DataConfig, *, data_dir: str | None = None,
         cfg = probe_data_config(data, loaded.recipe.data)
         say(f"{loaded.path.name}: reading the probe data at {cfg.channels}×{cfg.image_size}×{cfg.image_size}")
         splits = load_splits(cfg, data_dir)
+        for note in splits.notes:
+            (warn or say)(f"probe data: {note}")
         say(f"{loaded.path.name}: features of {len(splits.train):,} + {len(splits.test):,} images")
         feats = [extract_features(loaded.model, s, splits.mean, splits.std) for s in (splits.train, splits.test)]
         say(f"{loaded.path.name}: fitting the linear probe "
@@ -118,7 +121,8 @@ def probe_run(run: str | Path, data: DataConfig, *, data_dir: str | None = None,
         seed=loaded.recipe.seed, run_test_accuracy=summary.final_test_acc if summary else None,
         dataset=cfg.dataset, source=str(splits.source), classes=len(splits.classes),
         train_images=len(splits.train), test_images=len(splits.test), feature_dim=int(feats[0].shape[1]),
-        geometry=[cfg.channels, cfg.image_size, cfg.image_size], seconds=round(time.perf_counter() - started, 2),
+        geometry=[cfg.channels, cfg.image_size, cfg.image_size], source_geometry=list(splits.native),
+        seconds=round(time.perf_counter() - started, 2),
         **fitted)
     write_probe_result(loaded.path, result)
     return result

@@ -146,7 +146,8 @@ def build_training(recipe: Recipe, data_dir: str | None = None) -> Training:
     common = dict(mean=splits.mean, std=splits.std, device=device, channels_last=t.channels_last,
                   workers=recipe.data.workers)
     train_loader = make_loader(splits.train, t.batch_size, train=True, augment=recipe.data.augment, seed=recipe.seed,
-                               rank=ddp.rank, world_size=ddp.world_size, cutout=recipe.data.cutout, **common)
+                               rank=ddp.rank, world_size=ddp.world_size, cutout=recipe.data.cutout,
+                               padding=recipe.data.crop_padding, flip=recipe.data.flip, **common)
     test_loader = make_loader(splits.test, max(t.batch_size, 256), train=False, **common)
     val_loader = make_loader(splits.val, max(t.batch_size, 256), train=False, **common) if splits.val else None
     ctx = MethodContext(
@@ -270,7 +271,8 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
         emit("warning", {"message": f"data: {note}"})
     emit("start", {"epochs": t.epochs, "start_epoch": start_epoch, "steps": steps, "device": str(s.device),
                    "out": str(out), "train_size": len(s.splits.train), "test_size": len(s.splits.test),
-                   "val_size": len(s.splits.val) if s.splits.val else 0})
+                   "val_size": len(s.splits.val) if s.splits.val else 0,
+                   "data": s.splits.source, "data_origin": s.splits.origin})
     started = time.perf_counter()
     saved = start_epoch if ckpt_path.exists() and resume else None  # epochs in the last good checkpoint
     for epoch in range(start_epoch, t.epochs):

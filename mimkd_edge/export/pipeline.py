@@ -351,6 +351,7 @@ def _export(run: Path, out_dir: Path, plan: ExportPlan, data_dir: str | None, th
     previous = listed_files(out_dir)  # what this export supersedes, read while no one else can publish
     say(f"loading the {loaded.recipe.data.dataset} data set")
     splits = load_splits(loaded.recipe.data, data_dir, recorded=loaded.data_source)
+    say(f"data: {splits.source} (from {splits.origin})")
     ref = prepare_reference(loaded, splits, plan, threads, say)
 
     stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=STAGING_PREFIX))

@@ -85,7 +85,8 @@ def select_points(rows: list[BenchRow], *, threads: int = 1, batch: int = 1) -> 
 
 
 # what makes one point of `seed_mean_points`: runs differing only in seed share all of these
-SEED_GROUP = ("student", "method", "dataset", "artifact", "backend", "storage_precision", "inference_precision")
+SEED_GROUP = ("student", "method", "dataset", "data_name", "artifact", "backend", "storage_precision",
+              "inference_precision")
 SEED_AVERAGED = ("median_ms", "mean_ms", "p90_ms", "p99_ms", "min_ms", "accuracy", "throughput_ips", "bound_ms_est",
                  "pct_bound_est", "pct_bound_sgemm")
 SEED_SPREAD = ("median_ms", "accuracy")  # the axes: each gets "<key>_sd", the SD across seeds
@@ -314,7 +315,7 @@ def plot_tradeoff(rows: list[BenchRow], out: str | Path, *, paper: bool = False,
     _legend(fig, plotted, paper_pts, extra_colours, ref_pts=ref_pts, references=references)
 
     cpu = (machine or {}).get("cpu", {}).get("model") or next((p.get("cpu") for p in plotted if p.get("cpu")), None)
-    named = ", ".join(dataset_name(d) for d in ours_datasets)
+    named = ", ".join(panel_name(d, plotted) for d in ours_datasets)
     default_title = f"{named[:1].upper()}{named[1:]}: top-1 accuracy vs CPU latency{f' ({cpu})' if cpu else ''}"
     fig.suptitle(title or default_title, fontsize=11, x=0.01,
                  horizontalalignment="left")
@@ -327,6 +328,16 @@ def plot_tradeoff(rows: list[BenchRow], out: str | Path, *, paper: bool = False,
     write_text(md, text + "".join(_reference_markdown(ref, [p for p in ref_pts if p["reference"] == i])
                                   for i, ref in enumerate(references)))
     return {"png": png, "svg": svg, "md": md}
+
+
+def panel_name(dataset: str, points: list[dict]) -> str:
+    """How a figure names a data set: CIFAR's by their names; an image folder by its folder's name
+    ("digits"), as "image folder" would say nothing about which."""
+    if dataset == "imagefolder":
+        names = sorted({p["data_name"] for p in points if p.get("dataset") == dataset and p.get("data_name")})
+        if names:
+            return ", ".join(names)
+    return dataset_name(dataset)
 
 
 def _draw_reference(ax, panel: str, ref_pts: list[dict], plotted: list[dict], extra_colours: dict[str, str]) -> None:
@@ -360,9 +371,9 @@ def _draw_ours(ax, panel: str, plotted: list[dict], front: list[dict], paper_pts
     if paper_pts:
         _draw_paper(ax, paper_pts, extra_colours)
     _label_students(ax, mine)
-    ax.set_ylabel(f"Top-1 accuracy, {dataset_name(panel)} test set (%)")
-    ax.set_title(f"This work: {dataset_name(panel)}" if mine else f"Reference only: {dataset_name(panel)}",
-                 fontsize=10, loc="left")
+    name = panel_name(panel, mine + list(ref_pts))
+    ax.set_ylabel(f"Top-1 accuracy, {name} test set (%)")
+    ax.set_title(f"This work: {name}" if mine else f"Reference only: {name}", fontsize=10, loc="left")
     theirs = [p["accuracy"] for p in ref_pts if (p.get("dataset") or "?") == panel]
     _pad_limits(ax, xs, [p["accuracy"] for p in mine] + theirs + [p["y"] for p in paper_pts])
     panel_front = [p for p in front if (p.get("dataset") or "?") == panel]

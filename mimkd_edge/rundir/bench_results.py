@@ -42,6 +42,7 @@ class BenchRow:
     batch: int
     name: str | None = None
     dataset: str | None = None
+    data_name: str | None = None  # an image folder's name (its folder or archive), which names it in figures
     student: str | None = None
     method: str | None = None
     params: int | None = None

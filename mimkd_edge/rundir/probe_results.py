@@ -34,6 +34,7 @@ class ProbeResult:
     test_accuracy: float
     seconds: float
     measured_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    source_geometry: list[int] | None = None  # [channels, height, width] of the probe images as stored
 
 
 def write_probe_result(run: str | Path, result: ProbeResult) -> Path:

@@ -141,6 +141,7 @@ class _TestSplit:
 
             self.say(f"{self.loaded.path}: loading the {self.loaded.recipe.data.dataset} test split")
             self.splits = load_splits(self.loaded.recipe.data, self.data_dir, recorded=self.loaded.data_source)
+            self.say(f"{self.loaded.path}: data {self.splits.source} (from {self.splits.origin})")
         return self.splits
 
 
@@ -194,6 +195,7 @@ def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,
         macs, params = count_macs(loaded.model, size), count_params(loaded.model)
     base = dict(run=run_key(path), name=recipe.name, dataset=summary.data.dataset if summary else recipe.data.dataset,
                 student=recipe.student.model, method=recipe.method.name, params=params, macs=macs,
+                data_name=_data_name(summary),
                 run_final_test_acc=summary.final_test_acc if summary else None, cpu=machine["cpu"]["model"],
                 batch=config.batch)
     cache, split = AccuracyCache(run.export), _TestSplit(loaded, data_dir, say)
@@ -260,3 +262,12 @@ def _relative(path: Path, run: Path) -> str:
         return path.resolve().relative_to(run.resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+def _data_name(summary) -> str | None:
+    """An image folder's name (the folder the run read), so a figure names the data set; None for CIFAR."""
+    if summary is None or summary.data.dataset != "imagefolder" or not summary.data.source:
+        return None
+    from ..data.folder import data_name
+
+    return data_name(summary.data.source)

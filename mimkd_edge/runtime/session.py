@@ -319,7 +319,7 @@ class OpenVinoSession(Session):
         core = ov_core()
         path = source.path if isinstance(source, ArtifactBytes) else source
         model = _read_ov_model(core, source)
-        self.metadata = _ov_metadata(model)
+        self.metadata = _ov_metadata(model, onnx=path.suffix == ".onnx")
         self.precision = ov_storage_precision(model)
         if static_batch is not None:
             shape = model.input(0).get_partial_shape()
@@ -416,12 +416,15 @@ def ov_storage_precision(model) -> str:
     return "fp16" if "f16" in weight_types else "fp32"
 
 
-def _ov_metadata(model) -> dict[str, str]:
+def _ov_metadata(model, *, onnx: bool = False) -> dict[str, str]:
+    """Our keys: an IR's rt_info under "mimkd"; an ONNX graph's metadata_props, which OpenVINO's ONNX
+    reader puts under "framework" (the same keys: export/pipeline.py writes both)."""
+    section = "framework" if onnx else "mimkd"
     try:
         rt = model.get_rt_info()
-        if "mimkd" not in rt:
+        if section not in rt:
             return {}
-        return {k: v.astype(str) for k, v in rt["mimkd"].items()}
+        return {k: v.astype(str) for k, v in rt[section].items()}
     except Exception:  # metadata is informative only; an IR without it is still usable
         return {}
 

@@ -26,3 +26,34 @@ def test_step_lines_are_rate_limited(monkeypatch, capsys):
             progress("step", {"epoch": 0, "step": step, "steps": 4, "loss": 1.0, "train_acc": 50.0,
                               "images_per_s": 10.0})
     assert "step 1/4" not in capsys.readouterr().out
+
+
+def test_a_long_job_step_prints_lines_without_a_terminal(monkeypatch, capsys):
+    import time
+
+    from mimkd_edge.console import activity
+
+    monkeypatch.setattr(console_module, "PLAIN_PROGRESS_SECONDS", 0.05)
+    with activity("exporting") as status:
+        status.update("calibrating INT8 on 300 images")
+        time.sleep(0.4)  # one long step: the log hears of it while it runs, not only after
+    out = capsys.readouterr().out
+    assert "calibrating INT8 on 300 images (still running" in out
+
+
+def test_a_short_job_prints_no_progress_line(monkeypatch, capsys):
+    from mimkd_edge.console import activity
+
+    monkeypatch.setattr(console_module, "PLAIN_PROGRESS_SECONDS", 3600.0)
+    with activity("exporting") as status:
+        status.update("writing the manifest")
+    assert capsys.readouterr().out == ""  # an error after it stays the one line it is
+
+
+def test_tables_keep_whole_names_without_a_terminal(monkeypatch, capsys):
+    from mimkd_edge.console import console, table
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    name = "digits-conv4_mp-mimkd-" + "x" * 100
+    console.print(table("runs", ["name", "accuracy"], [[name, 93.6]]))
+    assert any(name in line and "93.6" in line for line in capsys.readouterr().out.splitlines())

@@ -52,3 +52,15 @@ def test_probe_cli_reads_other_geometry_and_stores_the_result(tmp_path):
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and read_probe_results(run)[0].test_accuracy == result.test_accuracy
     assert f"{result.test_accuracy:.2f}" in first.output
+
+
+def test_the_probe_says_its_resize_once_and_records_both_geometries(tmp_path):
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        fit(tiny_recipe(name=run.name), run)  # RGB 32×32 students
+    write_brightness_folder(tmp_path / "gray", channels=1, size=12, train=20, test=8, prefix="c")
+    result = CliRunner().invoke(main, ["probe", *map(str, runs), "--data", str(tmp_path / "gray"), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("resized (bilinear)") == 1 and "12×12" in result.output  # two runs, said once
+    (probed,) = read_probe_results(runs[0])
+    assert probed.source_geometry == [1, 12, 12] and probed.geometry == [3, 32, 32]

@@ -81,7 +81,8 @@ def test_run_directory_contents(tmp_path):
     assert 0 <= summary.final_test_acc <= 100 and summary.versions["torch"]
     assert summary.cpu == cpu_name() and (summary.cpu is None or "family" in summary.cpu)  # where it computed
     loaded = load_run(tmp_path / "run")
-    data = dataclasses.replace(tiny_recipe().data, mean=(0.5,) * 3, std=(0.25,) * 3, image_size=32, channels=3)
+    data = dataclasses.replace(tiny_recipe().data, mean=(0.5,) * 3, std=(0.25,) * 3, image_size=32, channels=3,
+                               crop_padding=4, flip=True)  # the synthetic set's augmentation, written out
     assert loaded.recipe == dataclasses.replace(tiny_recipe(), data=data) and not loaded.model.training
 
 

@@ -79,3 +79,11 @@ def test_points_table_marks_pareto():
     pareto_front(pts)
     table = points_table(pts)
     assert table.count("\n") == 2 + len(pts) and table.count("| yes |") == 3
+
+
+def test_an_image_folder_is_named_by_its_folder_in_the_figure():
+    from mimkd_edge.report.plot import panel_name
+
+    points = [{"dataset": "imagefolder", "data_name": "digits"}, {"dataset": "cifar10"}]
+    assert panel_name("imagefolder", points) == "digits" and panel_name("cifar10", points) == "CIFAR-10"
+    assert panel_name("imagefolder", [{"dataset": "imagefolder"}]) == "image folder"  # rows from before the name

@@ -2,8 +2,11 @@
 predictions as the bench's accuracy path, and no torch needed."""
 
 import json
+import re
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,3 +218,93 @@ def test_predict_on_a_run_needs_no_torch(benched_run, folder_run):
                           check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["backend"] in ("onnxruntime", "openvino")
+
+
+def test_openvino_reads_the_metadata_of_an_onnx_artifact(folder_run):
+    onnx = str(RunDir(folder_run / "run").export / "model_fp32.onnx")
+    images = str(folder_run / "data" / "test")
+    by = {backend: CliRunner().invoke(main, ["predict", onnx, images, "--json", "--backend", backend])
+          for backend in ("openvino", "onnxruntime")}
+    assert by["openvino"].exit_code == 0, by["openvino"].output
+    labels = {b: [p["top"][0]["label"] for p in json.loads(r.output)["predictions"]] for b, r in by.items()}
+    assert json.loads(by["openvino"].output)["backend"] == "openvino" and labels["openvino"] == labels["onnxruntime"]
+
+
+_WITHOUT = """
+import importlib.abc, sys
+missing = set(sys.argv[1].split(","))
+class _Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in missing:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, _Blocked())
+from mimkd_edge.cli import main
+main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize(("missing", "command", "fragments"), [
+    ("openvino", ["predict", "model_fp32.xml", "IMAGES"],
+     ["`mimkd-edge predict` needs openvino", "pip install openvino"]),
+    ("torch,torchvision", ["models"], ["`mimkd-edge models` needs torch", "pip install -e ."]),
+])
+def test_a_missing_runtime_is_one_line_naming_what_to_install(folder_run, missing, command, fragments):
+    export, images = RunDir(folder_run / "run").export, folder_run / "data" / "test"
+    args = [str(export / a) if a.endswith(".xml") else str(images) if a == "IMAGES" else a for a in command]
+    done = subprocess.run([sys.executable, "-c", _WITHOUT, missing, *args], capture_output=True, text=True,
+                          timeout=300, check=False)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("Error: "), done.stderr[-2000:]
+    assert all(f in lines[0] for f in fragments), lines[0]
+
+
+
+_IMPORTS = """
+import importlib.abc, json, sys
+class _Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, _Blocked())
+from mimkd_edge.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+_ROOT = Path(__file__).resolve().parents[2]
+_IMPORT_NAMES = {"pillow": "PIL", "tomli-w": "tomli_w"}
+
+
+def _requirements(lines) -> dict[str, str]:
+    """{distribution name: its version bounds} of requirement lines (comments and blanks skipped)."""
+    out = {}
+    for raw in lines:
+        line = raw.split("#")[0].strip()
+        if line:
+            name = re.split(r"[<>=!~ ]", line, maxsplit=1)[0].lower()
+            out[name] = line[len(name):]
+    return out
+
+
+def test_the_device_requirements_are_pyproject_s_bounds_without_torch():
+    readme = (_ROOT / "README.md").read_text()
+    assert "pip install -r requirements-device.txt && pip install --no-deps ." in readme
+    device = _requirements((_ROOT / "requirements-device.txt").read_text().splitlines())
+    declared = _requirements(tomllib.loads((_ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    assert not {"torch", "torchvision", "nncf", "openvino"} & set(device)
+    assert all(declared[name] == bounds for name, bounds in device.items()), (device, declared)
+
+
+@pytest.mark.parametrize("artifact", ["model_fp32.onnx", "model_fp32.xml"])
+def test_predict_imports_no_declared_dependency_beyond_the_device_requirements(folder_run, artifact):
+    """What README's device install leaves out (torch, nncf, matplotlib, scipy, ...) predict never imports."""
+    args = ["predict", str(RunDir(folder_run / "run").export / artifact), str(folder_run / "data" / "test"), "--json"]
+    done = subprocess.run([sys.executable, "-c", _IMPORTS, *args], capture_output=True, text=True, timeout=300,
+                          check=False)
+    imported = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    declared = _requirements(tomllib.loads((_ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    allowed = set(_requirements((_ROOT / "requirements-device.txt").read_text().splitlines())) | {"openvino"}
+    used = {name for name in declared if _IMPORT_NAMES.get(name, name) in imported}
+    assert used <= allowed, f"predict imports {sorted(used - allowed)}, which requirements-device.txt lacks"

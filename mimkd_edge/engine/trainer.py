@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -27,6 +28,7 @@ from torch import nn
 from ..atomic import remove_stale_temporaries, write_text
 from ..data import Loader, Splits, load_splits, make_loader, resolve_recipe
 from ..errors import DivergedError, UserError, one_line
+from ..methods.memory import seed_draws
 from ..methods.registry import DistillMethod, MethodContext, create_method, method_class
 from ..models.cost import count_macs, count_params
 from ..models.features import FeatureModel, Features, map_shapes
@@ -82,6 +84,12 @@ def init_distributed(device_name: str) -> Distributed:
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+def rank_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of one rank's negative draws in one epoch (numpy's SeedSequence mixes the three): distinct
+    per rank, and fixed by the epoch, so a resumed run draws what an uninterrupted one would have."""
+    return int(np.random.SeedSequence((seed, epoch, rank)).generate_state(1)[0])
 
 
 @dataclass
@@ -376,6 +384,8 @@ def _teacher_forward(s: Training, x: torch.Tensor) -> Features:
 def _train_epoch(s: Training, epoch: int, emit: Event) -> dict:
     s.student.train()
     s.method.train()
+    if s.ddp.world_size > 1:  # every rank draws its own negatives from the (shared) memory
+        seed_draws(s.method, rank_seed(s.recipe.seed, epoch, s.ddp.rank))
     check_every = 1 if s.device.type == "cpu" else s.recipe.train.log_every
     sums: dict[str, torch.Tensor] = {}
     correct = torch.zeros((), device=s.device)

@@ -41,6 +41,7 @@ from ..rundir.finite import require_finite
 from ..rundir.summary import DataInfo, StudentInfo, write_metrics, write_summary
 from .resume import check_changes, recipe_changes
 from .schedule import apply_schedule, make_scheduler
+from .tensorboard_log import open_tensorboard
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -271,6 +272,31 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
         out.mkdir(parents=True, exist_ok=True)
         write_text(run.recipe, dump_recipe(recipe))
 
+    tensorboard = open_tensorboard(out, start_epoch) if main else None
+    try:
+        return _train(s, out, start_epoch, history, wall_before, changes, sessions, _fan_out(tensorboard, emit))
+    finally:
+        if tensorboard is not None:
+            tensorboard.close()
+
+
+def _fan_out(*consumers: Event | None) -> Event:
+    """One event callback handing every event to each consumer given, in order: TensorBoard first, so an
+    exception from the caller's callback (a stop after an epoch) comes after that epoch is logged."""
+    live = [c for c in consumers if c is not None]
+
+    def emit(kind: str, info: dict[str, Any]) -> None:
+        for consumer in live:
+            consumer(kind, info)
+
+    return emit
+
+
+def _train(s: Training, out: Path, start_epoch: int, history: list[dict], wall_before: float, changes: list[dict],
+           sessions: list[dict], emit: Event) -> RunSummary:
+    """The epochs from `start_epoch` on, each checkpointed; then the weights and the summary."""
+    run, recipe, main = RunDir(out), s.recipe, s.ddp.is_main
+    ckpt_path = run.checkpoint
     t = recipe.train
     steps = len(s.train_loader)
     for note in s.splits.notes:  # conversions made while reading the data, said once
@@ -279,7 +305,7 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
                    "out": str(out), "train_size": len(s.splits.train), "test_size": len(s.splits.test),
                    "val_size": len(s.splits.val) if s.splits.val else 0})
     started = time.perf_counter()
-    saved = start_epoch if ckpt_path.exists() and resume else None  # epochs in the last good checkpoint
+    saved = start_epoch if ckpt_path.exists() and start_epoch else None  # epochs in the last good checkpoint
     for epoch in range(start_epoch, t.epochs):
         try:
             record = _train_epoch(s, epoch, emit)

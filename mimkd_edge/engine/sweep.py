@@ -95,7 +95,8 @@ class SweepLauncher:
     gpus_per_job: int = param(0, ge=0, le=64, help="GPUs of each run's job; more than one: DDP over them")
     time_min: int = param(60, ge=1, help="time limit of each job in minutes; a run that needs longer is "
                                          "checkpointed and requeued (up to 3 times), and resumes")
-    cpus_per_task: int | None = param(None, ge=1, help="CPU cores per process (none: the cluster's default)")
+    cpus_per_task: int | None = param(None, ge=1, help="CPU cores per process, and torch's threads in it "
+                                                       "(none: the cluster's default, torch's own thread count)")
     mem_gb: float | None = param(None, gt=0, help="memory of each job (none: the cluster's default)")
     array_parallelism: int = param(256, ge=1, help="at most this many of a stage's jobs at once (SLURM)")
     setup: tuple[str, ...] = ()  # shell lines run before each job on SLURM (module load, source .venv/...)

@@ -38,9 +38,14 @@ class TrainRun:
     cwd: str
     data_dir: str | None = None
     processes: int = 1  # tasks of the job: one per GPU, joined into one DDP process group
+    threads: int | None = None  # torch's CPU threads per process ([launcher] cpus_per_task); none: torch's default
 
     def __call__(self, job: Job) -> str:
         os.chdir(self.cwd)  # recipes, teacher checkpoints and run directories are relative to it
+        if self.threads:  # jobs running side by side must not each take every core
+            import torch
+
+            torch.set_num_threads(self.threads)
         if self.processes > 1:  # RANK, WORLD_SIZE, MASTER_ADDR, ... for the trainer, as torchrun sets them
             from submitit.helpers import TorchDistributedEnvironment
 
@@ -65,7 +70,7 @@ def launch_sweep(jobs: list[Job], launcher: str, resources: SweepLauncher, out: 
     check_finished_recipes(jobs)  # a finished run of another recipe stops the sweep before anything is queued
     logs = out / LOG_FOLDER
     executor = make_executor(launcher, resources, logs, name)
-    train = TrainRun(os.getcwd(), data_dir, processes=max(1, resources.gpus_per_job))
+    train = TrainRun(os.getcwd(), data_dir, processes=max(1, resources.gpus_per_job), threads=resources.cpus_per_task)
     return launch(jobs, executor, train), logs
 
 

@@ -11,3 +11,4 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session unpacks/decodes into its own cache, never into the user's."""
     monkeypatch.setenv("MIMKD_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.delenv("MIMKD_DATA", raising=False)
+    monkeypatch.setenv("MIMKD_TENSORBOARD", "0")  # runs write no event files unless a test asks for them

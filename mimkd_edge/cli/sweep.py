@@ -22,7 +22,16 @@ from . import main
               "write OUT/results.md (accuracy over seeds, latency) and OUT/tradeoff.png/.svg/.md.")
 @click.option("--shard", "shard_of", metavar="I/N", help="Train only shard I of N (every N-th run from the I-th): "
               "N processes or machines given 0/N .. N-1/N share the sweep, each run trained once.")
-def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of):
+@click.option("--launcher", type=click.Choice(["slurm", "local"]), help="Train through submitit: each stage's runs "
+              "as one job array, after the stages before it (slurm: queued with dependencies, the command returns; "
+              "local: the same jobs as processes on this machine, waited for). Needs the cluster extra.")
+@click.option("--partition", help="SLURM partition of the jobs (beats the sweep file's [launcher] partition).")
+@click.option("--gpus-per-job", type=click.IntRange(min=0), help="GPUs of each run's job; more than one: DDP "
+              "over them (beats [launcher] gpus_per_job; default 0).")
+@click.option("--time-min", type=click.IntRange(min=1), help="Time limit of each job in minutes; a longer run is "
+              "checkpointed, requeued and resumed (beats [launcher] time_min; default 60).")
+def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of, launcher, partition, gpus_per_job,
+          time_min):
     """Train every run of SWEEP_FILE in order (teachers first); finished runs are skipped, started ones resumed."""
     from ..console import TrainingProgress, console, plain, say, table
     from ..engine.sweep import check_finished_recipes, expand, load_sweep, parse_shard, run_sweep, shard
@@ -30,6 +39,8 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of
 
     cfg = load_sweep(sweep_file)
     jobs = expand(cfg, source=sweep_file)
+    if launcher and not (dry_run or no_train):
+        _check_launcher(launcher, do_export or do_bench)
     if shard_of:
         jobs = shard(jobs, *parse_shard(shard_of))
     state = lambda j: "finished" if j.finished else ("started" if j.started else "to do")  # noqa: E731
@@ -43,7 +54,11 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of
         with TrainingProgress() as progress:
             fit(job.recipe, job.out, resume=resume, data_dir=data_dir, on_event=progress)
 
-    if no_train:
+    if launcher and not no_train:
+        resources = {"partition": partition, "gpus_per_job": gpus_per_job, "time_min": time_min}
+        if not _launch(jobs, cfg, launcher, resources, data_dir):
+            return  # queued on SLURM
+    elif no_train:
         check_finished_recipes(jobs)
     else:
         ran = run_sweep(jobs, train, on_skip=lambda j: say(f"skip {j.name} (finished)", style="dim"))
@@ -58,6 +73,38 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of
 
         error_line(f"{failed} exported artifact(s) failed their check and were not published (lines above)")
         click.get_current_context().exit(EXIT_INCOMPLETE)
+
+
+def _check_launcher(launcher, then_export) -> None:
+    """Before anything is printed: the launcher can run here, and nothing is asked of runs it only queues."""
+    from ..engine.sweep_launch import require_launcher
+    from ..errors import UserError
+
+    if launcher == "slurm" and then_export:
+        raise UserError("--export/--bench with --launcher slurm: the runs train later; once their jobs are done, "
+                        "run the same sweep with --no-train --export --bench")
+    require_launcher(launcher)
+
+
+def _launch(jobs, cfg, launcher, flags, data_dir) -> bool:
+    """Train the unfinished runs through submitit; True when they are done (local), False when queued (SLURM)."""
+    import dataclasses
+
+    from ..console import console, say
+    from ..engine.sweep_launch import launch_sweep
+
+    resources = dataclasses.replace(cfg.launcher, **{k: v for k, v in flags.items() if v is not None})
+    with console.status("submitting" if launcher == "slurm" else f"{launcher} launcher: running the sweep's jobs"):
+        stages, logs = launch_sweep(jobs, launcher, resources, Path(cfg.out), cfg.name, data_dir)
+    for submitted in stages:
+        say(f"submitted {len(submitted)} run(s): job(s) {', '.join(j.job_id for j in submitted)}")
+    trained = sum(map(len, stages))
+    if launcher == "slurm":
+        say(f"queued; logs in {logs}. When the jobs are done, the same sweep with --no-train --export --bench "
+            "exports, measures and reports the runs")
+        return False
+    console.print(f"sweep done: {trained} trained by the {launcher} launcher, {len(jobs) - trained} already finished")
+    return True
 
 
 def _export_all(jobs, plan, data_dir) -> int:

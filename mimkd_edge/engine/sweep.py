@@ -26,6 +26,11 @@
     [plot]                                 # optional: committed results drawn faded under the sweep's points
     reference = ["bench/results/cpu"]
 
+    [launcher]                             # optional: each job's resources under `sweep --launcher slurm|local`
+    partition = "gpu"                      #   (flags --partition, --gpus-per-job, --time-min win)
+    gpus_per_job = 1
+    time_min = 240
+
 A run is named `<recipe name>-<grid values>`, plus `-s<seed>` when the stage lists seeds (without
 `seeds`, a run keeps its recipe's seed and name, so a teacher lands where students look for it).
 A finished run (weights and summary written) is skipped; one with a checkpoint is resumed; so
@@ -86,6 +91,21 @@ class SweepPlot:
 
 
 @dataclass(frozen=True)
+class SweepLauncher:
+    """What each run's job asks for under `sweep --launcher` (submitit; engine/sweep_launch.py)."""
+
+    partition: str | None = None  # SLURM partition (none: the cluster's default)
+    gpus_per_job: int = param(0, ge=0, le=64, help="GPUs of each run's job; more than one: DDP over them")
+    time_min: int = param(60, ge=1, help="time limit of each job in minutes; a run that needs longer is "
+                                         "checkpointed and requeued (up to 3 times), and resumes")
+    cpus_per_task: int | None = param(None, ge=1, help="CPU cores per process, and torch's threads in it "
+                                                       "(none: the cluster's default, torch's own thread count)")
+    mem_gb: float | None = param(None, gt=0, help="memory of each job (none: the cluster's default)")
+    array_parallelism: int = param(256, ge=1, help="at most this many of a stage's jobs at once (SLURM)")
+    setup: tuple[str, ...] = ()  # shell lines run before each job on SLURM (module load, source .venv/...)
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     name: str
     stage: tuple[Stage, ...]
@@ -93,6 +113,7 @@ class SweepConfig:
     export: SweepExport = SweepExport()
     bench: SweepBench = SweepBench()
     plot: SweepPlot = SweepPlot()
+    launcher: SweepLauncher = SweepLauncher()
 
 
 @dataclass(frozen=True)

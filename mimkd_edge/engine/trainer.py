@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -28,6 +29,7 @@ from ..atomic import remove_stale_temporaries, write_text
 from ..cpuinfo import torch_native_bf16
 from ..data import Loader, Splits, load_splits, make_loader, resolve_recipe
 from ..errors import DivergedError, UserError, one_line
+from ..methods.memory import seed_draws
 from ..methods.registry import DistillMethod, MethodContext, create_method, method_class
 from ..models.cost import count_macs, count_params
 from ..models.features import FeatureModel, Features, map_shapes
@@ -40,6 +42,7 @@ from ..rundir.finite import require_finite
 from ..rundir.summary import DataInfo, StudentInfo, write_metrics, write_summary
 from .resume import check_changes, recipe_changes
 from .schedule import apply_schedule, make_scheduler
+from .tensorboard_log import open_tensorboard
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -83,6 +86,12 @@ def init_distributed(device_name: str) -> Distributed:
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+def rank_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of one rank's negative draws in one epoch (numpy's SeedSequence mixes the three): distinct
+    per rank, and fixed by the epoch, so a resumed run draws what an uninterrupted one would have."""
+    return int(np.random.SeedSequence((seed, epoch, rank)).generate_state(1)[0])
 
 
 @dataclass
@@ -265,6 +274,31 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
         out.mkdir(parents=True, exist_ok=True)
         write_text(run.recipe, dump_recipe(recipe))
 
+    tensorboard = open_tensorboard(out, start_epoch) if main else None
+    try:
+        return _train(s, out, start_epoch, history, wall_before, changes, sessions, _fan_out(tensorboard, emit))
+    finally:
+        if tensorboard is not None:
+            tensorboard.close()
+
+
+def _fan_out(*consumers: Event | None) -> Event:
+    """One event callback handing every event to each consumer given, in order: TensorBoard first, so an
+    exception from the caller's callback (a stop after an epoch) comes after that epoch is logged."""
+    live = [c for c in consumers if c is not None]
+
+    def emit(kind: str, info: dict[str, Any]) -> None:
+        for consumer in live:
+            consumer(kind, info)
+
+    return emit
+
+
+def _train(s: Training, out: Path, start_epoch: int, history: list[dict], wall_before: float, changes: list[dict],
+           sessions: list[dict], emit: Event) -> RunSummary:
+    """The epochs from `start_epoch` on, each checkpointed; then the weights and the summary."""
+    run, recipe, main = RunDir(out), s.recipe, s.ddp.is_main
+    ckpt_path = run.checkpoint
     t = recipe.train
     steps = len(s.train_loader)
     for note in s.splits.notes:  # conversions made while reading the data, said once
@@ -274,7 +308,7 @@ def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event
                    "val_size": len(s.splits.val) if s.splits.val else 0,
                    "data": s.splits.source, "data_origin": s.splits.origin})
     started = time.perf_counter()
-    saved = start_epoch if ckpt_path.exists() and resume else None  # epochs in the last good checkpoint
+    saved = start_epoch if ckpt_path.exists() and start_epoch else None  # epochs in the last good checkpoint
     for epoch in range(start_epoch, t.epochs):
         try:
             record = _train_epoch(s, epoch, emit)
@@ -382,6 +416,8 @@ def _teacher_forward(s: Training, x: torch.Tensor) -> Features:
 def _train_epoch(s: Training, epoch: int, emit: Event) -> dict:
     s.student.train()
     s.method.train()
+    if s.ddp.world_size > 1:  # every rank draws its own negatives from the (shared) memory
+        seed_draws(s.method, rank_seed(s.recipe.seed, epoch, s.ddp.rank))
     check_every = 1 if s.device.type == "cpu" else s.recipe.train.log_every
     sums: dict[str, torch.Tensor] = {}
     correct = torch.zeros((), device=s.device)

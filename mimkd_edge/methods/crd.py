@@ -8,8 +8,9 @@ among the samples j ≠ i; `shared` draws one set per batch instead). Scores: ex
 
 Loss (default "nce"): CRD's own NCE loss. Scores are turned into unnormalised densities
 P = exp(⟨v, row⟩/τ) / Z, with the normalising constant Z = mean(P) · n_data estimated once, on the
-first batch, and kept (buffer `log_z`, saved with checkpoints); with noise density P_n = 1/n_data
-and m = K,  loss = −[Σ_i log P_i,pos/(P_i,pos + m·P_n) + Σ_i,k log m·P_n/(P_i,k + m·P_n)] / N,
+first batch, and kept (buffer `log_z`, saved with checkpoints; under DDP estimated from every rank's
+first batch, so all ranks keep one Z); with noise density P_n = 1/n_data and m = K,
+loss = −[Σ_i log P_i,pos/(P_i,pos + m·P_n) + Σ_i,k log m·P_n/(P_i,k + m·P_n)] / N,
 summed over both directions (student anchors against teacher rows and vice versa). Computed in
 log space. "softmax" is the documented alternative: softmax cross-entropy of the positive among
 the K+1 scores (infoNCE), per direction.
@@ -88,14 +89,22 @@ class CRD(DistillMethod):
             self.memory.update(rows, idx_all)
         return MethodOutput(terms)
 
+    def _log_mean_exp(self, logits: torch.Tensor) -> torch.Tensor:
+        """log mean(exp(logits)) over every score of the batch; under DDP (`gather_fn` set) over every
+        rank's scores, so all ranks estimate one Z from the whole first batch and keep the same constant."""
+        lse = torch.logsumexp(logits.flatten(), 0)
+        if self.gather_fn is None:
+            return lse - math.log(logits.numel())
+        count = self.gather_fn(torch.tensor([logits.numel()], device=logits.device))
+        return torch.logsumexp(self.gather_fn(lse.view(1)), 0) - math.log(int(count.sum()))
+
     def _loss(self, logits: torch.Tensor, direction: int) -> torch.Tensor:
         """Loss of one direction from (N, K+1) logits, the positive in column 0."""
         if self.opts.loss == "softmax":
             return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device))
         n_data = self.memory.num_samples
         if torch.isnan(self.log_z[direction]):  # Z = mean(exp(logits)) · n_data, from the first batch
-            lz = torch.logsumexp(logits.detach().flatten(), 0) - math.log(logits.numel()) + math.log(n_data)
-            self.log_z[direction] = lz
+            self.log_z[direction] = self._log_mean_exp(logits.detach()) + math.log(n_data)
         log_p = logits - self.log_z[direction]
         k = logits.shape[1] - 1
         log_mpn = math.log(k / n_data)  # log(m · P_n)

@@ -14,7 +14,9 @@ Both memories below (`MemoryBank`, `TeacherMemory`) are plain `nn.Module`s whose
 registered buffers, so they are saved in `state_dict` and checkpoints and move with `.to(device)`.
 Nothing here knows about distributed training: a DDP trainer gathers embeddings and indices from
 every rank and calls `update` with the result (the methods expose a hook for that), so every
-replica's memory stays the same.
+replica's memory stays the same. Negatives are drawn from the global RNG unless a memory has a
+`generator` of its own: a DDP trainer gives each rank one seeded by its rank (`seed_draws`), so the
+ranks draw different rows and a step scores K × world negatives, not the same K on every rank.
 
 `TeacherMemory` is MIMKD's: raw pre-classifier vectors of the *frozen* teacher, stored as they
 came (never blended, never normalised) and projected through the current critic each time they
@@ -56,6 +58,7 @@ class MemoryBank(nn.Module):
     """
 
     needs_index = True
+    generator: torch.Generator | None = None  # where negatives are drawn from (None: the global RNG)
     # Per-anchor scoring: when the bank has at most this many times K rows, score the query against
     # every row with one matmul and pick the K scores (exact same values), instead of gathering N·K
     # rows. Measured on a 2-core Zen 3 (bench/train_step.py): the matmul wins up to ~20–30× K rows.
@@ -84,11 +87,11 @@ class MemoryBank(nn.Module):
             allowed = self.num_samples - banned.numel()
             if allowed < 1:
                 raise ValueError("memory bank: the batch covers every sample; no negatives left to draw")
-            j = torch.randint(0, allowed, (k,), device=index.device)
+            j = torch.randint(0, allowed, (k,), device=index.device, generator=self.generator)
             # Map j ∈ [0, allowed) to the j-th sample not in the batch: skip the banned ones below it.
             below = banned - torch.arange(banned.numel(), device=index.device)  # allowed samples before each ban
             return j + torch.searchsorted(below, j, right=True)
-        j = torch.randint(0, self.num_samples - 1, (index.numel(), k), device=index.device)
+        j = torch.randint(0, self.num_samples - 1, (index.numel(), k), device=index.device, generator=self.generator)
         return j + (j >= index[:, None]).long()
 
     def rows(self, view: int, idx: torch.Tensor) -> torch.Tensor:
@@ -141,6 +144,8 @@ class TeacherMemory(nn.Module):
     of sample j is a draw of f_t(augmented x_j), exactly what a fresh negative would be.
     """
 
+    generator: torch.Generator | None = None  # where negatives are drawn from (None: the global RNG)
+
     def __init__(self, kind: str, num_samples: int, size: int, dim: int):
         super().__init__()
         if kind not in ("bank", "queue"):
@@ -174,7 +179,7 @@ class TeacherMemory(nn.Module):
             n_allowed = int(allowed.sum())
             if n_allowed <= self.size:
                 return allowed.nonzero().flatten()
-        keys = torch.rand(allowed.shape[0], device=allowed.device).masked_fill_(~allowed, 2.0)
+        keys = torch.rand(allowed.shape[0], device=allowed.device, generator=self.generator).masked_fill_(~allowed, 2.0)
         return keys.topk(self.size, largest=False).indices  # the smallest random keys: a uniform subset
 
     def _has_room(self, batch: int) -> bool:
@@ -206,3 +211,15 @@ class TeacherMemory(nn.Module):
             self.ptr.copy_((self.ptr + n) % self.size)
         self.rows.index_copy_(0, pos, vectors)
         self.filled[pos] = True
+
+
+def seed_draws(module: nn.Module, seed: int) -> None:
+    """Draw the negatives of every memory under `module` from a generator of its own (on the memory's
+    device), seeded `seed`. Under DDP the trainer calls this with a seed per rank (and epoch): without
+    it every rank, seeded alike, would draw the very same negative indices."""
+    for memory in module.modules():
+        if isinstance(memory, (MemoryBank, TeacherMemory)):
+            device = next(memory.buffers()).device
+            if memory.generator is None or memory.generator.device != device:
+                memory.generator = torch.Generator(device=device)
+            memory.generator.manual_seed(seed)

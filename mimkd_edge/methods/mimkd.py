@@ -56,7 +56,8 @@ AMX parts. Trained in bf16, the global critic ended its bound ~0.03 nats below f
 every seed, while bf16 saved it 3–7 ms a step (a KD step: 130–160 ms): `global_critic_precision =
 "fp32"` keeps it out of the autocast (issue 17's recommended CPU path). Under DDP every rank seeds
 the global generator alike, so ranks draw the same location pattern (for different images): still
-unbiased.
+unbiased. The global term's negatives, by contrast, come from a generator per rank (`memory.seed_draws`):
+the ranks score different rows of the memory, K × world negatives per step rather than one set K times.
 
 Estimates (`mi_*`) are the bound values themselves, detached: infoNCE in nats, at most log(K+1)
 (≈ 8.32 for K = 4096); JSD ≤ 0, its best value 2·JSD(joint ‖ marginals) − log 4, so −1.386

@@ -5,6 +5,7 @@
                model.safetensors       the trained student's weights (what export and distill read)
                metrics.jsonl           one line per epoch
                summary.json            models, cost, accuracy, wall time, versions, git commit
+               tb/                     TensorBoard event files, per epoch (where tensorboard is installed)
                .lock                   held (flock) by the process training into or exporting the directory
                export/manifest.json    the proven artifacts, their hashes and parity (export writes it)
                export/accuracy_cache.json  test accuracy per artifact sha256 × backend
@@ -43,6 +44,7 @@ class RunDir:
     metrics = property(lambda self: self.path / "metrics.jsonl")
     summary = property(lambda self: self.path / "summary.json")
     lock = property(lambda self: self.path / ".lock")
+    tensorboard = property(lambda self: self.path / "tb")
     export = property(lambda self: self.path / "export")
     manifest = property(lambda self: self.export / MANIFEST)
     accuracy_cache = property(lambda self: self.export / ACCURACY_CACHE)

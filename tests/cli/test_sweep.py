@@ -1,8 +1,11 @@
 """`mimkd-edge sweep`: teachers first, a grid of methods, and a rerun that retrains nothing."""
 
 import json
+import os
+import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from helpers import assert_one_line_error, tiny_table
 
@@ -140,8 +143,121 @@ def test_bad_export_or_bench_table_is_one_line(tmp_path):
                        ('[bench]\nbackends = ["tensorrt"]\n', "bench.backends[0]"),
                        ('[bench]\nseconds = 0\n', "bench.seconds"),
                        ('[export]\nexporter = "jit"\n', "export.exporter"),
-                       ('[plot]\nreference_label = ["a"]\n', "plot.reference_label")):
+                       ('[plot]\nreference_label = ["a"]\n', "plot.reference_label"),
+                       ('[launcher]\ngpus_per_job = -1\n', "launcher.gpus_per_job"),
+                       ('[launcher]\ngpus = 1\n', "launcher.gpus"),
+                       ('[launcher]\ntime_min = "2h"\n', "launcher.time_min")):
         bad = tmp_path / "s.toml"
         bad.write_text(f'name = "x"\n[[stage]]\nrecipes = ["r.toml"]\n{extra}')
         result = CliRunner().invoke(main, ["sweep", str(bad)])
         assert_one_line_error(result, "s.toml", key)
+
+
+def _two_stage_sweep(folder):
+    """A teacher, then two students distilled from it (seeds 0 and 1)."""
+    folder.mkdir()
+    (folder / "teacher.toml").write_text(dumps_toml(tiny_table(name="t", model="conv4")))
+    student = tiny_table(name="st", model="conv4_mp", method="kd",
+                         teacher={"model": "conv4", "checkpoint": "out/t/model.safetensors"})
+    (folder / "student.toml").write_text(dumps_toml(student))
+    (folder / "sweep.toml").write_text('name = "x"\nout = "out"\n[[stage]]\nrecipes = ["teacher.toml"]\n'
+                                       '[[stage]]\nrecipes = ["student.toml"]\nseeds = [0, 1]\n'
+                                       '[launcher]\ntime_min = 10\n')
+    return folder
+
+
+def _run_files(out):
+    return {p.relative_to(out).as_posix() for p in out.glob("*/*") if "submitit" not in p.parts}
+
+
+def test_local_launcher_trains_the_runs_the_sequential_sweep_does(tmp_path, monkeypatch):
+    """submitit's local executor: each run a job in its own process, the students' stage after the teacher's."""
+    pytest.importorskip("submitit")
+    for name, extra in (("sequential", []), ("local", ["--launcher", "local"])):
+        monkeypatch.chdir(_two_stage_sweep(tmp_path / name))
+        result = CliRunner().invoke(main, ["sweep", "sweep.toml", *extra])
+        assert result.exit_code == 0, result.output
+    assert "3 trained by the local launcher" in result.output
+    sequential, local = tmp_path / "sequential" / "out", tmp_path / "local" / "out"
+    assert _run_files(local) == _run_files(sequential) and {p.split("/")[0] for p in _run_files(local)} == \
+        {"t", "st-s0", "st-s1"}
+    for run in ("t", "st-s0", "st-s1"):  # the same training: bit-identical weights
+        assert (local / run / "model.safetensors").read_bytes() == (sequential / run / "model.safetensors").read_bytes()
+
+
+def test_a_requeued_job_resumes_its_run_from_the_checkpoint(tmp_path, monkeypatch):
+    """What submitit does when SLURM preempts a job or its time runs out: call `checkpoint`, requeue what it
+    returns; the requeued job finds the run's epoch checkpoint and trains only the epochs left."""
+    pytest.importorskip("submitit")
+    from helpers import fit_until_interrupted
+
+    from mimkd_edge.engine.sweep_launch import TrainRun
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.toml").write_text(dumps_toml(tiny_table(name="r", model="conv4", epochs=2)))
+    (tmp_path / "sweep.toml").write_text('name = "x"\nout = "out"\n[[stage]]\nrecipes = ["r.toml"]\n')
+    [job] = expand(load_sweep("sweep.toml"))
+    fit_until_interrupted(job.recipe, job.out, after_epoch=1)  # the job was stopped after epoch 1
+    requeued = TrainRun(str(tmp_path)).checkpoint(job)
+    assert requeued.args == (job,)
+    assert requeued.result() == "trained"
+    summary = json.loads((tmp_path / "out" / "r" / "summary.json").read_text())
+    assert [s["start_epoch"] for s in summary["sessions"]] == [0, 1]  # resumed, not retrained
+
+
+_FAKE_SBATCH = """#!/bin/sh
+n=$(ls "$SBATCH_LOG" | wc -l)
+cp "$1" "$SBATCH_LOG/$n.sh"
+echo "Submitted batch job $((100 + n))"
+"""
+
+
+def _fake_slurm(tmp_path, monkeypatch):
+    """`srun` and `sbatch` on PATH; sbatch keeps each script it is given (0.sh, 1.sh, ...) and answers job 100, 101."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "sbatch"
+    bin_dir.mkdir()
+    log.mkdir()
+    for name, text in (("srun", "#!/bin/sh\n"), ("sbatch", _FAKE_SBATCH)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("SBATCH_LOG", str(log))
+    return log
+
+
+def test_slurm_queues_each_stage_as_an_array_after_the_one_before(tmp_path, monkeypatch):
+    """Each stage one job array with the resources asked; the students' array held (afterok) on the teacher's;
+    the command returns once both are queued."""
+    pytest.importorskip("submitit")
+    log = _fake_slurm(tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["sweep", str(_setup(tmp_path)), "--launcher", "slurm", "--partition", "gpu",
+                                       "--gpus-per-job", "2", "--time-min", "240"])
+    assert result.exit_code == 0, result.output
+    teacher, students = (log / "0.sh").read_text(), (log / "1.sh").read_text()
+    for line in ("--partition=gpu", "--gpus-per-node=2", "--ntasks-per-node=2", "--time=240", "--job-name=x"):
+        assert line in teacher and line in students, line
+    assert "--array" not in teacher and "--dependency" not in teacher  # one run: a plain job
+    assert "--array=0-3" in students and "--dependency=afterok:100" in students
+    assert not (tmp_path / "out" / "t").exists()  # queued, not trained
+
+
+def test_slurm_launcher_needs_slurm_in_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no srun
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["sweep", str(_setup(tmp_path)), "--launcher", "slurm"])
+    assert_one_line_error(result, "--launcher slurm: no SLURM here")
+
+
+def test_launcher_without_submitit_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "submitit", None)  # `import submitit` raises ImportError
+    result = CliRunner().invoke(main, ["sweep", str(_setup(tmp_path)), "--launcher", "local"])
+    assert_one_line_error(result, "--launcher local: needs submitit", "[cluster]")
+
+
+def test_slurm_launcher_leaves_export_for_later_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["sweep", str(_setup(tmp_path)), "--launcher", "slurm", "--export"])
+    assert_one_line_error(result, "--export/--bench with --launcher slurm", "--no-train --export --bench")

@@ -112,3 +112,20 @@ def test_bank_scores_stay_float32_under_autocast():
             scores = bank.dot(q, 0, idx)
         assert scores.dtype == torch.float32
         torch.testing.assert_close(scores, bank.dot(q, 0, idx))
+
+
+def test_seed_draws_gives_each_memory_its_own_stream():
+    from torch import nn
+
+    from mimkd_edge.methods.memory import seed_draws
+
+    bank, queue = MemoryBank(50, 4), TeacherMemory("queue", 0, 5, 4)
+    queue.update(torch.randn(20, 4))
+
+    def draws(seed):
+        seed_draws(nn.ModuleList([bank, queue]), seed)
+        return bank.draw(torch.tensor([0, 1]), 6).tolist(), queue.draw(None).tolist()
+
+    global_state = torch.get_rng_state()
+    assert draws(1) == draws(1) and draws(1) != draws(2)
+    assert torch.equal(torch.get_rng_state(), global_state)  # the global RNG is not what they drew from

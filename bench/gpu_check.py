@@ -109,11 +109,14 @@ def make_config(args, work: Path) -> dict:
 
 
 def make_tiny_archive(work: Path, classes: int = 10, train: int = 12, test: int = 4) -> Path:
-    """A ten-class image-folder .tar.gz of random 32x32 images: what the dry run reads as "CIFAR-10"."""
+    """A ten-class image-folder .tar.gz of random 32x32 images, named as CIFAR-10's classes: what the dry run
+    reads as "CIFAR-10" (a folder of other classes is refused as CIFAR-10)."""
     import tarfile
 
     import numpy as np
     from PIL import Image
+
+    from mimkd_edge.data.cifar import CIFAR10_CLASSES
 
     archive = work / "tiny-cifar10.tar.gz"
     if archive.is_file():
@@ -122,7 +125,7 @@ def make_tiny_archive(work: Path, classes: int = 10, train: int = 12, test: int 
     folder = work / "tiny-cifar10"
     for split, n in (("train", train), ("test", test)):
         for c in range(classes):
-            d = folder / split / f"class{c}"
+            d = folder / split / (CIFAR10_CLASSES[c] if c < len(CIFAR10_CLASSES) else f"class{c}")
             d.mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")

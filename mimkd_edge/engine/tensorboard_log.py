@@ -5,7 +5,7 @@ already weighted as it enters the total), each MI estimate (`mi/<name>`: `mi/glo
 `mi/feature`, ...), the learning rate (`lr`), accuracy (`accuracy/train`, `accuracy/val` where a
 validation split is held out, `accuracy/test` on evaluated epochs), the evaluation losses
 (`eval_loss/val`, `eval_loss/test`) and time (`time/step_ms`, the epoch's mean step; `time/epoch_s`;
-`time/images_per_s`). The same numbers as `metrics.jsonl`, for `tensorboard --logdir runs`.
+`time/images_per_s`). The same numbers as the run's metrics file, for `tensorboard --logdir runs`.
 
 On by default where `tensorboard` is installed (the `tensorboard` extra); off without a word where it
 is not, or with MIMKD_TENSORBOARD=0. Training never needs it. Event files are append-only logs, not
@@ -29,7 +29,7 @@ _NOT_SCALARS = ("epoch", "steps", "seconds", "images_per_s", "lr")
 
 
 def epoch_scalars(record: dict[str, Any]) -> dict[str, float]:
-    """TensorBoard tag → value for one epoch's record (a line of metrics.jsonl)."""
+    """TensorBoard tag → value for one epoch's record (a line of the run's metrics file)."""
     scalars = {"lr": record["lr"], "time/epoch_s": record["seconds"], "time/images_per_s": record["images_per_s"],
                "time/step_ms": 1000.0 * record["seconds"] / max(1, record["steps"])}
     for key, value in record.items():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import assert_one_line_error
 
 from mimkd_edge.cli import main
 from mimkd_edge.models import create_model
@@ -138,7 +139,7 @@ def test_data_with_another_class_count_is_refused_when_named(tmp_path):
             "--data-dir", str(folder)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
-    assert "found 3 classes, but the recipe expects 100" in " ".join(result.output.split())
+    assert_one_line_error(result, "three", "an image folder of 3 classes", "CIFAR-100")
     assert not (tmp_path / "T" / "model.safetensors").exists()
 
 

@@ -3,6 +3,7 @@ predictions as the bench's accuracy path, and no torch needed."""
 
 import json
 import re
+import os
 import subprocess
 import sys
 import tomllib
@@ -308,3 +309,23 @@ def test_predict_imports_no_declared_dependency_beyond_the_device_requirements(f
     allowed = set(_requirements((_ROOT / "requirements-device.txt").read_text().splitlines())) | {"openvino"}
     used = {name for name in declared if _IMPORT_NAMES.get(name, name) in imported}
     assert used <= allowed, f"predict imports {sorted(used - allowed)}, which requirements-device.txt lacks"
+
+
+DEVICE_VENV = os.environ.get("MIMKD_DEVICE_VENV")  # .ci/run installs README's device set-up there
+
+
+@pytest.mark.skipif(not DEVICE_VENV, reason="MIMKD_DEVICE_VENV is not set: .ci/run builds the device venv")
+def test_the_readme_device_install_predicts_without_torch(folder_run):
+    """README's device install (requirements-device.txt, then the package without its dependencies), done by
+    .ci/run in a fresh venv from the package index: it has no torch, and its `mimkd-edge predict` gives the
+    classes the development install gives."""
+    python, cli = Path(DEVICE_VENV) / "bin" / "python", Path(DEVICE_VENV) / "bin" / "mimkd-edge"
+    assert subprocess.run([str(python), "-c", "import torch"], capture_output=True, check=False).returncode != 0
+    args = ["predict", str(RunDir(folder_run / "run").export / "model_fp32.onnx"), str(folder_run / "data" / "test"),
+            "--json"]
+    device = subprocess.run([str(cli), *args], capture_output=True, text=True, timeout=300, check=False)
+    assert device.returncode == 0, device.stderr[-2000:]
+    here = subprocess.run([sys.executable, "-c", _NO_TORCH, *args], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert [p["top"][0] for p in json.loads(device.stdout)["predictions"]] == \
+        [p["top"][0] for p in json.loads(here.stdout)["predictions"]]

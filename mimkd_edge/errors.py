@@ -1,5 +1,6 @@
 """Errors a user can act on. The CLI prints str() of these as one line, with no traceback."""
 
+import importlib.util
 import re
 
 
@@ -30,12 +31,19 @@ INSTALL_HINTS = {
 }
 
 
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def missing_package_line(e: ImportError, command: str | None) -> str | None:
     """`mimkd-edge COMMAND needs PACKAGE, which is not installed here: how to install it`, or None when
     the import that failed is not one of INSTALL_HINTS' packages (then it is a bug, and its traceback helps)."""
     package = (e.name or "").split(".")[0]
-    if package not in INSTALL_HINTS:
-        return None
+    if package not in INSTALL_HINTS or not isinstance(e, ModuleNotFoundError) or _installed(package):
+        return None  # an installed package that fails to import (a mismatch, a broken build): its traceback says why
     what = f"`mimkd-edge {command}`" if command else "this command"
     return f"{what} needs {package}, which is not installed here: {INSTALL_HINTS[package]}"
 

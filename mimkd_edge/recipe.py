@@ -262,6 +262,16 @@ def _parse_method(table: Any) -> MethodConfig:
     return MethodConfig(name, options)
 
 
+def parse_recorded_recipe(raw: dict, source: str = "") -> Recipe:
+    """A recipe as a run recorded it. Runs trained before data.crop_padding and data.flip existed record
+    neither: they trained with a 4-pixel crop and flips on every data set, which is filled in here, so that
+    resuming such a run under today's image-folder defaults (no flip) is seen as the change it is."""
+    data = raw.get("data")
+    if isinstance(data, dict) and "crop_padding" not in data and "flip" not in data:
+        raw = {**raw, "data": {**data, "crop_padding": 4, "flip": True}}
+    return parse_recipe(raw, source)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`train.lr=0.1` → (["train", "lr"], 0.1); the value is read as TOML, else taken as a string."""
     if "=" not in text:

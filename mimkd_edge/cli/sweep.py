@@ -90,11 +90,11 @@ def _launch(jobs, cfg, launcher, flags, data_dir) -> bool:
     """Train the unfinished runs through submitit; True when they are done (local), False when queued (SLURM)."""
     import dataclasses
 
-    from ..console import console, say
+    from ..console import activity, console, say
     from ..engine.sweep_launch import launch_sweep
 
     resources = dataclasses.replace(cfg.launcher, **{k: v for k, v in flags.items() if v is not None})
-    with console.status("submitting" if launcher == "slurm" else f"{launcher} launcher: running the sweep's jobs"):
+    with activity("submitting" if launcher == "slurm" else f"{launcher} launcher: running the sweep's jobs"):
         stages, logs = launch_sweep(jobs, launcher, resources, Path(cfg.out), cfg.name, data_dir)
     for submitted in stages:
         say(f"submitted {len(submitted)} run(s): job(s) {', '.join(j.job_id for j in submitted)}")

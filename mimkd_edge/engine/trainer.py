@@ -35,7 +35,7 @@ from ..models.cost import count_macs, count_params
 from ..models.features import FeatureModel, Features, map_shapes
 from ..models.registry import create_model
 from ..provenance import cpu_name, data_fingerprint, git_commit, sha256_file, versions
-from ..recipe import Recipe, dump_recipe, load_recipe, parse_recipe
+from ..recipe import Recipe, dump_recipe, parse_recorded_recipe, read_toml
 from ..rundir import RunDir, RunSummary, owned, read_summary, weights_path
 from ..rundir.checkpoint import load_checkpoint, load_model_weights, save_checkpoint, save_weights
 from ..rundir.finite import require_finite
@@ -376,8 +376,8 @@ def _checkpoint_recipe(ckpt: dict, out: Path) -> Recipe:
     """The recipe the checkpoint was trained with: stored in it (since recipe changes are recorded),
     else the run's recipe.toml as it was before this resume rewrites it."""
     if isinstance(ckpt.get("recipe"), str):
-        return parse_recipe(tomllib.loads(ckpt["recipe"]), f"{RunDir(out).checkpoint} (its recipe)")
-    return load_recipe(RunDir(out).recipe)
+        return parse_recorded_recipe(tomllib.loads(ckpt["recipe"]), f"{RunDir(out).checkpoint} (its recipe)")
+    return parse_recorded_recipe(read_toml(RunDir(out).recipe), str(RunDir(out).recipe))
 
 
 def _last_good(ckpt_path: Path, saved: int | None) -> str:

@@ -335,11 +335,10 @@ def export_run(run: str | Path, plan: ExportPlan | None = None, *, out: str | Pa
 
 @contextlib.contextmanager
 def _exclusive(run: Path, out_dir: Path):
-    """Hold the run (training holds it too) and the output folder when it is elsewhere, for the whole export."""
+    """Hold the run (training holds it too) and the output folder (another run's export may name it --out)."""
     with contextlib.ExitStack() as stack:
         stack.enter_context(owned(run, "exporting"))
-        if out_dir.resolve() not in (RunDir(run).export.resolve(), run.resolve()):
-            stack.enter_context(owned_folder(out_dir))
+        stack.enter_context(owned_folder(out_dir))  # its own export/ too: another run's export may --out there
         yield
 
 
@@ -410,6 +409,9 @@ def publish(stage: Path, out_dir: Path, manifest: Manifest, previous: dict[str, 
     for name, record in previous.items():
         if name not in current and still_listed_file(out_dir, record):
             (out_dir / name).unlink()
+    for name, record in listed_files(out_dir / PREVIOUS).items():  # an export older than `previous` (kept
+        if name not in current and still_listed_file(out_dir, record):  # through a killed publish): its files
+            (out_dir / name).unlink()
     shutil.rmtree(out_dir / PREVIOUS, ignore_errors=True)
     return path
 
@@ -417,18 +419,19 @@ def publish(stage: Path, out_dir: Path, manifest: Manifest, previous: dict[str, 
 def keep_previous(out_dir: Path) -> None:
     """Hard-link the files of the export in `out_dir` and its manifest into `out_dir/.previous` when that
     export is whole (every file as its manifest lists it): what readers use while it is being replaced. A
-    `.previous` left by a killed publish is kept if it is itself whole: the folder around it is not."""
+    `.previous` left by a killed publish is kept when the folder is not whole and it is."""
     kept = out_dir / PREVIOUS
-    if kept.exists():
-        try:
-            load_verified(kept)
-            return
-        except UserError:
-            shutil.rmtree(kept, ignore_errors=True)
     try:
         whole = load_verified(out_dir)
-    except UserError:
-        return  # no export yet, or a damaged one: nothing to keep
+    except UserError:  # no export yet, a damaged one, or one whose publish was killed mid-way
+        if kept.exists():
+            try:
+                load_verified(kept)
+                return  # the last whole export: keep it until this publish completes
+            except UserError:
+                shutil.rmtree(kept, ignore_errors=True)
+        return
+    shutil.rmtree(kept, ignore_errors=True)  # older than the whole folder (a publish killed after its manifest)
     tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=STAGING_PREFIX))  # a kill here leaves a leftover, not a .previous
     for name in [f.path for a in whole.artifacts for f in a.files] + [manifest_path(out_dir).name]:
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)

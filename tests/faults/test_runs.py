@@ -109,3 +109,25 @@ def test_a_killed_owner_does_not_leave_the_run_locked(tmp_path):
             if time.time() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def test_a_run_recorded_before_the_augmentation_keys_resumes_only_as_it_trained(tmp_path):
+    """A checkpoint whose recipe has no data.crop_padding / data.flip was trained with a 4-pixel crop and
+    flips (what every data set got then): resuming it under today's image-folder defaults (no flip) is a
+    change, refused in one line, not a silent switch; asking for what it had resumes it."""
+    from helpers import write_image_folder
+
+    from mimkd_edge.rundir.checkpoint import save_checkpoint
+
+    root = write_image_folder(tmp_path / "imgs", classes=3, train=10, test=4, size=16)
+    data = {"dataset": "imagefolder", "root": str(root)}
+    out = tmp_path / "run"
+    fit_until_interrupted(tiny_recipe(data=data, epochs=2), out, after_epoch=1)
+    ckpt = load_checkpoint(RunDir(out).checkpoint)
+    lines = [line for line in ckpt["recipe"].splitlines() if not line.startswith(("crop_padding", "flip"))]
+    assert len(lines) == len(ckpt["recipe"].splitlines()) - 2  # as the code before the keys wrote it
+    save_checkpoint(RunDir(out).checkpoint, {**ckpt, "recipe": "\n".join(lines) + "\n"})
+    with pytest.raises(UserError, match="data.flip"):
+        fit(tiny_recipe(data=data, epochs=2), out, resume=True)
+    fit(tiny_recipe(data={**data, "crop_padding": 4, "flip": True}, epochs=2), out, resume=True)
+    assert RunDir(out).finished

@@ -26,21 +26,24 @@ from . import main
               "as one job array, after the stages before it (slurm: queued with dependencies, the command returns; "
               "local: the same jobs as processes on this machine, waited for). Needs the cluster extra.")
 @click.option("--partition", help="SLURM partition of the jobs (beats the sweep file's [launcher] partition).")
-@click.option("--gpus-per-job", type=click.IntRange(min=0), help="GPUs of each run's job; more than one: DDP "
+@click.option("--gpus-per-job", type=int, help="GPUs of each run's job; more than one: DDP "
               "over them (beats [launcher] gpus_per_job; default 0).")
-@click.option("--time-min", type=click.IntRange(min=1), help="Time limit of each job in minutes; a longer run is "
+@click.option("--time-min", type=int, help="Time limit of each job in minutes; a longer run is "
               "checkpointed, requeued and resumed (beats [launcher] time_min; default 60).")
 def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of, launcher, partition, gpus_per_job,
           time_min):
     """Train every run of SWEEP_FILE in order (teachers first); finished runs are skipped, started ones resumed."""
     from ..console import TrainingProgress, console, plain, say, table
-    from ..engine.sweep import check_finished_recipes, expand, load_sweep, parse_shard, run_sweep, shard
+    from ..engine.sweep import (check_finished_recipes, expand, launcher_with, load_sweep, parse_shard, run_sweep,
+                                shard)
     from ..engine.trainer import fit
 
     cfg = load_sweep(sweep_file)
     jobs = expand(cfg, source=sweep_file)
     if launcher and not (dry_run or no_train):
         _check_launcher(launcher, do_export or do_bench)
+        resources = launcher_with(cfg.launcher, {"partition": partition, "gpus_per_job": gpus_per_job,
+                                                 "time_min": time_min})
     if shard_of:
         jobs = shard(jobs, *parse_shard(shard_of))
     state = lambda j: "finished" if j.finished else ("started" if j.started else "to do")  # noqa: E731
@@ -55,7 +58,6 @@ def sweep(sweep_file, dry_run, data_dir, do_export, no_train, do_bench, shard_of
             fit(job.recipe, job.out, resume=resume, data_dir=data_dir, on_event=progress)
 
     if launcher and not no_train:
-        resources = {"partition": partition, "gpus_per_job": gpus_per_job, "time_min": time_min}
         if not _launch(jobs, cfg, launcher, resources, data_dir):
             return  # queued on SLURM
     elif no_train:
@@ -86,14 +88,11 @@ def _check_launcher(launcher, then_export) -> None:
     require_launcher(launcher)
 
 
-def _launch(jobs, cfg, launcher, flags, data_dir) -> bool:
+def _launch(jobs, cfg, launcher, resources, data_dir) -> bool:
     """Train the unfinished runs through submitit; True when they are done (local), False when queued (SLURM)."""
-    import dataclasses
-
     from ..console import activity, console, say
     from ..engine.sweep_launch import launch_sweep
 
-    resources = dataclasses.replace(cfg.launcher, **{k: v for k, v in flags.items() if v is not None})
     with activity("submitting" if launcher == "slurm" else f"{launcher} launcher: running the sweep's jobs"):
         stages, logs = launch_sweep(jobs, launcher, resources, Path(cfg.out), cfg.name, data_dir)
     for submitted in stages:

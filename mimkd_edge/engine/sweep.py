@@ -39,6 +39,7 @@ re-running a sweep only does what is left.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,13 @@ class SweepLauncher:
     mem_gb: float | None = param(None, gt=0, help="memory of each job (none: the cluster's default)")
     array_parallelism: int = param(256, ge=1, help="at most this many of a stage's jobs at once (SLURM)")
     setup: tuple[str, ...] = ()  # shell lines run before each job on SLURM (module load, source .venv/...)
+
+
+def launcher_with(launcher: SweepLauncher, flags: dict[str, Any]) -> SweepLauncher:
+    """The sweep file's [launcher] with the command line's values (those given) over it, checked as the
+    table is: a flag cannot pass what the table would refuse."""
+    table = {**dataclasses.asdict(launcher), **{k: v for k, v in flags.items() if v is not None}}
+    return build(SweepLauncher, table, "launcher")
 
 
 @dataclass(frozen=True)

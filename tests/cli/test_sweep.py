@@ -261,3 +261,14 @@ def test_slurm_launcher_leaves_export_for_later_in_one_line(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["sweep", str(_setup(tmp_path)), "--launcher", "slurm", "--export"])
     assert_one_line_error(result, "--export/--bench with --launcher slurm", "--no-train --export --bench")
+
+
+@pytest.mark.parametrize("flag, value, key", [("--gpus-per-job", "500", "launcher.gpus_per_job"),
+                                              ("--time-min", "0", "launcher.time_min")])
+def test_a_launcher_flag_is_checked_as_the_table_is(tmp_path, monkeypatch, flag, value, key):
+    pytest.importorskip("submitit")
+    _fake_slurm(tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["sweep", str(_setup(tmp_path)), "--launcher", "slurm", flag, value])
+    assert_one_line_error(result, key)
+    assert not list((tmp_path / "sbatch").iterdir())  # nothing queued

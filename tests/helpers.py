@@ -104,3 +104,27 @@ def assert_one_line_error(result, *fragments) -> None:
     flat = " ".join(result.output.split())
     for fragment in fragments:
         assert fragment in flat, result.output
+
+
+def write_flat_folder(tmp_path, train: int = 8, test: int = 2):
+    """A gray 12×12 3-class folder of class folders with no train/ or test/ (a brightness folder's splits
+    moved into the class folders): what a user's own data often looks like."""
+    src = write_brightness_folder(tmp_path / "src", channels=1, size=12, classes=3, train=train, test=test)
+    flat = tmp_path / "digits"
+    for split in ("train", "test"):
+        for c in (src / split).iterdir():
+            (flat / c.name).mkdir(parents=True, exist_ok=True)
+            for f in c.iterdir():
+                f.rename(flat / c.name / f"{split}-{f.name}")
+    return flat
+
+
+# a script preamble for `python -c`: torch and torchvision cannot be imported, as on a device
+NO_TORCH_PREAMBLE = """
+import importlib.abc, sys
+class _Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision"):
+            raise ImportError(f"{name} is not installed on this device")
+sys.meta_path.insert(0, _Blocked())
+"""

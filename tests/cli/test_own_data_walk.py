@@ -9,18 +9,12 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from helpers import write_brightness_folder
+from helpers import NO_TORCH_PREAMBLE, write_flat_folder
 from mimkd_edge.cli import main
 from mimkd_edge.report.plot import panel_name
 from mimkd_edge.rundir.bench_results import read_csv
 
-_NO_TORCH = """
-import importlib.abc, sys
-class _Blocked(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "torchvision"):
-            raise ImportError(f"{name} is not installed on this device")
-sys.meta_path.insert(0, _Blocked())
+_NO_TORCH = NO_TORCH_PREAMBLE + """
 from mimkd_edge.cli import main
 from mimkd_edge.report.plot import panel_name
 from mimkd_edge.rundir.bench_results import read_csv
@@ -36,13 +30,7 @@ def _ok(result):
 @pytest.mark.slow
 def test_own_gray_folder_from_recipe_init_to_predict_without_torch(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    src = write_brightness_folder(tmp_path / "src", channels=1, size=12, classes=3, train=12, test=3)
-    digits = tmp_path / "digits"
-    for split in ("train", "test"):
-        for c in (src / split).iterdir():
-            (digits / c.name).mkdir(parents=True, exist_ok=True)
-            for f in c.iterdir():
-                f.rename(digits / c.name / f"{split}-{f.name}")
+    write_flat_folder(tmp_path, train=12, test=3)
     cli = CliRunner()
     _ok(cli.invoke(main, ["recipe", "init", "digits", "--student", "conv4", "--method", "mimkd", "--epochs", "1"]))
     teacher, student = "recipes/digits/digits-teacher-resnet20.toml", "recipes/digits/digits-conv4-mimkd.toml"

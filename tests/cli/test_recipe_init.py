@@ -5,22 +5,14 @@ import tomllib
 import pytest
 from click.testing import CliRunner
 
-from helpers import assert_one_line_error, write_brightness_folder
+from helpers import assert_one_line_error, write_brightness_folder, write_flat_folder
 from mimkd_edge.cli import main
 from mimkd_edge.data import load_splits
 from mimkd_edge.recipe import load_recipe
 
 
 def _flat(tmp_path):
-    """A gray 12×12 folder of class folders, no train/ or test/ (its train/test folders moved into classes)."""
-    root = write_brightness_folder(tmp_path / "src", channels=1, size=12, classes=3, train=8, test=2)
-    flat = tmp_path / "digits"
-    for split in ("train", "test"):
-        for c in (root / split).iterdir():
-            (flat / c.name).mkdir(parents=True, exist_ok=True)
-            for f in c.iterdir():
-                f.rename(flat / c.name / f"{split}-{f.name}")
-    return flat
+    return write_flat_folder(tmp_path)
 
 
 def test_init_writes_complete_recipes_with_the_folder_s_facts(tmp_path, monkeypatch):

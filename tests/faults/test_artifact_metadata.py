@@ -59,18 +59,25 @@ def test_metadata_for_another_channel_count_than_the_graph(exported_run, tmp_pat
     assert_one_line_error(result, "gray.onnx", "(1, 32, 32)", "(3, 32, 32)")
 
 
+def _save_with_sound_metadata(graph, path):
+    """`graph` as an artifact with sound metadata (4 classes, 3×32×32, mean/std): what is wrong is the graph."""
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, {"classes": json.dumps(list("abcd")), "input_size": "[3, 32, 32]",
+                                   "normalisation_baked": "false", "mean": "[0.5, 0.5, 0.5]",
+                                   "std": "[0.25, 0.25, 0.25]"})
+    onnx.save(model, str(path))
+
+
 def test_a_graph_of_another_input_rank_is_one_line(tmp_path):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "flat",
                               [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.helper.set_model_props(model, {"classes": json.dumps(list("abcd")), "input_size": "[3, 32, 32]",
-                                        "normalisation_baked": "false", "mean": "[0.5, 0.5, 0.5]",
-                                        "std": "[0.25, 0.25, 0.25]"})
-    onnx.save(model, str(tmp_path / "flat.onnx"))
+    _save_with_sound_metadata(graph, tmp_path / "flat.onnx")
     result = CliRunner().invoke(main, ["predict", str(tmp_path / "flat.onnx"), str(_image(tmp_path))])
     assert_one_line_error(result, "flat.onnx", "4-D")
 
@@ -86,12 +93,7 @@ def test_non_finite_outputs_are_never_printed_as_probabilities(tmp_path):
                               [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
                               [nan, helper.make_tensor("one", TensorProto.INT64, [1], [1])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.helper.set_model_props(model, {"classes": json.dumps(list("abcd")), "input_size": "[3, 32, 32]",
-                                        "normalisation_baked": "false", "mean": "[0.5, 0.5, 0.5]",
-                                        "std": "[0.25, 0.25, 0.25]"})
-    onnx.save(model, str(tmp_path / "nan.onnx"))
+    _save_with_sound_metadata(graph, tmp_path / "nan.onnx")
     result = CliRunner().invoke(main, ["predict", str(tmp_path / "nan.onnx"), str(_image(tmp_path))])
     assert_one_line_error(result, "nan.onnx", "non-finite")
     assert "nan" not in result.output.replace("nan.onnx", "")

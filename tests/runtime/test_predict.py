@@ -15,7 +15,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from helpers import write_brightness_folder
+from helpers import NO_TORCH_PREAMBLE, write_brightness_folder
 from mimkd_edge.cli import main
 from mimkd_edge.data import BatchLoader, ImageSet, load_splits
 from mimkd_edge.imaging import image_files, normalise
@@ -113,13 +113,7 @@ def test_an_artifact_that_does_not_describe_itself_is_one_line(tmp_path, folder_
     assert "does not describe its input" in result.output
 
 
-_NO_TORCH = """
-import importlib.abc, sys
-class _Blocked(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "torchvision"):
-            raise ImportError(f"{name} is not installed on this device")
-sys.meta_path.insert(0, _Blocked())
+_NO_TORCH = NO_TORCH_PREAMBLE + """
 from mimkd_edge.cli import main
 try:
     main(sys.argv[1:])

@@ -409,9 +409,6 @@ def publish(stage: Path, out_dir: Path, manifest: Manifest, previous: dict[str, 
     for name, record in previous.items():
         if name not in current and still_listed_file(out_dir, record):
             (out_dir / name).unlink()
-    for name, record in listed_files(out_dir / PREVIOUS).items():  # an export older than `previous` (kept
-        if name not in current and still_listed_file(out_dir, record):  # through a killed publish): its files
-            (out_dir / name).unlink()
     shutil.rmtree(out_dir / PREVIOUS, ignore_errors=True)
     return path
 
@@ -419,7 +416,8 @@ def publish(stage: Path, out_dir: Path, manifest: Manifest, previous: dict[str, 
 def keep_previous(out_dir: Path) -> None:
     """Hard-link the files of the export in `out_dir` and its manifest into `out_dir/.previous` when that
     export is whole (every file as its manifest lists it): what readers use while it is being replaced. A
-    `.previous` left by a killed publish is kept when the folder is not whole and it is."""
+    `.previous` left by a killed publish is kept when the folder is not whole and it is; when the folder is
+    whole (the publish was killed after its manifest), the files only that older export listed are removed."""
     kept = out_dir / PREVIOUS
     try:
         whole = load_verified(out_dir)
@@ -431,7 +429,11 @@ def keep_previous(out_dir: Path) -> None:
             except UserError:
                 shutil.rmtree(kept, ignore_errors=True)
         return
-    shutil.rmtree(kept, ignore_errors=True)  # older than the whole folder (a publish killed after its manifest)
+    listed = listed_files(out_dir)
+    for name, record in listed_files(kept).items():  # older than the whole folder (a publish killed after its
+        if name not in listed and still_listed_file(out_dir, record):  # manifest): the files only it listed go
+            (out_dir / name).unlink()
+    shutil.rmtree(kept, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=STAGING_PREFIX))  # a kill here leaves a leftover, not a .previous
     for name in [f.path for a in whole.artifacts for f in a.files] + [manifest_path(out_dir).name]:
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)

@@ -125,19 +125,21 @@ def written_then_killed(*a, **k):
     real(*a, **k)
     os.kill(os.getpid(), signal.SIGKILL)  # the new export is whole; its .previous and old files are not yet gone
 pipeline.write_manifest = written_then_killed
-export_run(sys.argv[1], onnx=True, exporter="torchscript", bake_normalisation=True)
+export_run(sys.argv[1], onnx=False, openvino=True, exporter="torchscript", bake_normalisation=True)
 """
 
 
-def test_a_kill_after_the_manifest_leaves_the_new_export_in_use_and_the_next_drops_the_old(exported_run):
+def test_a_kill_after_the_manifest_leaves_the_new_export_in_use_and_the_next_drops_the_old_files(exported_run):
     export = RunDir(exported_run).export
     p = subprocess.run([sys.executable, "-c", _KILLED_AFTER_MANIFEST, str(exported_run)], capture_output=True,
                        check=False, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert p.returncode == -9, p.stderr.decode()
     folder, manifest = verified_export(export)
     assert folder == export and manifest.input["normalisation_baked"]  # the whole new export, not the old .previous
-    export_run(exported_run, onnx=True, exporter="torchscript")
+    assert (export / "model_fp32.onnx").exists()  # the older export's file, which the new one does not list
+    export_run(exported_run, onnx=False, openvino=True, exporter="torchscript")
     assert verified_export(export)[0] == export and not (export / ".previous").exists()
+    assert not (export / "model_fp32.onnx").exists()  # removed with the older export it belonged to
 
 
 def test_an_export_into_another_runs_export_folder_waits_for_its_own_export(exported_run):

@@ -48,7 +48,7 @@ class ArmResult:
 
 def last_move(run: Path) -> float | None:
     """|Δ test accuracy| between the run's last two evaluated epochs (None with fewer than two)."""
-    evaluated = [r["test_acc"] for r in read_metrics(run) if "test_acc" in r]
+    evaluated = [r.test_acc for r in read_metrics(run) if r.evaluated]
     return abs(evaluated[-1] - evaluated[-2]) if len(evaluated) > 1 else None
 
 

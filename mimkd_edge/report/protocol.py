@@ -210,8 +210,8 @@ def mi_trace_markdown(run: Path) -> str:
     infoNCE in nats (≤ ln(K+1)); local and feature: the JSD bound (−ln 4 = −1.386 at independence, ≤ 0)."""
     rows = []
     for m in read_metrics(run):
-        rows.append([m["epoch"], *(_fixed(m.get(k), 3) for k in MI_KEYS), _fixed(m.get("train_acc"), 2),
-                     _fixed(m.get("test_acc"), 2)])
+        rows.append([m.epoch, *(_fixed(m.terms.get(k), 3) for k in MI_KEYS), _fixed(m.train_acc, 2),
+                     _fixed(m.test_acc, 2)])
     return markdown(["epoch", "I_global (infoNCE, nats)", "I_local (JSD)", "I_feature (JSD)", "train acc %",
                      "test acc %"], rows, align=["r"] * 6)
 
@@ -347,8 +347,8 @@ def fast_critics_markdown(runs: Iterable[Path], protocol: Iterable[Path]) -> str
                       path.precision != "fp32", path.precision, path.sampling != "uniform",
                       path.feature_locations != path.locations, recipe.seed),
                      [run.name, student_name(recipe.student.model), recipe.seed, path.label(o.critic_hidden),
-                      f"{last['epoch']} of {recipe.train.epochs}" + ("" if done else " (running)"),
-                      _fixed(last.get("test_acc"), 2), *(_fixed(last.get(k), 3) for k in MI_KEYS), _fixed(ref, 2)]])
+                      f"{last.epoch} of {recipe.train.epochs}" + ("" if done else " (running)"),
+                      _fixed(last.test_acc, 2), *(_fixed(last.terms.get(k), 3) for k in MI_KEYS), _fixed(ref, 2)]])
     return markdown(["run", "student", "seed", "MIMKD critics", "epochs", "test acc %", "I_global", "I_local",
                      "I_feature", "protocol MIMKD (width 128) %"], [r for _, r in sorted(rows)],
                     align=["l", "l", "r", "l"] + ["r"] * 6)
@@ -381,10 +381,10 @@ def exact_sampled_markdown(pairs: Iterable[tuple[int, Path, Path]]) -> str:
         if not (RunDir(exact).summary.is_file() and RunDir(sampled).summary.is_file()):
             continue
         e, f = read_metrics(exact)[-1], read_metrics(sampled)[-1]
-        d = [f["test_acc"] - e["test_acc"], *(f[k] - e[k] for k in MI_KEYS)]
+        d = [f.test_acc - e.test_acc, *(f.terms[k] - e.terms[k] for k in MI_KEYS)]
         deltas.append(d)
-        finals.append([e["test_acc"], *(e[k] for k in MI_KEYS)])
-        rows.append([seed, _fixed(e["test_acc"], 2), _fixed(f["test_acc"], 2), f"{d[0]:+.2f}",
+        finals.append([e.test_acc, *(e.terms[k] for k in MI_KEYS)])
+        rows.append([seed, _fixed(e.test_acc, 2), _fixed(f.test_acc, 2), f"{d[0]:+.2f}",
                      *(f"{v:+.3f}" for v in d[1:])])
     if len(deltas) > 1:
         cols = list(zip(*deltas, strict=True))
@@ -402,12 +402,12 @@ def paired_trace_markdown(a: Path, b: Path) -> str:
     """Two runs of the same seed and critic width side by side, epoch by epoch (the epochs both have):
     test accuracy and MI estimates, and the difference b − a. Columns name each run's path: "exact"
     (every location) or "L = 16" (sampled), with ", bf16" for bf16 critics."""
-    ma, mb = {m["epoch"]: m for m in read_metrics(a)}, {m["epoch"]: m for m in read_metrics(b)}
+    ma, mb = {m.epoch: m for m in read_metrics(a)}, {m.epoch: m for m in read_metrics(b)}
     rows = []
     for epoch in sorted(set(ma) & set(mb)):
         cells = []
-        for key, digits in (("test_acc", 2), *((k, 3) for k in MI_KEYS)):
-            x, y = ma[epoch].get(key), mb[epoch].get(key)
+        for (x, y), digits in (((ma[epoch].test_acc, mb[epoch].test_acc), 2),
+                               *(((ma[epoch].terms.get(k), mb[epoch].terms.get(k)), 3) for k in MI_KEYS)):
             cells += [_fixed(x, digits), _fixed(y, digits),
                       "–" if x is None or y is None else f"{y - x:+.{digits}f}"]
         rows.append([epoch, *cells])

@@ -26,8 +26,8 @@ meanwhile says how much of a ratio is the machine's. Also measured: the fixed pe
 runtime (a graph holding one Identity op), with the session's kept buffers and without; and where the
 time goes, by each runtime's own per-node profile (onnxruntime's profiler, OpenVINO's PERF_COUNT).
 
-    python bench/latency.py                      # all four models, about 5 minutes on 2 cores
-    python bench/latency.py --models conv4_mp --rounds 3 --seconds 0.2
+    python -m bench.latency                      # all four models, about 5 minutes on 2 cores
+    python -m bench.latency --models conv4_mp --rounds 3 --seconds 0.2
 """
 
 from __future__ import annotations

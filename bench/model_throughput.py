@@ -1,7 +1,7 @@
 """Training and inference throughput of zoo models on this CPU: what choosing a teacher (or a student)
 for a CPU-bound protocol costs, measured side by side in one process.
 
-    python bench/model_throughput.py --models wrn_16_2,resnet56,vgg13 --out bench/results/model_throughput.md
+    python -m bench.model_throughput --models wrn_16_2,resnet56,vgg13 --out bench/results/model_throughput.md
 
 Per model: images/s of a full SGD step (forward, cross-entropy, backward, step) at --batch on random
 32×32 inputs, in fp32 and under bf16 autocast, and images/s of a no-grad forward at --infer-batch (what
@@ -77,7 +77,7 @@ def main() -> None:
                       f"inference img/s fp32 (batch {args.infer_batch})"],
                      [[r["model"], f"{r['macs'] / 1e6:.1f} M", f"{r['train_fp32']:.0f}", f"{r['train_bf16']:.0f}",
                        f"{r['infer_fp32']:.0f}"] for r in rows], align=["l", "r", "r", "r", "r"])
-    head = (f"# Model throughput\n\n`python bench/model_throughput.py --models {args.models} --out {args.out}`, "
+    head = (f"# Model throughput\n\n`python -m bench.model_throughput --models {args.models} --out {args.out}`, "
             f"{time.strftime('%Y-%m-%d %H:%M %Z')}; {cpu_name() or platform.processor()}, torch "
             f"{torch.__version__}, {torch.get_num_threads()} threads, commit {git_commit()}.\n\n")
     if args.out:

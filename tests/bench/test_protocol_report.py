@@ -5,8 +5,7 @@ import json
 import pytest
 
 from mimkd_edge.recipe import dumps_toml
-from mimkd_edge.report.comparison import (arm_results, comparisons, comparisons_markdown, results_markdown,
-                                          standing_lines)
+from bench.protocol_report import arm_results, comparisons, comparisons_markdown, results_markdown, standing_lines
 from mimkd_edge.report.tables import method_arm_of, method_name
 
 T975 = {2: 4.302652729749464, 4: 2.7764451051977987}  # Student t quantiles, df = 2 and 4

@@ -1,6 +1,6 @@
 """The GPU path on a CUDA device: a bf16 step of every method against fp32, the resident loader on
 the device, torch.compile and its fallback, checkpoint/resume. Skipped where CUDA is not available;
-`pytest -m cuda tests/cuda` runs them (bench/gpu_check.py does, first thing on a lent GPU).
+`pytest -m cuda tests/cuda` runs them (bench.gpu_check does, first thing on a lent GPU).
 
 Models are the paper pair the GPU goal is stated for (ResNet-32x4 → ResNet-8x4) on a small
 synthetic set, so each test takes seconds on a card.

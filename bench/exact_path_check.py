@@ -14,6 +14,10 @@ directory (this checkout) before PYTHONPATH. It imports nothing else of bench/, 
 first line printed names the library used.
 
 tests/methods/test_mimkd_exact_golden.py keeps the losses this printed before the levers.
+
+It calls the method itself, not engine.step.TrainStep: there are no models and no optimiser (the
+features are fixed random tensors, and the gradients accumulate over the three steps, as the commit
+before the levers computed them), so that the hash compares across checkouts.
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """Copy the small files of every finished CPU-protocol run into bench/results/cpu/ and rebuild the
 results table and the trade-off figure from those copies alone.
 
-    python bench/collect_cpu_results.py            # after `mimkd-edge sweep recipes/sweeps/cpu.toml --export --bench`
-    python bench/collect_cpu_results.py --ablation-runs runs/cpu-ablation   # + recipes/sweeps/cpu_ablation.toml's runs
-    python bench/collect_cpu_results.py --fast-critics-runs runs/cpu-fast-critics   # + fast_critics.toml's (issue 17)
+    python -m bench.collect_cpu_results            # after `mimkd-edge sweep recipes/sweeps/cpu.toml --export --bench`
+    python -m bench.collect_cpu_results --ablation-runs runs/cpu-ablation   # + recipes/sweeps/cpu_ablation.toml's runs
+    python -m bench.collect_cpu_results --fast-critics-runs runs/cpu-fast-critics   # + fast_critics.toml's (issue 17)
 
 Copied per run: summary.json, metrics.jsonl, recipe.toml, bench.json, export/manifest.json and the
 weights (model.safetensors, 0.45 MB for Conv-4): with them the sweep can be resumed on another
 machine (copy bench/results/cpu/runs/* into runs/cpu/ and run it again: finished runs are skipped,
 exported and benchmarked ones too) and any figure re-checked by exporting a run again.
-tests/report/test_committed_results.py regenerates every table from the copies and checks it
+tests/bench/test_committed_results.py regenerates every table from the copies and checks it
 matches the committed README.md, so the tables can only hold numbers the runs produced.
 """
 
@@ -19,14 +19,14 @@ import argparse
 import shutil
 from pathlib import Path
 
+from bench.ablation_figure import plot_ablation
+from bench.cpu_report import (ablation_markdown, ablation_points, exact_sampled_markdown, exact_sampled_pairs,
+                              fast_critics_markdown, mi_trace_markdown, paired_seed_markdown, paired_trace_markdown,
+                              probe_markdown)
 from mimkd_edge.atomic import write_text
-from mimkd_edge.report.plot import plot_tradeoff
-from mimkd_edge.report.ablation_figure import plot_ablation
 from mimkd_edge.report.blocks import block_markers, fill_block
-from mimkd_edge.report.protocol import (ablation_markdown, ablation_points, arm_rows, exact_sampled_markdown,
-                                        exact_sampled_pairs, fast_critics_markdown, mi_trace_markdown,
-                                        paired_seed_markdown, paired_trace_markdown, probe_markdown,
-                                        protocol_markdown, protocol_rows, run_arm)
+from mimkd_edge.report.plot import plot_tradeoff
+from mimkd_edge.report.protocol import arm_rows, protocol_markdown, protocol_rows, run_arm
 from mimkd_edge.rundir.bench_results import BenchRow
 
 FILES = ("summary.json", "metrics.jsonl", "recipe.toml", "bench.json", "export/manifest.json", "model.safetensors",

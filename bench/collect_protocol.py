@@ -3,14 +3,14 @@ bench/results/protocol/ and rebuild its tables and trade-off figure from those c
 
     mimkd-edge sweep recipes/sweeps/protocol.toml --data-dir DATA          # train (resumable, --shard I/N)
     mimkd-edge sweep recipes/sweeps/protocol.toml --data-dir DATA --no-train --export --bench
-    python bench/collect_protocol.py --runs runs/protocol
+    python -m bench.collect_protocol --runs runs/protocol
 
 Copied per run: summary.json (with each session's commit, CPU and data hash), metrics.jsonl, recipe.toml,
 bench.json, export/manifest.json and model.safetensors. The tables (README.md's generated blocks): the
 teacher; per student × method, validation and test accuracy over seeds with the test mean's 95 % interval
 and the convergence check; every comparison of our arms with every other on paired seeds (mean
 difference, 95 % CI, paired-t p, verdict, the validation difference, pairs that crossed CPUs or commits);
-one sentence per student and arm saying where it stands. tests/report/test_committed_results.py
+one sentence per student and arm saying where it stands. tests/bench/test_committed_results.py
 regenerates them from the copies and checks they match the committed page.
 """
 
@@ -20,10 +20,9 @@ import argparse
 import shutil
 from pathlib import Path
 
+from bench.protocol_report import arm_results, comparisons, comparisons_markdown, results_markdown, standing_lines
 from mimkd_edge.atomic import write_text
 from mimkd_edge.report.blocks import block_markers, fill_block
-from mimkd_edge.report.comparison import (arm_results, comparisons, comparisons_markdown, results_markdown,
-                                          standing_lines)
 from mimkd_edge.report.plot import plot_tradeoff
 from mimkd_edge.report.protocol import arm_rows
 from mimkd_edge.report.tables import markdown, student_name

@@ -8,7 +8,7 @@ decoding the JPEG files batch by batch, crop/flip/normalise batched after). They
 chunks of steps so machine noise hits all alike. "Data wait" is the time between asking the pipeline
 for a batch and having it as a normalised float tensor (for DataLoader, what the workers did not hide).
 
-    python bench/epoch.py --data ../shared/data/cifar10-jpeg-q75.tar.gz --steps 120 --chunk 20
+    python -m bench.epoch --data CIFAR10_DATA --steps 120 --chunk 20
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from mimkd_edge.data import BatchLoader, StreamingLoader, load_splits
 from mimkd_edge.atomic import write_json
-from mimkd_edge.methods import MethodContext, create_method, method_class
-from mimkd_edge.models import create_model, map_shapes
+from mimkd_edge.data import BatchLoader, StreamingLoader, load_splits
+from mimkd_edge.engine.step import TrainStep, method_context
+from mimkd_edge.methods import create_method, method_class
+from mimkd_edge.models import create_model
 from mimkd_edge.recipe import DataConfig
 from mimkd_edge.schema import build
 
@@ -48,17 +49,6 @@ class PilCifar(Dataset):
 
     def __getitem__(self, i: int):
         return self.tf(Image.fromarray(self.images[i])), int(self.labels[i]), i
-
-
-def make_step(teacher, student, method, optimizer):
-    def step(x, y, idx):
-        with torch.no_grad():
-            t = teacher.forward_features(x)
-        out = method(student.forward_features(x), t, y, idx)
-        optimizer.zero_grad(set_to_none=True)
-        out.total.backward()
-        optimizer.step()
-    return step
 
 
 def timed_chunk(batches, step, n: int) -> tuple[float, float, int]:
@@ -95,11 +85,11 @@ def main() -> None:
     n_classes = len(splits.classes)
     teacher = create_model(args.teacher, n_classes).eval().to(memory_format=torch.channels_last)
     student = create_model(args.student, n_classes).to(memory_format=torch.channels_last)
-    ctx = MethodContext(n_classes, len(splits.train), 32, tuple(map_shapes(student)), student.num_features,
-                        tuple(map_shapes(teacher)), teacher.num_features)
+    ctx = method_context(student, teacher, num_classes=n_classes, num_samples=len(splits.train),
+                         input_size=splits.image_size)
     method = create_method(args.method, build(method_class(args.method).Options, {}), ctx)
     optimizer = torch.optim.SGD([*student.parameters(), *method.parameters()], lr=0.05, momentum=0.9, foreach=True)
-    step = make_step(teacher, student, method, optimizer)
+    step = TrainStep(student, teacher, method, optimizer)
 
     ours = BatchLoader(splits.train, args.batch, splits.mean, splits.std, train=True, seed=0)
     loader = DataLoader(PilCifar(splits.train.images, splits.train.labels, splits.mean, splits.std),

@@ -5,11 +5,19 @@ settings (the paper's defaults, all-pairs negatives, the JSD global bound) on fi
 prints each loss and one sha256 over the bytes of every loss and gradient. Run it against two
 checkouts and compare the hashes: equal hashes mean bit-identical losses and gradients.
 
-    git worktree add /tmp/prelever 4e94050^        # the commit before the levers
+    OMP_NUM_THREADS=1 python -m bench.exact_path_check            # this checkout's library
+    git worktree add /tmp/prelever 4e94050^                       # the commit before the levers
     PYTHONPATH=/tmp/prelever OMP_NUM_THREADS=1 python bench/exact_path_check.py
-    PYTHONPATH=. OMP_NUM_THREADS=1 python bench/exact_path_check.py
+
+Against another checkout's library the file is run itself, not as a module: `python -m` puts the working
+directory (this checkout) before PYTHONPATH. It imports nothing else of bench/, so both ways work; the
+first line printed names the library used.
 
 tests/methods/test_mimkd_exact_golden.py keeps the losses this printed before the levers.
+
+It calls the method itself, not engine.step.TrainStep: there are no models and no optimiser (the
+features are fixed random tensors, and the gradients accumulate over the three steps, as the commit
+before the levers computed them), so that the hash compares across checkouts.
 """
 
 from __future__ import annotations

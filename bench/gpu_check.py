@@ -34,9 +34,9 @@ On a lent GPU (bench/results/gpu/ is where the report is committed):
 
     # here, once: copy the data archive into runs/gpu_check/ (ignored, so it travels only when
     # carried) and record the commit there (the device gets the working tree, not .git)
-    python bench/gpu_check.py --prepare --data ../shared/data/cifar10-jpeg-q75.tar.gz
+    python -m bench.gpu_check --prepare --data CIFAR10_DATA
     # then the device tool's `run` with
-    #   command:   PYTHONUNBUFFERED=1 python3 bench/gpu_check.py --data runs/gpu_check/cifar10-jpeg-q75.tar.gz
+    #   command:   PYTHONUNBUFFERED=1 python3 -m bench.gpu_check --data runs/gpu_check/cifar10-jpeg-q75.tar.gz
     #   carry:     ["runs/gpu_check"]
     #   timeout_s: 600
     # and, with time left, a rerun of some stages, e.g. `... --stages real --budget 240`.
@@ -44,10 +44,10 @@ On a lent GPU (bench/results/gpu/ is where the report is committed):
 On CPU, with tiny sizes and a generated ten-class image archive, in about a minute (the test
 suite runs this: tests/bench/test_gpu_check_dry_run.py):
 
-    python bench/gpu_check.py --dry-run --out /tmp/gpu-check
+    python -m bench.gpu_check --dry-run --out /tmp/gpu-check
 
-The package need not be installed: the repository root goes on sys.path (and on PYTHONPATH for
-the stages and pytest).
+Run it from the repository root. The package need not be installed: `python -m` imports from the working
+directory, the stages are started the same way from there, and pytest gets the root on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -65,10 +65,7 @@ import time
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-for _p in (ROOT, ROOT / "bench"):  # the repository, not an installed package; bench/ for gpu_epoch
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+ROOT = Path(__file__).resolve().parent.parent  # the repository: the stages run there, as `python -m bench.gpu_check`
 
 STAGES = ("env", "data", "tests", "epoch", "real")
 LIMITS = {"env": 45, "data": 60, "tests": 90, "epoch": 180}  # seconds (env: a cold torch + CUDA start); real: the rest
@@ -182,7 +179,7 @@ def run_stage(name: str, limit: float, work: Path, env: dict, log: Path) -> dict
     result_file = work / f"{name}.json"
     result_file.unlink(missing_ok=True)
     stage_log = work / f"{name}.log"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", name, "--work", str(work),
+    cmd = [sys.executable, "-m", "bench.gpu_check", "--stage", name, "--work", str(work),
            "--deadline", str(time.time() + limit)]
     t0 = time.time()
     with open(stage_log, "w") as f:
@@ -330,7 +327,7 @@ def _counts(outcomes: dict[str, str]) -> dict[str, int]:
 
 
 def stage_epoch(cfg: dict, rec: Recorder, deadline: float) -> None:
-    from gpu_epoch import measure
+    from bench.gpu_epoch import measure
 
     e = cfg["epoch"]
     rows: list[dict] = []
@@ -355,11 +352,12 @@ def _best(rows: list[dict]) -> dict | None:
 
 
 def stage_real(cfg: dict, rec: Recorder, deadline: float) -> None:
-    from gpu_epoch import random_teacher, run_variant
+    from bench.gpu_epoch import random_teacher, run_variant
 
     from mimkd_edge.engine.trainer import fit
     from mimkd_edge.export import export_run
     from mimkd_edge.recipe import load_recipe
+    from mimkd_edge.rundir.summary import EpochRecord
 
     r, data = cfg["real"], cfg["data"]
     work = Path(cfg["work"]) / "real"
@@ -392,8 +390,10 @@ def stage_real(cfg: dict, rec: Recorder, deadline: float) -> None:
     def progress(who: str):
         def on_event(kind: str, info: dict) -> None:
             if kind == "epoch":
-                print(f"{who} epoch {info['epoch']}: test {info.get('test_acc', float('nan')):.2f} %, "
-                      f"{info['images_per_s']:.0f} img/s, {info['seconds']:.1f} s", flush=True)
+                e = EpochRecord.from_dict(info)
+                test = float("nan") if e.test_acc is None else e.test_acc
+                print(f"{who} epoch {e.epoch}: test {test:.2f} %, {e.images_per_s:.0f} img/s, {e.seconds:.1f} s",
+                      flush=True)
             elif kind == "warning":
                 print(f"{who} warning: {info['message']}", flush=True)
         return on_event
@@ -427,32 +427,34 @@ def scaled_schedule(recipe, fraction: float) -> tuple[int, list[str]]:
 
 def run_record(run: Path) -> dict:
     """The figures of a finished run, with the CPU protocol's for the same recipe when committed."""
-    summary = json.loads((run / "summary.json").read_text())
-    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    rates = [e["images_per_s"] for e in epochs]
-    return {"model": summary["student"]["model"], "method": summary["method"], "epochs": summary["epochs"],
-            "final_test_acc": summary["final_test_acc"], "wall_seconds": round(summary["wall_seconds"], 1),
+    from mimkd_edge.rundir import read_metrics, read_summary
+
+    summary, epochs = read_summary(run), read_metrics(run)
+    rates = [e.images_per_s for e in epochs]
+    return {"model": summary.student.model, "method": summary.method, "epochs": summary.epochs,
+            "final_test_acc": summary.final_test_acc, "wall_seconds": round(summary.wall_seconds, 1),
             "images_per_s": round(statistics.median(rates[1:] or rates)),  # after the warm-up epoch
-            "device": summary["device"], "per_epoch_test_acc": [e.get("test_acc") for e in epochs],
+            "device": summary.device, "per_epoch_test_acc": [e.test_acc for e in epochs],
             "cpu_protocol": cpu_reference(summary)}
 
 
-def cpu_reference(summary: dict) -> dict | None:
+def _setting(s) -> tuple:
+    """What makes two runs' accuracies comparable: student, method, epochs, teacher and data set."""
+    return s.student.model, s.method, s.epochs, (s.teacher or {}).get("model"), s.data.dataset
+
+
+def cpu_reference(summary) -> dict | None:
     """Test accuracy of the committed CPU-protocol runs of the same student, method, teacher and epochs."""
-    found = []
-    for path in sorted((ROOT / "bench" / "results" / "cpu" / "runs").glob("*/summary.json")):
-        s = json.loads(path.read_text())
-        teacher = (s.get("teacher") or {}).get("model")
-        if (s["student"]["model"], s["method"], s["epochs"], teacher, s["data"]["dataset"]) == (
-                summary["student"]["model"], summary["method"], summary["epochs"],
-                (summary.get("teacher") or {}).get("model"), summary["data"]["dataset"]) \
-                and s.get("final_test_acc") is not None:
-            found.append(s)
+    from mimkd_edge.rundir import read_summary
+
+    found = [s for s in (read_summary(path.parent) for path in
+                         sorted((ROOT / "bench" / "results" / "cpu" / "runs").glob("*/summary.json")))
+             if _setting(s) == _setting(summary) and s.final_test_acc is not None]
     if not found:
         return None
-    accs = [s["final_test_acc"] for s in found]
+    accs = [s.final_test_acc for s in found]
     return {"runs": len(found), "final_test_acc_mean": statistics.fmean(accs), "final_test_acc": accs,
-            "images_per_s_mean": statistics.fmean(s["images_per_s"] for s in found)}
+            "images_per_s_mean": statistics.fmean(s.images_per_s for s in found)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -583,7 +585,7 @@ def prepare(data: str | None) -> None:
     (PREPARED / "commit.txt").write_text(f"{git_commit()}\n")
     rel = (PREPARED / source.name).relative_to(ROOT)
     print(f"prepared {PREPARED.relative_to(ROOT)}/ ({source.name}, commit.txt). Device tool `run`:\n"
-          f"  command: PYTHONUNBUFFERED=1 python3 bench/gpu_check.py --data {rel}\n"
+          f"  command: PYTHONUNBUFFERED=1 python3 -m bench.gpu_check --data {rel}\n"
           f"  carry:   [\"{PREPARED.relative_to(ROOT)}\"]\n  timeout_s: 600")
 
 

@@ -8,13 +8,13 @@ random weights — speed does not depend on the teacher's accuracy, and no teach
 first. Steady-state speed is taken between the trainer's step events after the first one, so the
 compile warm-up and cuDNN autotuning are left out; the epoch's own wall time (warm-up included) is
 reported beside it. `--max-images N` stops each variant once it has trained about N images (the
-steady rate needs no whole epoch; bench/gpu_check.py uses it to fit a short GPU lease), and then
+steady rate needs no whole epoch; bench.gpu_check uses it to fit a short GPU lease), and then
 no epoch wall time is reported.
 
     # on a GPU machine:
-    python bench/gpu_epoch.py --data ../shared/data/cifar10-jpeg-q75.tar.gz
+    python -m bench.gpu_epoch --data CIFAR10_DATA
     # harness check on CPU:
-    python bench/gpu_epoch.py --device cpu --set data.dataset=\"synthetic\" --set data.synthetic_train=1024 \
+    python -m bench.gpu_epoch --device cpu --set data.dataset=\"synthetic\" --set data.synthetic_train=1024 \
         --set train.log_every=2 --teacher resnet8 --student conv4 --variants fp32:eager,bf16:eager
 """
 

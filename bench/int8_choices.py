@@ -1,7 +1,6 @@
 """Which INT8 post-training-quantisation settings keep a run's accuracy, on this CPU.
 
-    python bench/int8_choices.py RUN [RUN ...] --data-dir ../shared/data/cifar10-jpeg-q75.tar.gz \
-        --out bench/results/int8_choices.md
+    python -m bench.int8_choices RUN [RUN ...] --data-dir CIFAR10_DATA --out bench/results/int8_choices.md
 
 For each finished run: export the FP32 ONNX once, then quantise it with onnxruntime (static QDQ) and
 with NNCF (OpenVINO IR) under the settings below, one at a time, and score every INT8 model on the
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,15 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from mimkd_edge.data import load_splits  # noqa: E402
-from mimkd_edge.rundir import load_run  # noqa: E402
-from mimkd_edge.export.onnx_export import export_onnx  # noqa: E402
-from mimkd_edge.runtime.accuracy import model_inputs  # noqa: E402
-from mimkd_edge.export.quantize import sample_indices  # noqa: E402
-from mimkd_edge.export.quiet import quiet  # noqa: E402
-from mimkd_edge.runtime.hardware import parse_cpuinfo  # noqa: E402
+from mimkd_edge.data import load_splits
+from mimkd_edge.export.onnx_export import export_onnx
+from mimkd_edge.export.quantize import sample_indices
+from mimkd_edge.export.quiet import quiet
+from mimkd_edge.rundir import load_run
+from mimkd_edge.runtime.accuracy import model_inputs
+from mimkd_edge.runtime.hardware import parse_cpuinfo
 
 
 def _ort_logits(path, x, *, optimise=True):
@@ -140,7 +136,7 @@ def main() -> None:
     vnni = [f for f in cpu.get("isa", []) if "vnni" in f]
     lines = [f"# INT8 settings against FP32, whole test split (bench/int8_choices.py, {time.strftime('%Y-%m-%d')})", "",
              f"CPU: {cpu.get('model', '?')}; VNNI: {', '.join(vnni) or 'no'}. "
-             "Command: `python bench/int8_choices.py " + " ".join(str(r) for r in args.runs)
+             "Command: `python -m bench.int8_choices " + " ".join(str(r) for r in args.runs)
              + (f" --data-dir {args.data_dir}" if args.data_dir else "") + "`", "",
              "| run | setting | FP32 top-1 % | INT8 top-1 % | Δ points | top-1 agreement % | max abs Δ logits |",
              "|---|---|---:|---:|---:|---:|---:|"]

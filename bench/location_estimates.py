@@ -6,10 +6,10 @@ For each finished run given (exact `locations = 0` or sampled `locations = L`), 
 on the first `--images` test images (no augmentation, eval mode) two ways: over every location (the
 exact mean) and over L random locations per image and map, averaged over `--draws` draws per batch
 (the sampled estimate; its mean over draws must equal the exact value within Monte-Carlo error if it
-is unbiased on these critics). Negatives are paired by one fixed derangement (image i with image
-i−1's teacher) in both, so that the two differ only in the locations scored. Evaluating every run's
-critic with the same exact estimator then says whether the runs' difference in their training-time
-estimates is the estimator's or the critics'.
+is unbiased on these critics). Negatives are paired by the method's fixed derangement (image i with
+image i−1's teacher, `bounds.derangement`) in both, so that the two differ only in the locations scored.
+Evaluating every run's critic with the same exact estimator then says whether the runs' difference in
+their training-time estimates is the estimator's or the critics'.
 
 `--refit-steps 100,300` then asks the next question: is the runs' remaining gap in their critics or in
 their students? Each run's student and teacher are frozen and its local and feature critics trained on
@@ -24,8 +24,8 @@ mutual information and the gap was the critics' fit; if the gap stays, part of i
 recipe trained them in: run twice on bf16-trained runs, it says whether bf16 arithmetic moves the
 estimate itself (bench/results/location_estimates_bf16.md).
 
-    python bench/location_estimates.py runs/cpu-fast-critics/*-s0 runs/cpu-fast-critics/*-s1 \\
-        --data-dir ../shared/data/cifar10-jpeg-q75.tar.gz --out bench/results/location_estimates.md
+    python -m bench.location_estimates runs/cpu-fast-critics/*-s0 runs/cpu-fast-critics/*-s1 \\
+        --data-dir CIFAR10_DATA --out bench/results/location_estimates.md
 """
 
 from __future__ import annotations
@@ -37,22 +37,16 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from unittest import mock
 
 import torch
 
 from mimkd_edge.atomic import write_text
+from mimkd_edge.engine.step import TrainStep
 from mimkd_edge.engine.trainer import build_training
-from mimkd_edge.methods import critics
 from mimkd_edge.provenance import git_commit
 from mimkd_edge.recipe import load_recipe
 from mimkd_edge.rundir import RunDir
-
-
-def _shift_by_one(n: int, device=None) -> torch.Tensor:
-    """A fixed derangement (image i's negative is image i−1's teacher): every estimate of a batch then
-    pairs the same negatives, and exact and sampled differ only in the locations they score."""
-    return torch.roll(torch.arange(n, device=device), 1)
+from mimkd_edge.rundir.checkpoint import load_checkpoint
 
 
 def bounds(method, student_f, teacher_f, labels, index, locations: int) -> tuple[float, float]:
@@ -66,18 +60,18 @@ def bounds(method, student_f, teacher_f, labels, index, locations: int) -> tuple
 
 def feature_pair_bounds(method, student_f, teacher_f) -> list[float]:
     """The exact feature bound (eq. 5) of each pair of R on its own: which paired map holds a gap."""
-    return [float(method._jsd(critic, method._map(k, teacher_f.maps[ti]), student_f.maps[si], 0))
-            for k, (critic, (ti, si)) in enumerate(zip(method.feature_critics, method.pairs, strict=True))]
+    return method.feature_pair_bounds(student_f, teacher_f, locations=0).tolist()
 
 
 def test_batches(s, images: int):
     """(student features, teacher features, labels, indices) of the first `images` test images, batch by
-    batch, in eval mode with one fixed pairing of negatives (`_shift_by_one`) while the caller scores them."""
+    batch, in eval mode (the method's JSD negatives: its fixed derangement, the same pairs in every estimate)."""
     seen = 0
-    with torch.inference_mode(), mock.patch.object(critics, "derangement", _shift_by_one):
+    pair = TrainStep(s.student, s.teacher, s.method)
+    with torch.inference_mode():
         for batch_x, batch_y, batch_idx in s.test_loader.epoch(0):
             x, y, idx = batch_x[: images - seen], batch_y[: images - seen], batch_idx[: images - seen]
-            yield s.student.forward_features(x), s.teacher.forward_features(x).detach(), y, idx
+            yield *pair.features(x), y, idx
             seen += len(x)
             if seen >= images:
                 break
@@ -110,18 +104,16 @@ def refit_critics(s, recipe, counts: list[int], images: int) -> list[dict]:
     opt = torch.optim.SGD(params, lr=lr, momentum=t.momentum, weight_decay=t.weight_decay)
     s.method.opts = replace(s.method.opts, locations=0, feature_locations=None, lambda_global=0.0)
     s.student.eval(), s.method.eval()  # eval: the standardisers' statistics stay as trained
+    critics = TrainStep(s.student, s.teacher, s.method, opt)
     torch.manual_seed(0)  # the same negatives for every run
     out, step, batches = [], 0, s.train_loader.epoch(0)
     for count in counts:
         while step < count:
             x, y, idx = next(batches)
             with torch.no_grad():
-                sf, tf = s.student.forward_features(x), s.teacher.forward_features(x)
+                sf, tf = critics.features(x)
             losses = s.method(sf, tf, y, idx).losses
-            loss = losses["local"] + losses["feature"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            critics.update(losses["local"] + losses["feature"])
             step += 1
         local, feature = exact_bounds(s, images)
         out.append({"steps": count, "lr": lr, "local": local, "feature": feature})
@@ -134,9 +126,8 @@ def load_trained(run: Path, data_dir: str | None):
     critics and standardisers loaded (weights only), the teacher and data as its recipe builds them."""
     recipe = load_recipe(RunDir(run).recipe)
     s = build_training(recipe, data_dir)
-    ckpt = torch.load(RunDir(run).checkpoint, map_location="cpu", weights_only=True)
-    s.student.load_state_dict(ckpt["model"])
-    s.method.load_state_dict(ckpt["method"])
+    ckpt = load_checkpoint(RunDir(run).checkpoint)
+    ckpt.restore(model=s.student, method=s.method, where=RunDir(run).checkpoint, rng=False)
     return recipe, s, ckpt
 
 
@@ -165,7 +156,7 @@ def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str 
            "trained_precision": recipe.method.options.critic_precision,
            "trained_sampling": recipe.method.options.location_sampling,
            "evaluated_in": "bf16" if s.method.bf16_critics else "fp32", "global": glob,
-           "epoch": ckpt["epoch"] + 1, "history": ckpt["history"][-1] if ckpt["history"] else {},
+           "epoch": ckpt.epochs_done, "history": ckpt.history[-1].to_dict() if ckpt.history else {},
            "feature_pairs": {"pairs": [list(p) for p in s.method.pairs],
                              "exact": [statistics.fmean(v) for v in zip(*per_pair, strict=True)]}}
     for i, key in enumerate(("local", "feature")):
@@ -177,7 +168,7 @@ def evaluate_run(run: Path, images: int, draws: int, sample: int, data_dir: str 
 
 
 def render(results: list[dict], args, seconds: float, sample: int) -> str:
-    cmd = "python bench/location_estimates.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cmd = "python -m bench.location_estimates " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     lines = ["# Sampled-location estimates on trained critics (issue 17)", "",
              f"- Command: `{cmd}`",
              f"- Code: commit {git_commit() or '?'}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "

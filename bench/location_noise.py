@@ -13,8 +13,8 @@ trained teacher and student and paper-width critics warmed up first:
 Their ratio says what sampling costs in SGD terms: the step's gradient variance grows by that factor
 (a ratio of 0.1 is the noise of a 10% smaller batch). Also printed: the spread of the MI estimates.
 
-    python bench/location_noise.py --teacher bench/results/cpu/runs/cpu-teacher-resnet20-s0 \\
-        --student bench/results/cpu/runs/cpu-conv4_mp-kd-s0 --data-dir ../shared/data/cifar10-jpeg-q75.tar.gz
+    python -m bench.location_noise --teacher bench/results/cpu/runs/cpu-teacher-resnet20-s0 \\
+        --student bench/results/cpu/runs/cpu-conv4_mp-kd-s0 --data-dir CIFAR10_DATA
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ from pathlib import Path
 
 import torch
 
-from mimkd_edge.data.datasets import load_splits
-from mimkd_edge.data.loader import BatchLoader
-from mimkd_edge.methods import MethodContext, create_method, method_class
-from mimkd_edge.models import map_shapes
-from mimkd_edge.rundir.loaded import load_run
+from mimkd_edge.data import BatchLoader, load_splits
+from mimkd_edge.engine.step import TrainStep, method_context
+from mimkd_edge.methods import create_method, method_class
+from mimkd_edge.rundir import load_run
 from mimkd_edge.schema import build
 
 SAMPLED = ("local", "feature")
@@ -46,29 +45,29 @@ def flat_grad(loss: torch.Tensor, params: list[torch.Tensor], retain: bool = Fal
                                                                                              strict=True)])
 
 
-def warm_up(method, features, batches, steps: int) -> None:
-    """Critic-only SGD (the student fixed), L = 16, which also fills the teacher memory."""
-    opt = torch.optim.SGD(method.parameters(), lr=0.05, momentum=0.9)
+def warm_up(pair: TrainStep, batches, steps: int) -> None:
+    """Critic-only SGD (the student fixed: its features detached), L = 16, which also fills the teacher memory."""
+    method = pair.method
+    critics = TrainStep(pair.student, pair.teacher, method, torch.optim.SGD(method.parameters(), lr=0.05, momentum=0.9))
     method.opts = dataclasses.replace(method.opts, locations=16)
     for step in range(steps):
         x, y, idx = next(batches)
-        s, t = features(x)
+        s, t = critics.features(x)
         out = method(s.detach(), t, y, idx)
-        opt.zero_grad(set_to_none=True)
-        out.total.backward()
-        opt.step()
+        critics.update(out.total)
         if step % 20 == 0:
             print(f"warm-up {step}/{steps}: " + ", ".join(f"{k} {float(v):.3f}" for k, v in out.estimates.items()),
                   flush=True)
 
 
-def measure(method, features, batches, params, args):
+def measure(pair: TrainStep, batches, params, args):
     """Per batch: the exact step's whole gradient, and the sampled local + feature gradient's squared
     distance to the exact one, `args.draws` times for every L."""
     sizes = [int(v) for v in args.locations.split(",")]
     totals, sampling = [], {L: [] for L in sizes}
     spread = {L: {"mi_local": [], "mi_feature": []} for L in sizes}
     exact_est = {"mi_local": [], "mi_feature": []}
+    method, features = pair.method, pair.features
     started = time.time()
     for b in range(args.batches):
         x, y, idx = next(batches)
@@ -112,21 +111,16 @@ def main(argv=None) -> int:
     splits = load_splits(recipe.data, args.data_dir)
     loader = BatchLoader(splits.train, 64, splits.mean, splits.std, train=True, seed=0, channels_last=True)
     teacher, model = (m.to(memory_format=torch.channels_last) for m in (teacher, model))
-    ctx = MethodContext(num_classes=len(splits.classes), num_samples=len(splits.train), input_size=32,
-                        student_maps=tuple(map_shapes(model)), student_dim=model.num_features,
-                        teacher_maps=tuple(map_shapes(teacher)), teacher_dim=teacher.num_features)
+    ctx = method_context(model, teacher, num_classes=len(splits.classes), num_samples=len(splits.train),
+                         input_size=splits.image_size)
     method = create_method("mimkd", build(method_class("mimkd").Options, {}), ctx)  # the paper's settings
+    pair = TrainStep(model, teacher, method)  # its features: the teacher's under no_grad, the student's
     batches = loader.epoch(0)
 
-    def features(x):
-        with torch.no_grad():
-            t = teacher.forward_features(x)
-        return model.forward_features(x), t
-
-    warm_up(method, features, batches, args.warmup_steps)
+    warm_up(pair, batches, args.warmup_steps)
     method.eval()  # from here the memory and the standardisers stay as they are
     params = [p for p in model.parameters() if p.requires_grad]
-    totals, sampling, spread, exact_est = measure(method, features, batches, params, args)
+    totals, sampling, spread, exact_est = measure(pair, batches, params, args)
     g = torch.stack(totals)
     batch_var = float((g - g.mean(0)).pow(2).sum(1).sum() / (len(totals) - 1))
     rows = []
@@ -134,7 +128,8 @@ def main(argv=None) -> int:
         var = sum(sampling[L]) / len(sampling[L])
         rows.append({"locations": L, "sampling_var": var, "batch_var": batch_var, "ratio": var / batch_var,
                      **{f"{k}_std": float(torch.tensor(v).std()) for k, v in spread[L].items()}})
-    result = {"command": shlex.join(["python", sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+    result = {"command": shlex.join(["python", "-m", "bench.location_noise",
+                                     *(argv if argv is not None else sys.argv[1:])]),
               "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               "teacher": args.teacher, "student": args.student, "batches": args.batches, "draws": args.draws,
               "exact_estimates": exact_est, "grad_norm_mean": float(g.mean(0).norm()), "rows": rows}

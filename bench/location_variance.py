@@ -13,12 +13,12 @@ negatives, so that the exact and sampled computations differ only in the locatio
 - per scheme, `--draws` draws of L locations: the bound's mean (≈ exact: unbiased) and its spread,
   and the gradient's relative mean squared error E‖g_d − g‖² / ‖g‖² (its variance, as E g_d = g).
 
-Its sibling `bench/location_noise.py` asks how that noise scales with L against SGD's own minibatch
+Its sibling `bench.location_noise` asks how that noise scales with L against SGD's own minibatch
 noise (critics warmed up on a KD student); this one compares the two draws at one L on the runs' own
 trained critics, and checks their bias there.
 
-    python bench/location_variance.py runs/cpu-fast-critics/cpu-conv4_mp-critic_hidden512-locations0-s2 \\
-        --data-dir ../shared/data/cifar10-jpeg-q75.tar.gz --out bench/results/location_variance.md
+    python -m bench.location_variance runs/cpu-fast-critics/cpu-conv4_mp-critic_hidden512-locations0-s2 \\
+        --data-dir CIFAR10_DATA --out bench/results/location_variance.md
 """
 
 from __future__ import annotations
@@ -30,17 +30,15 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from unittest import mock
 
 import torch
 
+from bench.location_estimates import load_trained
 from mimkd_edge.atomic import write_text
-from mimkd_edge.methods import critics
+from mimkd_edge.engine.step import TrainStep
 from mimkd_edge.methods.critics import location_strata
+from mimkd_edge.models import map_shapes
 from mimkd_edge.provenance import git_commit
-
-sys.path.insert(0, str(Path(__file__).parent))
-from location_estimates import _shift_by_one, load_trained  # noqa: E402 - the sibling bench script
 
 SCHEMES = ("uniform", "stratified")
 
@@ -53,9 +51,7 @@ def loss_and_grads(s, x, y, idx, locations: int, scheme: str) -> tuple[float, fl
                      lambda_global=0.0)
     critic_params = [*m.local_critic.parameters(), *m.feature_critics.parameters()]
     student_params = [p for p in s.student.parameters() if p.requires_grad]
-    with torch.no_grad():
-        tf = s.teacher.forward_features(x)
-    out = m(s.student.forward_features(x), tf, y, idx)
+    out = TrainStep(s.student, s.teacher, m).forward(x, y, idx).output  # the teacher under no_grad
     loss = out.losses["local"] + out.losses["feature"]
     # allow_unused: the student's last block and classifier do not reach these two terms
     grads = torch.autograd.grad(loss, [*critic_params, *student_params], allow_unused=True)
@@ -68,36 +64,36 @@ def measure_run(run: Path, data_dir: str | None, batches: int, batch_size: int, 
     recipe, s, _ = load_trained(run, data_dir)
     s.method.bf16_critics = False  # every critic fp32: the sampling's noise alone
     s.student.eval(), s.method.eval()
-    maps = [tuple(f.shape[2:]) for f in s.student.forward_features(torch.zeros(1, 3, 32, 32)).maps]
+    maps = [(h, w) for _, h, w in map_shapes(s.student, recipe.data.image_size)]
     torch.manual_seed(0)  # the same draws for every run
     per = {k: {"local": [], "feature": [], "local_sd": [], "feature_sd": [], "critic_mse": [], "student_mse": []}
            for k in SCHEMES}
     exact_local, exact_feature, exact_grads, seen = [], [], [], 0
-    with mock.patch.object(critics, "derangement", _shift_by_one):
-        for x, y, idx in s.test_loader.epoch(0):
-            for start in range(0, len(y) - batch_size + 1, batch_size):
-                if seen >= batches:
-                    break
-                sl = slice(start, start + batch_size)
-                e_local, e_feature, g_c, g_s = loss_and_grads(s, x[sl], y[sl], idx[sl], 0, "uniform")
-                exact_local.append(e_local)
-                exact_feature.append(e_feature)
-                exact_grads.append((g_c, g_s))
-                for scheme in SCHEMES:
-                    draws_out = [loss_and_grads(s, x[sl], y[sl], idx[sl], locations, scheme) for _ in range(draws)]
-                    r = per[scheme]
-                    r["local"].append(statistics.fmean(d[0] for d in draws_out) - e_local)
-                    r["feature"].append(statistics.fmean(d[1] for d in draws_out) - e_feature)
-                    r["local_sd"].append(statistics.stdev(d[0] for d in draws_out))
-                    r["feature_sd"].append(statistics.stdev(d[1] for d in draws_out))
-                    r["critic_mse"].append(statistics.fmean(float((d[2] - g_c).square().sum()) for d in draws_out)
-                                           / float(g_c.square().sum()))
-                    r["student_mse"].append(statistics.fmean(float((d[3] - g_s).square().sum()) for d in draws_out)
-                                            / float(g_s.square().sum()))
-                seen += 1
-                print(f"  {run.name}: batch {seen}/{batches}", flush=True)
+    # negatives: the method's fixed derangement (`bounds.derangement`), the same pairs in every draw
+    for x, y, idx in s.test_loader.epoch(0):
+        for start in range(0, len(y) - batch_size + 1, batch_size):
             if seen >= batches:
                 break
+            sl = slice(start, start + batch_size)
+            e_local, e_feature, g_c, g_s = loss_and_grads(s, x[sl], y[sl], idx[sl], 0, "uniform")
+            exact_local.append(e_local)
+            exact_feature.append(e_feature)
+            exact_grads.append((g_c, g_s))
+            for scheme in SCHEMES:
+                draws_out = [loss_and_grads(s, x[sl], y[sl], idx[sl], locations, scheme) for _ in range(draws)]
+                r = per[scheme]
+                r["local"].append(statistics.fmean(d[0] for d in draws_out) - e_local)
+                r["feature"].append(statistics.fmean(d[1] for d in draws_out) - e_feature)
+                r["local_sd"].append(statistics.stdev(d[0] for d in draws_out))
+                r["feature_sd"].append(statistics.stdev(d[1] for d in draws_out))
+                r["critic_mse"].append(statistics.fmean(float((d[2] - g_c).square().sum()) for d in draws_out)
+                                       / float(g_c.square().sum()))
+                r["student_mse"].append(statistics.fmean(float((d[3] - g_s).square().sum()) for d in draws_out)
+                                        / float(g_s.square().sum()))
+            seen += 1
+            print(f"  {run.name}: batch {seen}/{batches}", flush=True)
+        if seen >= batches:
+            break
     o = recipe.method.options
     noise = {name: _between_batches([g[i] for g in exact_grads]) for i, name in enumerate(("critics", "student"))}
     return {"batch_mse": noise, "run": run.name, "seed": recipe.seed, "trained_with": o.locations, "batches": seen,
@@ -124,7 +120,7 @@ def _between_batches(grads: list[torch.Tensor]) -> float:
 
 
 def render(results: list[dict], args, seconds: float) -> str:
-    cmd = "python bench/location_variance.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cmd = "python -m bench.location_variance " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     L = args.locations
     tiles = sorted({(h, w) for r in results for h, w in r["maps"]})
     lines = ["# Noise of the sampled local and feature terms: uniform against stratified draws (issue 17)", "",

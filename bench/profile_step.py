@@ -4,7 +4,7 @@ Runs warm-up steps, then profiles a few steps of each method with torch.profiler
 operators by self CPU time (the share of the step each takes), grouped as matmul / convolution /
 element-wise / data movement — the account of what a FLOP count does not see (issue 17).
 
-    python bench/profile_step.py --pairs resnet56:conv4_mp --methods 'kd;mimkd:locations=8'
+    python -m bench.profile_step --pairs resnet56:conv4_mp --methods 'kd;mimkd:locations=8'
 
 `--by-shape N` also lists the N costliest (operator, input shapes) rows of each method: which
 matmul is the critic's 512 × 512 layer, which element-wise pass runs on hidden-wide tensors.
@@ -20,8 +20,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_step import make_batch, make_runners  # noqa: E402 - the sibling bench script
+from bench.train_step import make_batch, make_runners
 
 GROUPS = {  # operator name fragments → group; first match wins
     "optimiser": ("_foreach", "sgd"),
@@ -83,7 +82,7 @@ def main(argv=None) -> int:
     for pair in args.pairs.split(","):
         runners = make_runners(pair, [s.strip() for s in args.methods.split(";") if s.strip()], args)
         g = torch.Generator().manual_seed(0)
-        batches = [make_batch(g, args) for _ in range(args.steps)]
+        batches = [make_batch(g, args, runners[0].student.input_size) for _ in range(args.steps)]
         for run in runners:
             run.step(*batches[0])  # warm-up
             r = {"pair": pair, **profile_method(run, batches, args.by_shape)}

@@ -1,7 +1,7 @@
 """What one epoch of each run of a sweep costs on this CPU, measured before the sweep starts, so that its
 epochs and seeds are fixed from a stated budget rather than guessed (issue 39).
 
-    python bench/protocol_cost.py recipes/sweeps/protocol.toml --data-dir DATA --threads 1 \
+    python -m bench.protocol_cost recipes/sweeps/protocol.toml --data-dir DATA --threads 1 \
         --out bench/results/protocol/cost-1thread.md
 
 Per distinct recipe of the sweep's student stages (the teacher stage is skipped): one short epoch on a
@@ -30,7 +30,7 @@ from mimkd_edge.models import create_model
 from mimkd_edge.provenance import cpu_name, git_commit
 from mimkd_edge.recipe import load_recipe
 from mimkd_edge.report.tables import markdown
-from mimkd_edge.rundir import RunDir
+from mimkd_edge.rundir import read_metrics
 from mimkd_edge.rundir.checkpoint import save_weights
 
 CIFAR10_TRAIN = 50_000
@@ -60,9 +60,9 @@ def measure(path: Path, work: Path, subset: int, data_dir: str | None, overrides
                                 f"teacher.checkpoint={json.dumps(str(teacher))}"])
     out = work / recipe.name
     summary = fit(recipe, out, data_dir=data_dir)
-    epoch = [json.loads(line) for line in RunDir(out).metrics.read_text().splitlines()][-1]
-    per_step = epoch["seconds"] / epoch["steps"]
-    evaluation = summary.wall_seconds - epoch["seconds"]
+    epoch = read_metrics(out)[-1]
+    per_step = epoch.seconds / epoch.steps
+    evaluation = summary.wall_seconds - epoch.seconds
     train_size = base.data.train_subset or (CIFAR10_TRAIN - base.data.val_split)
     full_steps = math.ceil(train_size / base.train.batch_size)
     return {"recipe": path.stem, "method": base.method.name, "steps": epoch["steps"], "s_per_step": per_step,
@@ -101,7 +101,7 @@ def main() -> None:
                        str(r["train_size"]), f"{r['epoch_s']:.0f}", str(r["epochs"]),
                        f"{r['epoch_s'] * r['epochs']:.0f}"] for r in rows])
     text = (f"# One epoch of each run of {args.sweep}, measured\n\n"
-            f"`python bench/protocol_cost.py {args.sweep} --subset {args.subset} --threads {args.threads}"
+            f"`python -m bench.protocol_cost {args.sweep} --subset {args.subset} --threads {args.threads}"
             f"{f' --only {args.only}' if args.only else ''}{''.join(f' --set {o}' for o in args.overrides)} "
             f"--part {args.part}` (beside {count - 1} other part(s)), "
             f"commit {git_commit()}, {cpu_name()}, {args.threads} torch thread(s); each figure from one "

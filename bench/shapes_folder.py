@@ -1,7 +1,7 @@
 """Draw a small non-CIFAR image folder: 28×28 gray shapes in 10 classes (an MNIST-like task with
 no download), for checks that need real-looking data other than CIFAR (INT8 accuracy, geometry).
 
-    python bench/shapes_folder.py OUT [--train 600] [--test 100] [--seed 0]
+    python -m bench.shapes_folder OUT [--train 600] [--test 100] [--seed 0]
 
 Each image: one shape of its class (ellipse, rectangle, triangle, cross, ring, bar —, bar |,
 diagonal, two dots, chevron), random size, position, stroke and gray levels, plus pixel noise.

@@ -16,8 +16,8 @@ convolve critics' layers after the first (issue 17's fusion lever: the ReLUs, th
 their backward are the element-wise work on hidden-wide tensors); compilation happens in the
 warm-up rounds, so give at least one.
 
-    python bench/train_step.py --rounds 5
-    python bench/train_step.py --pairs resnet56:conv4_mp --methods kd,mimkd,mimkd:critic_hidden=128
+    python -m bench.train_step --rounds 5
+    python -m bench.train_step --pairs resnet56:conv4_mp --methods kd,mimkd,mimkd:critic_hidden=128
 """
 
 from __future__ import annotations
@@ -32,30 +32,32 @@ import statistics
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import torch
 
-from mimkd_edge.methods import MethodContext, create_method, method_class
+from mimkd_edge.engine.step import TrainStep, method_context
+from mimkd_edge.methods import create_method, method_class
 from mimkd_edge.methods.critics import ConvolveCritic
 from mimkd_edge.methods.memory import TeacherMemory
-from mimkd_edge.models import create_model, map_shapes
+from mimkd_edge.models import create_model
+from mimkd_edge.recipe import parse_override
 from mimkd_edge.schema import build
 
 DEFAULT_PAIRS = "resnet32x4:resnet8x4,resnet56:conv4_mp"
 DEFAULT_METHODS = "none,kd,crd,crd:shared=true,mimkd,mimkd:critic_hidden=128"
+CLASSES = 100  # CIFAR-100's heads, as the paper's pairs have them
+ROOT = Path(__file__).resolve().parents[1]  # where `python -m bench.train_step` runs (its peak-memory children too)
 
 
 def parse_method(spec: str) -> tuple[str, dict]:
+    """`mimkd:critic_hidden=128,feature_critic=project` → ("mimkd", {"critic_hidden": 128, ...}): each option
+    read as a recipe's `--set` reads its value (TOML, a bare word as a string)."""
     name, _, rest = spec.partition(":")
     table = {}
     for item in filter(None, rest.split(",")):
-        key, _, value = item.partition("=")
-        try:
-            table[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
-        except tomllib.TOMLDecodeError:  # a bare word: a string
-            table[key.strip()] = value.strip()
+        path, value = parse_override(item)
+        table[".".join(path)] = value
     return name.strip(), table
 
 
@@ -114,9 +116,9 @@ class Runner:
         self.student = copy.deepcopy(student).train()
         if channels_last:
             self.student = self.student.to(memory_format=torch.channels_last)
-        self.teacher = teacher if self.method.needs_teacher else None
         params = list(self.student.parameters()) + list(self.method.parameters())
-        self.opt = torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=5e-4)
+        self.train_step = TrainStep(self.student, teacher if self.method.needs_teacher else None, self.method,
+                                    torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=5e-4))
         self.extra_bytes = module_bytes(self.method)
         fill_memories(self.method)
         self.times: list[float] = []
@@ -125,15 +127,7 @@ class Runner:
     def step(self, x, y, index) -> tuple[float, float]:
         """(wall seconds, process CPU seconds) of one step."""
         cpu0, start = time.process_time(), time.perf_counter()
-        t_feats = None
-        if self.teacher is not None:
-            with torch.no_grad():
-                t_feats = self.teacher.forward_features(x)
-        s_feats = self.student.forward_features(x)
-        out = self.method(s_feats, t_feats, y, index)
-        self.opt.zero_grad(set_to_none=True)
-        out.total.backward()
-        self.opt.step()
+        self.train_step(x, y, index)
         return time.perf_counter() - start, time.process_time() - cpu0
 
     def count_flops(self, x, y, index) -> int:
@@ -148,23 +142,22 @@ class Runner:
 def make_runners(pair: str, specs: list[str], args) -> list[Runner]:
     t_name, s_name = pair.split(":")
     torch.manual_seed(0)
-    teacher = create_model(t_name).eval()
+    teacher = create_model(t_name, num_classes=CLASSES).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    student = create_model(s_name)
-    ctx = MethodContext(num_classes=100, num_samples=args.num_samples, input_size=32,
-                        student_maps=tuple(map_shapes(student)), student_dim=student.num_features,
-                        teacher_maps=tuple(map_shapes(teacher)), teacher_dim=teacher.num_features)
+    student = create_model(s_name, num_classes=CLASSES)
+    ctx = method_context(student, teacher, num_classes=CLASSES, num_samples=args.num_samples)  # at the student's size
     if args.channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)
     return [Runner(spec, teacher, student, ctx, args.channels_last) for spec in specs]
 
 
-def make_batch(g: torch.Generator, args):
-    x = torch.randn(args.batch, 3, 32, 32, generator=g)
+def make_batch(g: torch.Generator, args, size: int = 32):
+    """A batch of random `size`×`size` images (the CIFAR students' own size) with labels and sample indices."""
+    x = torch.randn(args.batch, 3, size, size, generator=g)
     if args.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 100, (args.batch,), generator=g)
+    y = torch.randint(0, CLASSES, (args.batch,), generator=g)
     return x, y, torch.randperm(args.num_samples, generator=g)[:args.batch]
 
 
@@ -173,11 +166,11 @@ def peak_step_mb(pair: str, spec: str, args) -> float:
     growth of its peak RSS over the RSS once models, method and memories are built (Linux /proc).
     In-process figures would mix the methods; this one is activations, gradients, optimiser state
     and allocator slack."""
-    cmd = [sys.executable, __file__, "--peak-of", spec, "--pairs", pair, "--batch", str(args.batch),
+    cmd = [sys.executable, "-m", "bench.train_step", "--peak-of", spec, "--pairs", pair, "--batch", str(args.batch),
            "--threads", str(args.threads), "--num-samples", str(args.num_samples)]
     if not args.channels_last:
         cmd.append("--no-channels-last")
-    done = subprocess.run(cmd, capture_output=True, check=False, text=True)
+    done = subprocess.run(cmd, capture_output=True, check=False, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"peak memory of {spec} failed:\n{done.stderr[-2000:]}")
     return float(done.stdout.strip().splitlines()[-1])
@@ -185,7 +178,7 @@ def peak_step_mb(pair: str, spec: str, args) -> float:
 
 def _peak_of(spec: str, args) -> None:
     run = make_runners(args.pairs, [spec], args)[0]
-    batch = make_batch(torch.Generator().manual_seed(0), args)
+    batch = make_batch(torch.Generator().manual_seed(0), args, run.student.input_size)
     if split_compile_suffix(spec)[1]:  # compile first: its memory is not a step's
         run.step(*batch)
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (the peak RSS) to the current RSS
@@ -208,7 +201,7 @@ def bench_pair(pair: str, specs: list[str], args) -> list[dict]:
     runners = make_runners(pair, specs, args)
     g = torch.Generator().manual_seed(0)
     for r in range(args.warmup + args.rounds):
-        x, y, index = make_batch(g, args)
+        x, y, index = make_batch(g, args, runners[0].student.input_size)
         order = runners if r % 2 == 0 else runners[::-1]  # alternate the order: no fixed neighbour
         for run in order:
             dt, cpu = run.step(x, y, index)
@@ -266,7 +259,7 @@ def main(argv=None) -> int:
     for pair in args.pairs.split(","):
         rows += bench_pair(pair.strip(), specs, args)
     result = {
-        "command": shlex.join(["python", sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": shlex.join(["python", "-m", "bench.train_step", *(argv if argv is not None else sys.argv[1:])]),
         "date": started,
         "machine": shell("lscpu | grep 'Model name'").partition(":")[2].strip() or platform.processor(),
         "threads": args.threads, "batch": args.batch, "channels_last": args.channels_last,

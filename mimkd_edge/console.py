@@ -194,11 +194,14 @@ class TrainingProgress:
             self.last_line = time.monotonic()
 
     def _epoch(self, info: dict[str, Any]) -> None:
-        line = f"epoch {info['epoch']}/{self.epochs}: loss {info['loss']:.4f} train {info['train_acc']:.2f}%"
-        if "val_acc" in info:
-            line += f" val {info['val_acc']:.2f}%"
-        if "test_acc" in info:
-            line += f" test {info['test_acc']:.2f}%"
-        line += f" ({info['seconds']:.1f} s, {info['images_per_s']:.0f} img/s)"
+        from .rundir.summary import EpochRecord
+
+        r = EpochRecord.from_dict(info)
+        line = f"epoch {r.epoch}/{self.epochs}: loss {r.loss:.4f} train {r.train_acc:.2f}%"
+        if r.val_acc is not None:
+            line += f" val {r.val_acc:.2f}%"
+        if r.test_acc is not None:
+            line += f" test {r.test_acc:.2f}%"
+        line += f" ({r.seconds:.1f} s, {r.images_per_s:.0f} img/s)"
         (self.progress.console if not self.progress.disable else console).print(line)
 

@@ -12,16 +12,17 @@ Every text is parsed back as a recipe before it is returned: what is written is 
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data.folder import data_name
 from .errors import UserError
-from .recipe import DataConfig, parse_recipe, toml_value
 
+# `recipe init`'s defaults, read by its options at import: this module imports nothing heavy at the top
 DEFAULT_EPOCHS = 30  # a small data set on a CPU: minutes per model, not the paper's 240-epoch CIFAR schedule
-DEFAULT_TEST_FRACTION = 0.2
+DEFAULT_TEST_FRACTION = 0.2  # of a folder of class folders, held out for test
+DEFAULT_SPLIT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -44,19 +45,24 @@ class FolderFacts:
 
 
 def inspect_folder(folder: Path, *, image_size: int | None = None, test_fraction: float = DEFAULT_TEST_FRACTION,
-                   split_seed: int = 0) -> FolderFacts:
+                   split_seed: int = DEFAULT_SPLIT_SEED) -> FolderFacts:
     """Read `folder` as a run will: with train/ and test/ as they are, else one folder per class split by
-    `test_fraction`; classes, geometry and the training split's mean/std measured."""
+    `test_fraction`; classes, geometry and the training split's mean/std measured. The three settings are
+    checked first, as a recipe's data table checks them (a ConfigError naming the argument), before the
+    folder is read."""
     from .data import load_splits
-    from .data.folder import split_root, unpack
+    from .data.folder import data_name, split_root, unpack
+    from .recipe import DataConfig
+    from .schema import build
 
+    cfg = build(DataConfig, {"dataset": "imagefolder", "test_fraction": test_fraction, "split_seed": split_seed,
+                             **({"image_size": image_size} if image_size is not None else {})})
     if not folder.exists():
         raise UserError(f"{folder}: no such folder or archive")
     root = folder.resolve()
     has_splits = split_root(unpack(root) if root.is_file() else root) is not None
     fraction = 0.0 if has_splits else test_fraction
-    cfg = DataConfig(dataset="imagefolder", root=str(root), image_size=image_size, test_fraction=fraction,
-                     split_seed=split_seed)
+    cfg = dataclasses.replace(cfg, root=str(root), test_fraction=fraction)
     splits = load_splits(cfg)
     return FolderFacts(root=root, name=data_name(root), classes=list(splits.classes), channels=splits.channels,
                        image_size=splits.image_size, native=splits.native, mean=splits.data_mean, std=splits.data_std,
@@ -83,6 +89,7 @@ def starter_recipes(facts: FolderFacts, *, student: str, method: str, teacher: s
     """(path, TOML text) of the recipes to write: the teacher's (trained alone) when `method` distils from
     one, then the student's. Each is parsed as a recipe here, so a written file is a valid one."""
     from .methods.registry import method_class
+    from .recipe import parse_recipe, toml_value
 
     files: list[tuple[Path, str]] = []
     teacher_table = ""
@@ -109,6 +116,8 @@ def starter_recipes(facts: FolderFacts, *, student: str, method: str, teacher: s
 
 def _recipe_text(facts: FolderFacts, name: str, model: str, method: str, teacher_table: str | None, epochs: int,
                  purpose: str) -> str:
+    from .recipe import toml_value
+
     return "\n".join([
         f"# {facts.name}: {purpose}",
         "# Written by `mimkd-edge recipe init`; every key is set, so nothing comes from a default you did not see.",
@@ -128,6 +137,8 @@ def _recipe_text(facts: FolderFacts, name: str, model: str, method: str, teacher
 
 
 def _data_table(f: FolderFacts) -> str:
+    from .recipe import toml_value
+
     c, h, w = f.native
     mean = "[" + ", ".join(f"{v:.4f}" for v in f.mean) + "]"
     std = "[" + ", ".join(f"{v:.4f}" for v in f.std) + "]"

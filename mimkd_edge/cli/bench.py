@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..report.plot import BATCH as PLOT_BATCH
+from ..report.plot import THREADS as PLOT_THREADS
 from ..runtime.bench_config import DEFAULT_SECONDS, BenchConfig
 from . import main
 from .options import from_options
@@ -172,8 +174,10 @@ def _precision(r) -> str:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("runs/tradeoff.png"),
               show_default=True, help="Figure path; the .svg and .md are written beside it.")
 @click.option("--paper", is_flag=True, help="Add the paper's CIFAR-100 accuracies (at our latency of each student).")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Thread count to plot.")
-@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Latency batch size to plot.")
+@click.option("--threads", default=PLOT_THREADS, show_default=True, type=click.IntRange(min=1),
+              help="Thread count to plot.")
+@click.option("--batch", default=PLOT_BATCH, show_default=True, type=click.IntRange(min=1),
+              help="Latency batch size to plot.")
 @click.option("--title", help="Figure title [default: the data set(s), then the CPU].")
 @click.option("--reference", "references", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="A committed results folder (e.g. bench/results/cpu) whose benchmarked runs are drawn faded "

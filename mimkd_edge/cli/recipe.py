@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from ..starter_recipe import DEFAULT_EPOCHS, DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION
 from . import main
+from .options import named_as_options
 
 
 @main.group()
@@ -47,15 +49,13 @@ def check(files, overrides, show):
               help="How: mimkd, kd, crd, dkd, ... (distils from a teacher), or none (the student alone).")
 @click.option("--teacher", default="resnet20", show_default=True,
               help="The teacher's model, for a method that distils (its own recipe is written too).")
-@click.option("--epochs", default=None, type=click.IntRange(min=1),
-              help="Epochs of each run [default: 30, a small data set on a CPU].")
-@click.option("--test-fraction", default=0.2, show_default=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--epochs", default=DEFAULT_EPOCHS, show_default=True, type=click.IntRange(min=1),
+              help="Epochs of each run (the default: a small data set on a CPU).")
+@click.option("--test-fraction", default=DEFAULT_TEST_FRACTION, show_default=True, type=float,
               help="A folder of class folders (no train/ and test/): the share of each class held out for test.")
-@click.option("--split-seed", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--split-seed", default=DEFAULT_SPLIT_SEED, show_default=True, type=int,
               help="Which images --test-fraction holds out.")
-@click.option("--image-size", type=click.IntRange(min=1),
-              help="Resize every image to this side (needed for mixed sizes).")
+@click.option("--image-size", type=int, help="Resize every image to this side (needed for mixed sizes).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the recipes [default: recipes/<the folder's name>].")
 @click.option("--force", is_flag=True, help="Replace recipes already there.")
@@ -69,7 +69,7 @@ def init(folder, student, method, teacher, epochs, test_fraction, split_seed, im
     from ..methods.registry import list_methods, method_class
     from ..models.registry import is_model
     from ..data.folder import data_name
-    from ..starter_recipe import DEFAULT_EPOCHS, check_models_take, inspect_folder, starter_recipes
+    from ..starter_recipe import check_models_take, inspect_folder, starter_recipes
 
     if method not in list_methods():
         raise UserError(f"--method: expected one of {', '.join(list_methods())}, got {method!r}")
@@ -78,10 +78,10 @@ def init(folder, student, method, teacher, epochs, test_fraction, split_seed, im
         if not is_model(name):
             raise UserError(f"--{key}: {name!r} is not a model of `mimkd-edge models`")
     out = out or Path("recipes") / data_name(folder)
-    facts = inspect_folder(folder, image_size=image_size, test_fraction=test_fraction, split_seed=split_seed)
+    with named_as_options():  # the library checks the three settings first, in its recipe's terms
+        facts = inspect_folder(folder, image_size=image_size, test_fraction=test_fraction, split_seed=split_seed)
     check_models_take(facts, models)
-    files = starter_recipes(facts, student=student, method=method, teacher=teacher, epochs=epochs or DEFAULT_EPOCHS,
-                            out_dir=out)
+    files = starter_recipes(facts, student=student, method=method, teacher=teacher, epochs=epochs, out_dir=out)
     existing = [str(path) for path, _ in files if path.exists()]
     if existing and not force:
         raise UserError(f"{existing[0]}: already exists; pass --force to replace it, or choose another --out")

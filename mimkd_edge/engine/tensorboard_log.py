@@ -20,27 +20,29 @@ from pathlib import Path
 from typing import Any
 
 from ..rundir import RunDir
+from ..rundir.summary import EpochRecord
 
 ENVIRONMENT = "MIMKD_TENSORBOARD"  # "0": no event files even where tensorboard is installed
 
-_ACCURACY = {"train_acc": "accuracy/train", "val_acc": "accuracy/val", "test_acc": "accuracy/test"}
-_EVAL_LOSS = {"val_loss": "eval_loss/val", "test_loss": "eval_loss/test"}
-_NOT_SCALARS = ("epoch", "steps", "seconds", "images_per_s", "lr")
 
-
-def epoch_scalars(record: dict[str, Any]) -> dict[str, float]:
-    """TensorBoard tag → value for one epoch's record (a line of the run's metrics file)."""
-    scalars = {"lr": record["lr"], "time/epoch_s": record["seconds"], "time/images_per_s": record["images_per_s"],
-               "time/step_ms": 1000.0 * record["seconds"] / max(1, record["steps"])}
-    for key, value in record.items():
-        if key in _NOT_SCALARS or not isinstance(value, (int, float)):
+def epoch_scalars(info: dict[str, Any]) -> dict[str, float]:
+    """TensorBoard tag → value for one epoch's record (the "epoch" event: a line of the run's metrics file)."""
+    r = EpochRecord.from_dict(info)
+    scalars = {"lr": r.lr, "time/epoch_s": r.seconds, "time/images_per_s": r.images_per_s,
+               "time/step_ms": 1000.0 * r.seconds / max(1, r.steps)}
+    for key, value in r.terms.items():
+        if not isinstance(value, (int, float)):
             continue
-        if key in _ACCURACY or key in _EVAL_LOSS:
-            scalars[_ACCURACY.get(key) or _EVAL_LOSS[key]] = value
-        elif key.startswith("mi_"):
+        if key.startswith("mi_"):
             scalars[f"mi/{key.removeprefix('mi_')}"] = value
         else:
             scalars["loss/total" if key == "loss" else f"loss/{key}"] = value
+    for split, acc, loss in (("train", r.train_acc, None), ("val", r.val_acc, r.val_loss),
+                             ("test", r.test_acc, r.test_loss)):
+        if acc is not None:
+            scalars[f"accuracy/{split}"] = acc
+        if loss is not None:
+            scalars[f"eval_loss/{split}"] = loss
     return scalars
 
 

@@ -1,86 +1,51 @@
 """The training loop shared by `train` (method "none") and `distill` (every other method).
 
-One loop for everything: the teacher (if any) runs once per step under no_grad in eval mode, the
-student gives its `Features`, the method turns both into weighted loss terms, SGD steps the
-student and the method's own parameters together. Progress goes out through a callback, so this
-module never prints; the CLI renders it.
+One loop for everything: each step is engine/step.py's `TrainStep` (the teacher, if any, under no_grad
+in eval mode, the student's `Features`, the method's weighted loss terms, SGD over the student and the
+method's own parameters together); the method is built for the shapes `method_context` reads. This module
+keeps the loop: the epochs, their records and evaluations, the checkpoint after each (rundir/checkpoint.py),
+the summary at the end. Progress goes out through a callback, so this module never prints; the CLI renders it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
-import os
 import random
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from ..atomic import remove_stale_temporaries, write_text
-from ..cpuinfo import torch_native_bf16
 from ..data import Loader, Splits, load_splits, make_loader, resolve_recipe
 from ..errors import DivergedError, UserError, one_line
 from ..methods.memory import seed_draws
-from ..methods.registry import DistillMethod, MethodContext, create_method, method_class
+from ..methods.registry import DistillMethod, create_method, method_class
 from ..models.cost import count_macs, count_params
-from ..models.features import FeatureModel, Features, map_shapes
+from ..models.features import FeatureModel
 from ..models.registry import create_model
 from ..provenance import cpu_name, data_fingerprint, git_commit, sha256_file, versions
-from ..recipe import Recipe, dump_recipe, parse_recorded_recipe, read_toml
+from ..recipe import Recipe, dump_recipe
 from ..rundir import RunDir, RunSummary, owned, read_summary, weights_path
-from ..rundir.checkpoint import load_checkpoint, load_model_weights, save_checkpoint, save_weights
+from ..rundir.checkpoint import Checkpoint, load_model_weights, save_checkpoint, save_weights
 from ..rundir.finite import require_finite
-from ..rundir.summary import DataInfo, StudentInfo, write_metrics, write_summary
-from .resume import check_changes, recipe_changes
-from .schedule import apply_schedule, make_scheduler
+from ..rundir.summary import DataInfo, EpochRecord, StudentInfo, write_metrics, write_summary
+from .distributed import Distributed, all_gather_cat, average_gradients, init_distributed, is_main_process, \
+    rank_seed, resolve_device
+from .resume import Resumed, resume_run
+from .schedule import make_scheduler
+from .step import GeometryError, TrainStep, method_context, teacher_in_bf16
 from .tensorboard_log import open_tensorboard
 
 Event = Callable[[str, dict[str, Any]], None]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"train.device: \"{name}\" asked for, but no CUDA device is available "
-                        "(use \"auto\" or \"cpu\")")
-    if name == "cuda" and dist.is_initialized():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device(name)
-
-
-@dataclass(frozen=True)
-class Distributed:
-    """This process's place in a torchrun job (rank 0 of 1 when started plainly)."""
-
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_name: str) -> Distributed:
-    """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL on CUDA, gloo on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    if not dist.is_initialized():
-        cuda = device_name != "cpu" and torch.cuda.is_available()
-        if cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size())
 
 
 def seed_everything(seed: int) -> None:
@@ -88,15 +53,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rank_seed(seed: int, epoch: int, rank: int) -> int:
-    """The seed of one rank's negative draws in one epoch (numpy's SeedSequence mixes the three): distinct
-    per rank, and fixed by the epoch, so a resumed run draws what an uninterrupted one would have."""
-    return int(np.random.SeedSequence((seed, epoch, rank)).generate_state(1)[0])
-
-
 @dataclass
 class Training:
-    """Everything one run is made of, built from a recipe."""
+    """Everything one run is made of, built from a recipe; `step` is its training step."""
 
     recipe: Recipe
     device: torch.device
@@ -110,10 +69,9 @@ class Training:
     test_loader: Loader
     teacher_info: dict = field(default_factory=dict)
     ddp: Distributed = Distributed()
-    student_step: nn.Module | None = None  # what computes the student's Features in a step (DDP/compiled)
+    step: TrainStep | None = None
     val_loader: Loader | None = None  # data.val_split's images, when held out
 
-    @property
     def autocast(self):
         """bf16 autocast on CUDA (the recipe's precision "auto"/"bf16"); fp32 elsewhere."""
         p = self.recipe.train.precision
@@ -159,12 +117,14 @@ def build_training(recipe: Recipe, data_dir: str | None = None) -> Training:
                                padding=recipe.data.crop_padding, flip=recipe.data.flip, **common)
     test_loader = make_loader(splits.test, max(t.batch_size, 256), train=False, **common)
     val_loader = make_loader(splits.val, max(t.batch_size, 256), train=False, **common) if splits.val else None
-    ctx = MethodContext(
-        num_classes=classes, num_samples=len(splits.train), input_size=recipe.data.image_size,
-        student_maps=_map_shapes_at(student, recipe.student.model, recipe, "student.model"),
-        student_dim=student.num_features,
-        teacher_maps=_map_shapes_at(teacher, recipe.teacher.model, recipe, "teacher.model") if teacher else (),
-        teacher_dim=teacher.num_features if teacher else 0, total_steps=t.epochs * len(train_loader))
+    try:
+        ctx = method_context(student, teacher, num_classes=classes, num_samples=len(splits.train),
+                             input_size=recipe.data.image_size, total_steps=t.epochs * len(train_loader))
+    except GeometryError as e:
+        d = recipe.data
+        raise UserError(f"{e.role}.model: {getattr(recipe, e.role).model} cannot take "
+                        f"{d.channels}×{d.image_size}×{d.image_size} images ({one_line(e.error)}); "
+                        "choose another model or data.image_size") from None
     try:
         method = create_method(recipe.method.name, recipe.method.options, ctx)
     except ValueError as e:  # e.g. no pair of equal-sized maps for the feature term
@@ -177,29 +137,22 @@ def build_training(recipe: Recipe, data_dir: str | None = None) -> Training:
     fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
     optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **fused)
     scheduler = make_scheduler(optimizer, t, len(train_loader))
-    step: nn.Module = _StudentFeatures(student)
+    module: nn.Module = _StudentFeatures(student)
     if ddp.world_size > 1:
         # Only the student is wrapped: the method's parameters are averaged by hand after backward,
         # so DDP does not broadcast its memory bank (tens of MB) at every step.
-        step = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
+        module = nn.parallel.DistributedDataParallel(module,
+                                                     device_ids=[device.index] if device.type == "cuda" else None)
         if hasattr(method, "gather_fn"):  # memory banks get every rank's rows, so all replicas agree
             method.gather_fn = all_gather_cat
     if t.compile:
-        step = torch.compile(step)
-    return Training(recipe, device, splits, student, teacher, method, optimizer, scheduler, train_loader, test_loader,
-                    teacher_info, ddp, step, val_loader)
-
-
-def _map_shapes_at(model: FeatureModel, name: str, recipe: Recipe, key: str) -> tuple[tuple[int, int, int], ...]:
-    """The model's feature-map shapes at the recipe's image geometry; one line where its architecture
-    cannot take images of that size (e.g. too small for its downsampling)."""
-    d = recipe.data
-    try:
-        return tuple(map_shapes(model, d.image_size))
-    except RuntimeError as e:
-        raise UserError(f"{key}: {name} cannot take "
-                        f"{d.channels}×{d.image_size}×{d.image_size} images ({one_line(e)}); "
-                        "choose another model or data.image_size") from None
+        module = torch.compile(module)
+    s = Training(recipe, device, splits, student, teacher, method, optimizer, scheduler, train_loader, test_loader,
+                 teacher_info, ddp, None, val_loader)
+    s.step = TrainStep(student, teacher, method, optimizer, teacher_bf16=teacher_in_bf16(t.teacher_precision, device),
+                       student_module=module, autocast=s.autocast,
+                       reduce_gradients=average_gradients if ddp.world_size > 1 else None)
+    return s
 
 
 def load_teacher(recipe: Recipe) -> tuple[FeatureModel, dict]:
@@ -245,38 +198,30 @@ def fit(recipe: Recipe, out_dir: str | Path, *, resume: bool = False, data_dir: 
     ckpt_path = RunDir(out).checkpoint
     if ckpt_path.exists() and not resume:
         raise UserError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
-    if not _is_main_process():
+    if not is_main_process():
         return _fit(recipe, out, resume, data_dir, on_event)
     with owned(out):
         remove_stale_temporaries(out)  # a killed run's half-written checkpoint; the real one is untouched
         return _fit(recipe, out, resume, data_dir, on_event)
 
 
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def _fit(recipe: Recipe, out: Path, resume: bool, data_dir: str | None, on_event: Event | None) -> RunSummary:
     run = RunDir(out)
-    ckpt_path = run.checkpoint
     s = build_training(recipe, data_dir)
     recipe = s.recipe  # resolved: what the data says (an image folder's classes, statistics) filled in
     main = s.ddp.is_main
     emit = (on_event or (lambda kind, info: None)) if main else (lambda kind, info: None)
-    history: list[dict] = []
-    changes: list[dict] = []
-    sessions: list[dict] = []
-    start_epoch, wall_before = 0, 0.0
-    if resume and ckpt_path.exists():
-        start_epoch, history, wall_before, changes, sessions = _resume(s, out, emit)
-    sessions.append(_session(s, start_epoch))
+    done = Resumed()
+    if resume and run.checkpoint.exists():
+        done = resume_run(s, out, lambda message: emit("warning", {"message": message}))
+    done.sessions.append(_session(s, done.start_epoch))
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_text(run.recipe, dump_recipe(recipe))
 
-    tensorboard = open_tensorboard(out, start_epoch) if main else None
+    tensorboard = open_tensorboard(out, done.start_epoch) if main else None
     try:
-        return _train(s, out, start_epoch, history, wall_before, changes, sessions, _fan_out(tensorboard, emit))
+        return _train(s, out, done, _fan_out(tensorboard, emit))
     finally:
         if tensorboard is not None:
             tensorboard.close()
@@ -294,13 +239,14 @@ def _fan_out(*consumers: Event | None) -> Event:
     return emit
 
 
-def _train(s: Training, out: Path, start_epoch: int, history: list[dict], wall_before: float, changes: list[dict],
-           sessions: list[dict], emit: Event) -> RunSummary:
-    """The epochs from `start_epoch` on, each checkpointed; then the weights and the summary."""
+def _train(s: Training, out: Path, done: Resumed, emit: Event) -> RunSummary:
+    """The epochs from `done.start_epoch` on, each checkpointed; then the weights and the summary."""
     run, recipe, main = RunDir(out), s.recipe, s.ddp.is_main
     ckpt_path = run.checkpoint
     t = recipe.train
     steps = len(s.train_loader)
+    start_epoch, history = done.start_epoch, done.history
+    s.step.warn = lambda message: emit("warning", {"message": message})
     for note in s.splits.notes:  # conversions made while reading the data, said once
         emit("warning", {"message": f"data: {note}"})
     emit("start", {"epochs": t.epochs, "start_epoch": start_epoch, "steps": steps, "device": str(s.device),
@@ -317,16 +263,19 @@ def _train(s: Training, out: Path, start_epoch: int, history: list[dict], wall_b
             raise DivergedError(f"{e}; stopped. {_last_good(ckpt_path, saved)}; resume it with --resume and a lower "
                                 "train.lr (--set train.lr=...), or check the data") from None
         if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
-            record.update(_evaluate_splits(s))
+            record = dataclasses.replace(record, **_evaluate_splits(s))
         history.append(record)
         if main:
-            _save(s, ckpt_path, epoch, history, wall_before + time.perf_counter() - started, recipe, changes, sessions)
+            save_checkpoint(ckpt_path, Checkpoint.capture(
+                epoch, model=s.student, method=s.method, optimizer=s.optimizer, scheduler=s.scheduler,
+                history=history, wall_seconds=done.wall_seconds + time.perf_counter() - started,
+                recipe=dump_recipe(recipe), recipe_changes=done.changes, sessions=done.sessions))
             write_metrics(out, history)
         saved = epoch + 1
-        emit("epoch", record)
+        emit("epoch", record.to_dict())
 
-    wall = wall_before + time.perf_counter() - started
-    summary = _summary(s, history, wall, changes, sessions)
+    wall = done.wall_seconds + time.perf_counter() - started
+    summary = _summary(s, history, wall, done.changes, done.sessions)
     if main:
         save_weights(run.weights, s.student.state_dict(), metadata={"model": recipe.student.model})
         write_summary(out, summary)
@@ -337,12 +286,10 @@ def _train(s: Training, out: Path, start_epoch: int, history: list[dict], wall_b
 
 
 def _evaluate_splits(s: Training) -> dict[str, float]:
-    """Accuracy and loss on the validation split (when held out) and the test split."""
-    out = {}
-    if s.val_loader is not None:
-        out["val_acc"], out["val_loss"] = evaluate(s.student, s.val_loader)
-    out["test_acc"], out["test_loss"] = evaluate(s.student, s.test_loader)
-    return out
+    """Accuracy and loss on the validation split (when held out) and the test split, as EpochRecord fields."""
+    val = evaluate(s.student, s.val_loader) if s.val_loader is not None else (None, None)
+    test = evaluate(s.student, s.test_loader)
+    return {"val_acc": val[0], "val_loss": val[1], "test_acc": test[0], "test_loss": test[1]}
 
 
 def _session(s: Training, start_epoch: int) -> dict:
@@ -352,32 +299,6 @@ def _session(s: Training, start_epoch: int) -> dict:
             "git_commit": git_commit(), "cpu": cpu_name(), "threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name(s.device) if s.device.type == "cuda" else "cpu",
             "data": data_fingerprint(s.splits.source)}
-
-
-def _resume(s: Training, out: Path, emit: Event) -> tuple[int, list[dict], float, list[dict], list[dict]]:
-    """Restore the checkpoint into `s`; apply and record schedule changes made to the recipe since
-    (engine/resume.py), refuse any other. Returns (first epoch to run, history, wall time, changes,
-    the sessions that trained it so far)."""
-    path = RunDir(out).checkpoint
-    ckpt = load_checkpoint(path)
-    start_epoch, history, wall_before = _restore(s, ckpt, path)
-    changes = list(ckpt.get("recipe_changes", []))
-    new = recipe_changes(resolve_recipe(_checkpoint_recipe(ckpt, out), s.splits), s.recipe, start_epoch)
-    check_changes(new, out)
-    if new:
-        apply_schedule(s.optimizer, s.scheduler, s.recipe.train, len(s.train_loader))
-        changes += new
-        emit("warning", {"message": "resumed with " + ", ".join(f"{c['key']} {c['from']} → {c['to']}" for c in new)
-                                    + f" from epoch {start_epoch + 1}"})
-    return start_epoch, history, wall_before, changes, list(ckpt.get("sessions", []))
-
-
-def _checkpoint_recipe(ckpt: dict, out: Path) -> Recipe:
-    """The recipe the checkpoint was trained with: stored in it (since recipe changes are recorded),
-    else the run's recipe.toml as it was before this resume rewrites it."""
-    if isinstance(ckpt.get("recipe"), str):
-        return parse_recorded_recipe(tomllib.loads(ckpt["recipe"]), f"{RunDir(out).checkpoint} (its recipe)")
-    return parse_recorded_recipe(read_toml(RunDir(out).recipe), str(RunDir(out).recipe))
 
 
 def _last_good(ckpt_path: Path, saved: int | None) -> str:
@@ -401,19 +322,7 @@ def _require_finite_state(s: Training, epoch: int) -> None:
                             "although every loss was finite")
 
 
-def _teacher_forward(s: Training, x: torch.Tensor) -> Features:
-    """The frozen teacher's features for a batch, in the recipe's train.teacher_precision."""
-    precision = s.recipe.train.teacher_precision
-    if precision == "auto":
-        precision = "bf16" if s.device.type == "cpu" and torch_native_bf16() else "same"
-    with torch.no_grad():  # not inference_mode: its tensors could not be saved for backward
-        if precision == "same":
-            return s.teacher.forward_features(x)
-        with torch.autocast(s.device.type, dtype=torch.bfloat16):
-            return s.teacher.forward_features(x).float()
-
-
-def _train_epoch(s: Training, epoch: int, emit: Event) -> dict:
+def _train_epoch(s: Training, epoch: int, emit: Event) -> EpochRecord:
     s.student.train()
     s.method.train()
     if s.ddp.world_size > 1:  # every rank draws its own negatives from the (shared) memory
@@ -425,23 +334,15 @@ def _train_epoch(s: Training, epoch: int, emit: Event) -> dict:
     lr = s.optimizer.param_groups[0]["lr"]
     last = len(s.train_loader)
     for step, (x, y, idx) in enumerate(s.train_loader.epoch(epoch)):
-        with s.autocast:
-            teacher_out = _teacher_forward(s, x) if s.teacher is not None else None
-            student_out = _student_forward(s, x, emit)
-            out = s.method(student_out, teacher_out, y, idx)
-            loss = out.total
-        s.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if s.ddp.world_size > 1:
-            _average_gradients(s.method)
-        s.optimizer.step()
+        result = s.step(x, y, idx)
+        loss = result.loss
         if s.recipe.train.schedule == "cosine":
             s.scheduler.step()
 
         with torch.no_grad():
-            for k, v in {"loss": loss, **out.losses, **out.estimates}.items():
+            for k, v in {"loss": loss, **result.output.losses, **result.output.estimates}.items():
                 sums[k] = sums.get(k, 0) + v.detach().float() * len(y)
-            correct += (student_out.logits.argmax(1) == y).sum()
+            correct += (result.student.logits.argmax(1) == y).sum()
         seen += len(y)
         if (step + 1) % check_every == 0 or step + 1 == last:
             _check_finite(loss, s, epoch, step)
@@ -453,22 +354,8 @@ def _train_epoch(s: Training, epoch: int, emit: Event) -> dict:
         s.scheduler.step()
     seconds = time.perf_counter() - started
     totals, n, right = _reduce(s, sums, seen, correct)
-    record = {"epoch": epoch + 1, "lr": lr, "steps": last}
-    record.update({k: v / n for k, v in totals.items()})
-    record.update({"train_acc": 100.0 * right / n, "seconds": seconds, "images_per_s": n / seconds})
-    return record
-
-
-def _student_forward(s: Training, x: torch.Tensor, emit: Event) -> Features:
-    try:
-        return Features(*s.student_step(x))
-    except Exception as e:  # torch.compile fails in many ways on its first call; fall back to eager
-        compiled = getattr(s.student_step, "_orig_mod", None)
-        if compiled is None:
-            raise
-        s.student_step = compiled
-        emit("warning", {"message": f"train.compile: torch.compile failed ({type(e).__name__}); running eager"})
-        return Features(*s.student_step(x))
+    return EpochRecord(epoch=epoch + 1, lr=lr, steps=last, terms={k: v / n for k, v in totals.items()},
+                       train_acc=100.0 * right / n, seconds=seconds, images_per_s=n / seconds)
 
 
 def _reduce(s: Training, sums: dict[str, torch.Tensor], seen: int, correct: torch.Tensor) -> tuple[dict, int, float]:
@@ -481,89 +368,17 @@ def _reduce(s: Training, sums: dict[str, torch.Tensor], seen: int, correct: torc
     return dict(zip(keys, values[:-2], strict=True)), int(values[-2]), values[-1]
 
 
-def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
-    """Concatenate `t` (N_r, ...) from every rank along dim 0, in rank order; N_r may differ by rank."""
-    world = dist.get_world_size()
-    n = torch.tensor([t.shape[0]], device=t.device)
-    sizes = [torch.zeros_like(n) for _ in range(world)]
-    dist.all_gather(sizes, n)
-    longest = int(max(x.item() for x in sizes))
-    padded = torch.zeros((longest, *t.shape[1:]), dtype=t.dtype, device=t.device)
-    padded[: t.shape[0]] = t
-    parts = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(parts, padded.contiguous())
-    return torch.cat([p[: int(k.item())] for p, k in zip(parts, sizes, strict=True)])
-
-
-def _average_gradients(module: nn.Module) -> None:
-    """Average the gradients of the parameters DDP does not manage (the method's) over the ranks."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
-
-
 def _check_finite(loss: torch.Tensor, s: Training, epoch: int, step: int) -> None:
     value = loss.item()
     if not math.isfinite(value):
         raise DivergedError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}")
 
 
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _save(s: Training, path: Path, epoch: int, history: list[dict], wall: float, recipe: Recipe,
-          changes: list[dict], sessions: list[dict]) -> None:
-    save_checkpoint(path, {
-        "epoch": epoch, "model": s.student.state_dict(), "method": s.method.state_dict(),
-        "optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
-        "rng": _rng_state(), "history": history, "wall_seconds": wall,
-        "recipe": dump_recipe(recipe), "recipe_changes": changes, "sessions": sessions,
-    })
-
-
-CHECKPOINT_KEYS = ("epoch", "model", "method", "optimizer", "scheduler", "rng", "history")
-
-
-def _restore(s: Training, ckpt: dict, path: Path) -> tuple[int, list[dict], float]:
-    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(CHECKPOINT_KEYS)
-    if missing or not isinstance(ckpt["epoch"], int) or not isinstance(ckpt["history"], list):
-        raise UserError(f"{path}: not a checkpoint of this tool (expected a table with {', '.join(CHECKPOINT_KEYS)}; "
-                        f"{'missing ' + ', '.join(missing) if missing else 'epoch/history of the wrong type'})")
-    try:
-        s.student.load_state_dict(ckpt["model"])
-        s.method.load_state_dict(ckpt["method"])
-        s.optimizer.load_state_dict(ckpt["optimizer"])
-        s.scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        random.setstate(_as_python_state(ckpt["rng"]["python"]))
-        if "cuda" in ckpt["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
-        raise UserError(f"{path}: checkpoint does not match this recipe ({one_line(e)})") from None
-    return ckpt["epoch"] + 1, list(ckpt["history"]), float(ckpt.get("wall_seconds", 0.0))
-
-
-def _as_python_state(state):
-    # weights_only loading turns the tuples of random.getstate() into lists
-    version, internal, gauss = state
-    return (version, tuple(internal), gauss)
-
-
-def _summary(s: Training, history: list[dict], wall: float, changes: list[dict], sessions: list[dict]) -> RunSummary:
+def _summary(s: Training, history: list[EpochRecord], wall: float, changes: list[dict],
+             sessions: list[dict]) -> RunSummary:
     r, splits = s.recipe, s.splits
-    evaluated = [h for h in history if "test_acc" in h]
-    best = max(evaluated, key=lambda h: h["test_acc"]) if evaluated else None
+    evaluated = [h for h in history if h.evaluated]
+    best = max(evaluated, key=lambda h: h.test_acc) if evaluated else None
     size = r.data.image_size
     return RunSummary(
         name=r.name, method=r.method.name, seed=r.seed,
@@ -575,13 +390,13 @@ def _summary(s: Training, history: list[dict], wall: float, changes: list[dict],
                       path={split: "resident" if data.resident else "streamed"
                             for split, data in (("train", splits.train), ("test", splits.test))}),
         epochs=r.train.epochs,
-        final_test_acc=history[-1].get("test_acc"),
-        best_test_acc=best["test_acc"] if best else None,
-        best_epoch=best["epoch"] if best else None,
-        final_train_acc=history[-1]["train_acc"],
+        final_test_acc=history[-1].test_acc,
+        best_test_acc=best.test_acc if best else None,
+        best_epoch=best.epoch if best else None,
+        final_train_acc=history[-1].train_acc,
         wall_seconds=wall,
-        images_per_s=sum(h["images_per_s"] for h in history) / len(history),
+        images_per_s=sum(h.images_per_s for h in history) / len(history),
         device=torch.cuda.get_device_name(s.device) if s.device.type == "cuda" else "cpu", cpu=cpu_name(),
         versions=versions(), git_commit=git_commit(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         recipe_changes=changes, sessions=sessions,
-        final_val_acc=history[-1].get("val_acc"), val_size=len(splits.val) if splits.val else 0)
+        final_val_acc=history[-1].val_acc, val_size=len(splits.val) if splits.val else 0)

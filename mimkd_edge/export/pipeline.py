@@ -126,7 +126,7 @@ class Reference:
 def prepare_reference(run: LoadedRun, splits: Splits, plan: ExportPlan, threads: int, say: Progress) -> Reference:
     mean, std, baked = tuple(splits.mean), tuple(splits.std), plan.bake_normalisation
     module = (NormalisedInput(run.model, mean, std) if baked else run.model).eval()
-    rewritten = rewrite_for_export(run.model.eval()) if plan.rewrite else None
+    rewritten = rewrite_for_export(run.model.eval(), plan.model_rewrites) if plan.rewrite else None
     exported = module
     if rewritten is not None and rewritten.applied:
         say(f"rewriting the graph for export: {', '.join(rewritten.applied)}")
@@ -152,7 +152,7 @@ def prepare_reference(run: LoadedRun, splits: Splits, plan: ExportPlan, threads:
     rewrites = rewritten.applied if rewritten is not None else ()
     metadata["rewrites"] = json.dumps(list(rewrites))
     int8_exported, int8_rewrites = None, rewrites
-    if plan.rewrite and plan.int8:
+    if plan.pad_int8_input:
         padded = rewrite_for_int8(rewritten.module, input_channels=splits.channels, input_size=splits.image_size)
         if padded.applied:
             int8_rewrites = rewrites + padded.applied

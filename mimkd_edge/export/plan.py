@@ -19,6 +19,7 @@ OVERFLOW_FIXES = ("all", "first-layer", "none")  # INT8 saturation remedies (exp
 DEFAULT_CALIBRATION = 300  # INT8 calibration images
 PARITY_IMAGES = 256  # test images each artifact is compared with PyTorch on (export/parity.py)
 MIN_TOP1_AGREEMENT = 90.0  # % top-1 agreement with PyTorch an FP16 / INT8 artifact needs
+INT8_REWRITES = ("pad-input-channels",)  # export/rewrites.py's own, for the graph the INT8 artifacts are quantised from
 
 
 def resolve_opset(exporter: str, opset: int | None) -> int:
@@ -57,6 +58,7 @@ class ExportPlan:
     min_agreement: float = MIN_TOP1_AGREEMENT
     overflow_fix: str = "all"
     rewrite: bool = True  # export the faster equivalent form (export/rewrites.py), proven against the original
+    rewrites: tuple[str, ...] | None = None  # with rewrite: only these (None: all the model offers, and INT8's)
 
     def __post_init__(self) -> None:
         self._check_artifacts()
@@ -64,6 +66,20 @@ class ExportPlan:
         if self.overflow_fix not in OVERFLOW_FIXES:
             raise UserError(f"--overflow-fix: choose one of {', '.join(OVERFLOW_FIXES)}, got {self.overflow_fix!r}")
         object.__setattr__(self, "opset", resolve_opset(self.exporter, self.opset))  # checked before any work
+        if self.rewrites is not None:
+            if not self.rewrite:
+                raise UserError("rewrites: naming the rewrites to apply needs rewrite on")
+            object.__setattr__(self, "rewrites", tuple(self.rewrites))
+
+    @property
+    def model_rewrites(self) -> tuple[str, ...] | None:
+        """The model's own rewrites asked for (export/rewrites.rewrite_for_export's `rewrites`; None: all)."""
+        return None if self.rewrites is None else tuple(r for r in self.rewrites if r not in INT8_REWRITES)
+
+    @property
+    def pad_int8_input(self) -> bool:
+        """Whether the INT8 artifacts are quantised from the graph with its image input padded (a rewrite)."""
+        return self.rewrite and self.int8 and (self.rewrites is None or INT8_REWRITES[0] in self.rewrites)
 
     def _check_artifacts(self) -> None:
         if not (self.onnx or self.openvino):

@@ -36,8 +36,8 @@ import torch
 from torch import nn
 
 from ..models.export_form import ExportForm
+from .plan import INT8_REWRITES
 
-INT8_REWRITES = ("pad-input-channels",)  # applied to the graph the INT8 artifacts are quantised from
 INPUT_CHANNEL_ALIGN = 4  # u8×s8 dot products sum 4 channels (VNNI vpdpbusd)
 
 
@@ -64,7 +64,7 @@ def rewrite_for_int8(model: nn.Module, input_channels: int = 3, input_size: int 
     padded = copy.deepcopy(model).train(model.training)  # a deep-copied fx GraphModule (torchvision models)
     parent, _, attr = name.rpartition(".")                  # comes back with its submodules in training mode
     setattr(padded.get_submodule(parent), attr, ChannelPaddedConv(conv, INPUT_CHANNEL_ALIGN))
-    return ExportForm(padded, ("pad-input-channels",))
+    return ExportForm(padded, INT8_REWRITES)
 
 
 class ChannelPaddedConv(nn.Module):

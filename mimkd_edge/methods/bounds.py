@@ -59,7 +59,10 @@ def infonce_lower_bound(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> t
 
 
 def derangement(n: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """The permutation i → i−1 (mod n): every image gets a different image's teacher as its negative."""
+    """The permutation i → i−1 (mod n): every image gets a different image's teacher as its negative. Fixed,
+    never drawn (it takes nothing from the random generators): every call on a batch of n pairs the same
+    images, so two estimates of one batch (say, every location against sampled ones) differ only in what
+    they score."""
     if n < 2:
         raise ValueError(f"negative pairs need a batch of at least 2 images, got {n}")
     return torch.roll(torch.arange(n, device=device), 1)

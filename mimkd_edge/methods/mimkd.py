@@ -76,6 +76,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..cpuinfo import torch_native_bf16
+from ..models.features import Features
 from ..schema import param
 from .bounds import infonce_lower_bound, jsd_lower_bound
 from .critics import ConvolveCritic, ProjectDotCritic, make_critic, sample_locations
@@ -232,10 +233,7 @@ class MIMKD(DistillMethod):
                 terms["local"] = -o.lambda_local * bound
                 estimates["mi_local"] = bound.detach()
             if o.lambda_feature > 0:
-                pairs = enumerate(zip(self.feature_critics, self.pairs, strict=True))
-                per_pair = torch.stack([self._jsd(critic, self._map(k, teacher.maps[ti]), student.maps[si],
-                                                  o.feature_term_locations)
-                                        for k, (critic, (ti, si)) in pairs])
+                per_pair = self.feature_pair_bounds(student, teacher)
                 bound = per_pair.mean()
                 terms["feature"] = -o.lambda_feature * bound
                 estimates["mi_feature"] = bound.detach()
@@ -252,6 +250,18 @@ class MIMKD(DistillMethod):
         terms.update(weighted_dkd_terms(student.logits, teacher.logits, labels, o.logit_weight, o.dkd_beta,
                                         o.temperature, o.logit_standardize, self.logit_ramp()))
         return terms
+
+    def feature_pair_bounds(self, student: Features, teacher: Features, locations: int | None = None) -> torch.Tensor:
+        """The feature term's JSD bound (eq. 5) of each pair of R on its own, shaped (len(pairs),): their mean
+        is the term. Over `locations` random locations per image (None: the options' `feature_term_locations`;
+        0: every one). `teacher` is not differentiated (forward hands it detached); in training mode its maps
+        update the standardisers' statistics, as in forward. The critics run in the caller's precision
+        (forward's autocast is not applied here). JSD negatives pair image i with image i−1's teacher
+        (`bounds.derangement`, fixed): two calls on one batch score the same pairs."""
+        count = self.opts.feature_term_locations if locations is None else locations
+        pairs = enumerate(zip(self.feature_critics, self.pairs, strict=True))
+        return torch.stack([self._jsd(critic, self._map(k, teacher.maps[ti]), student.maps[si], count)
+                            for k, (critic, (ti, si)) in pairs])
 
     def _jsd(self, critic: nn.Module, t: torch.Tensor, s_map: torch.Tensor, count: int) -> torch.Tensor:
         """Eq. 2 between a teacher vector or map and a student map: over every location (`count` 0),

@@ -58,7 +58,10 @@ ARTIFACT_MARKERS = {
 }
 
 
-def select_points(rows: list[BenchRow], *, threads: int = 1, batch: int = 1) -> list[dict]:
+THREADS, BATCH = 1, 1  # the setting a figure plots unless told: batch-1 latency on one thread, the edge case
+
+
+def select_points(rows: list[BenchRow], *, threads: int = THREADS, batch: int = BATCH) -> list[dict]:
     """One point per (run, artifact): its fastest row at `threads` and `batch` (over runtime and shape).
     Points are the rows' fields as a dict, to which the figure adds its own marks (`pareto`)."""
     usable = [r for r in rows if r.median_ms and r.threads == threads and r.batch == batch]
@@ -270,8 +273,8 @@ def _pad_limits(ax, xs: list[float], ys: list[float]) -> None:
     ax.set_ylim(ylo - pad, yhi + 1.6 * pad)
 
 
-def plot_tradeoff(rows: list[BenchRow], out: str | Path, *, paper: bool = False, threads: int = 1, batch: int = 1,
-                  title: str | None = None, machine: dict | None = None, seed_means: bool = False,
+def plot_tradeoff(rows: list[BenchRow], out: str | Path, *, paper: bool = False, threads: int = THREADS,
+                  batch: int = BATCH, title: str | None = None, machine: dict | None = None, seed_means: bool = False,
                   references: list[Reference] | tuple[Reference, ...] = ()) -> dict[str, Path]:
     """Draw the figure from benchmark rows; returns {"png", "svg", "md"} paths (all written). `seed_means`:
     one point per student × method × artifact, mean ± SD over seeds (`seed_mean_points`), not one per run.

@@ -71,7 +71,8 @@ def _num(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def _fixed(v: Any, digits: int = 2) -> str:
+def fixed_cell(v: Any, digits: int = 2) -> str:
+    """A number with `digits` decimals, "–" where there is none (None, or an empty CSV cell)."""
     return "–" if v is None or v == "" else f"{float(v):.{digits}f}"
 
 
@@ -119,16 +120,16 @@ def points_table(points: list[dict]) -> str:
         body.append([student_name(p.get("student")), method_name(p.get("method")), dataset_name(p.get("dataset")),
                      p.get("artifact"), RUNTIME_NAMES.get(p.get("backend"), p.get("backend")), precision_cell(p),
                      p.get("shape"), p.get("threads"), *([p.get("seeds")] if seeds else []),
-                     _with_sd(p["median_ms"], p.get("median_ms_sd"), 3), _fixed(p.get("p90_ms"), 3),
-                     _fixed(p.get("p99_ms"), 3), tp, _with_sd(p.get("accuracy"), p.get("accuracy_sd"), 2),
-                     _fixed(p.get("bound_ms_est"), 3), _fixed(p.get("pct_bound_est"), 0),
+                     _with_sd(p["median_ms"], p.get("median_ms_sd"), 3), fixed_cell(p.get("p90_ms"), 3),
+                     fixed_cell(p.get("p99_ms"), 3), tp, _with_sd(p.get("accuracy"), p.get("accuracy_sd"), 2),
+                     fixed_cell(p.get("bound_ms_est"), 3), fixed_cell(p.get("pct_bound_est"), 0),
                      "yes" if p.get("pareto") else ""])
     return markdown(cols, body, align)
 
 
 def _with_sd(v: Any, sd: float | None, digits: int) -> str:
     """`v` to `digits` decimals, "± SD" after it when there is one (a mean over seeds)."""
-    return _fixed(v, digits) + ("" if sd is None or v is None else f" ± {sd:.{digits}f}")
+    return fixed_cell(v, digits) + ("" if sd is None or v is None else f" ± {sd:.{digits}f}")
 
 
 def rows_table(rows: list[dict]) -> str:
@@ -138,10 +139,10 @@ def rows_table(rows: list[dict]) -> str:
     align = ["l"] * 8 + ["r"] * 9
     body = [[r.get("run"), student_name(r.get("student")), method_name(r.get("method")), r.get("artifact"),
              RUNTIME_NAMES.get(r.get("backend"), r.get("backend")), precision_cell(r), r.get("threads"), r.get("shape"),
-             _fixed(r.get("median_ms"), 3), _fixed(r.get("mean_ms"), 3), _fixed(r.get("p90_ms"), 3),
-             _fixed(r.get("p99_ms"), 3), _fixed(r.get("min_ms"), 3),
-             "–" if not r.get("throughput_ips") else f"{r['throughput_ips']:,.0f}", _fixed(r.get("accuracy")),
-             _fixed(r.get("pct_bound_est"), 0), _fixed(r.get("pct_bound_sgemm"), 0)] for r in rows]
+             fixed_cell(r.get("median_ms"), 3), fixed_cell(r.get("mean_ms"), 3), fixed_cell(r.get("p90_ms"), 3),
+             fixed_cell(r.get("p99_ms"), 3), fixed_cell(r.get("min_ms"), 3),
+             "–" if not r.get("throughput_ips") else f"{r['throughput_ips']:,.0f}", fixed_cell(r.get("accuracy")),
+             fixed_cell(r.get("pct_bound_est"), 0), fixed_cell(r.get("pct_bound_sgemm"), 0)] for r in rows]
     return markdown(cols, body, align)
 
 
@@ -150,8 +151,7 @@ def paper_table(students: Iterable[str]) -> str:
     body = []
     for s in sorted(set(students)):
         for r in paper_rows(s):
-            body.append([student_name(s), r["teacher"], _fixed(r["none"]), _fixed(r["kd"]), _fixed(r["crd"]),
-                         _fixed(r["mimkd"])])
+            body.append([student_name(s), r["teacher"], *(fixed_cell(r[m]) for m in ("none", "kd", "crd", "mimkd"))])
     if not body:
         return ""
     return markdown(["student", "teacher", "baseline", "KD", "CRD", "MIMKD"], body, ["l", "l", "r", "r", "r", "r"])

@@ -1,12 +1,13 @@
-"""A run's summary and its per-epoch metrics, typed.
+"""A run's summary and its per-epoch records, typed.
 
 The summary is written once, when training ends; every later stage (export, bench, the protocol
 tables, a distillation reading its teacher's accuracy) reads it through `read_summary`, so a renamed
 field fails here, by name, instead of turning into None three modules away. Summaries written
 before `schema` existed (the committed CPU-protocol runs) have the same fields and read as schema 1.
 
-Per-epoch records stay dicts: their keys depend on the method (each loss term and MI estimate is a
-column), and they are only ever tabulated.
+Each epoch is an `EpochRecord`: a line of the run's metrics file, an entry of the checkpoint's
+history, the trainer's "epoch" event. Its fixed fields are named once, here; the method's columns
+(each loss term and MI estimate) are its `terms`, in the order the trainer wrote them.
 """
 
 from __future__ import annotations
@@ -113,13 +114,70 @@ def read_summary(run: str | Path) -> RunSummary:
     return RunSummary.from_dict(read_json(path), path)
 
 
-def write_metrics(run: str | Path, history: list[dict]) -> None:
-    write_text(RunDir(run).metrics, "".join(json.dumps(r) + "\n" for r in history))
+EPOCH_SCHEMA = 1  # a record of schema 1 carries no "schema" key: byte for byte the lines written before it was typed
 
 
-def read_metrics(run: str | Path) -> list[dict]:
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of training: its schedule, the means over its images, and the evaluations run after it."""
+
+    epoch: int  # 1-based (the checkpoint's `epoch` is the 0-based index of the last one done)
+    lr: float  # the learning rate the epoch started with
+    steps: int
+    terms: dict[str, float]  # "loss" (the total), each weighted term and each MI estimate: means over the images
+    train_acc: float
+    seconds: float
+    images_per_s: float
+    val_acc: float | None = None  # evaluated epochs only (train.eval_every, the last); val: when held out
+    val_loss: float | None = None
+    test_acc: float | None = None
+    test_loss: float | None = None
+    schema: int = EPOCH_SCHEMA
+
+    @property
+    def loss(self) -> float:
+        return self.terms["loss"]
+
+    @property
+    def evaluated(self) -> bool:
+        return self.test_acc is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metrics line: epoch, lr, steps, the terms, train_acc, seconds, images_per_s, then the
+        validation and test pairs where evaluated (the trainer's order since the first metrics file)."""
+        out: dict[str, Any] = {"epoch": self.epoch, "lr": self.lr, "steps": self.steps, **self.terms,
+                               "train_acc": self.train_acc, "seconds": self.seconds, "images_per_s": self.images_per_s}
+        for acc, loss in (("val_acc", "val_loss"), ("test_acc", "test_loss")):
+            if getattr(self, acc) is not None:
+                out[acc], out[loss] = getattr(self, acc), getattr(self, loss)
+        if self.schema != 1:
+            out["schema"] = self.schema
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str | Path = "epoch record") -> EpochRecord:
+        """A metrics line (or a checkpoint's history entry) of any schema this version reads."""
+        named = {f.name for f in fields(cls)} - {"terms"}
+        try:
+            if not isinstance(raw, dict):
+                raise TypeError(f"expected a JSON object, found {type(raw).__name__}")
+            if raw.get("schema", 1) > EPOCH_SCHEMA:
+                raise ValueError(f"schema {raw['schema']}, written by a newer mimkd-edge (this one reads "
+                                 f"{EPOCH_SCHEMA})")
+            return cls(**{k: v for k, v in raw.items() if k in named},
+                       terms={k: v for k, v in raw.items() if k not in named})
+        except (TypeError, ValueError) as e:
+            raise UserError(f"{where}: not an epoch record of this tool ({e})") from None
+
+
+def write_metrics(run: str | Path, history: list[EpochRecord]) -> None:
+    write_text(RunDir(run).metrics, "".join(json.dumps(r.to_dict()) + "\n" for r in history))
+
+
+def read_metrics(run: str | Path) -> list[EpochRecord]:
     path = RunDir(run).metrics
     try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"{path}: unreadable metrics ({e})") from None
+    return [EpochRecord.from_dict(line, f"{path}, record {i + 1}") for i, line in enumerate(lines)]

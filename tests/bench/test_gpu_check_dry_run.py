@@ -1,7 +1,7 @@
-"""bench/gpu_check.py, the prepared GPU check, run on CPU with tiny sizes (`--dry-run`): every stage
-runs and the report lands, so the check cannot rot between the leases that run it for real."""
+"""bench.gpu_check, the prepared GPU check, run on CPU with tiny sizes (`--dry-run`) as on a lent machine
+(`python -m bench.gpu_check` from the repository root): every stage runs and the report lands, so the
+check cannot rot between the leases that run it for real."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,18 +9,18 @@ import sys
 import time
 from pathlib import Path
 
+from bench import gpu_check
 from mimkd_edge.data.cifar import CIFAR10_CLASSES
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "bench" / "gpu_check.py"
 
 
 def test_dry_run_runs_every_stage_and_writes_the_report(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     env.update(OMP_NUM_THREADS="1", MIMKD_CACHE=str(tmp_path / "cache"))
-    cmd = [sys.executable, str(SCRIPT), "--dry-run", "--out", str(out), "--work", str(tmp_path / "work")]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, check=False, text=True, timeout=400)
+    cmd = [sys.executable, "-m", "bench.gpu_check", "--dry-run", "--out", str(out), "--work", str(tmp_path / "work")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, check=False, text=True, timeout=400)
     assert (out / "gpu_check.json").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "gpu_check.json").read_text())
     stages = report["stages"]
@@ -44,16 +44,8 @@ def test_dry_run_runs_every_stage_and_writes_the_report(tmp_path):
     assert (out / "gpu_check.log").stat().st_size > 0
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_stage_over_its_limit_is_killed_and_keeps_what_it_recorded(tmp_path):
     """The time box: a hanging stage (here pytest on a test that sleeps) ends at its limit."""
-    gpu_check = _load()
     sleeper = tmp_path / "test_sleeper.py"
     sleeper.write_text("import time\nimport pytest\n\n\n@pytest.mark.cuda\ndef test_sleeps():\n    time.sleep(120)\n")
     work = tmp_path / "work"
@@ -70,7 +62,6 @@ def test_a_stage_over_its_limit_is_killed_and_keeps_what_it_recorded(tmp_path):
 def test_short_budget_scales_epochs_and_milestones_alike():
     from mimkd_edge.recipe import load_recipe
 
-    gpu_check = _load()
     recipe = load_recipe(ROOT / "recipes" / "cpu" / "teacher-resnet20.toml")  # 8 epochs, lr × 0.1 after 6
     assert gpu_check.scaled_schedule(recipe, 1.0) == (8, ["train.epochs=8", "train.milestones=[6]"])
     assert gpu_check.scaled_schedule(recipe, 0.5) == (4, ["train.epochs=4", "train.milestones=[3]"])
@@ -78,7 +69,6 @@ def test_short_budget_scales_epochs_and_milestones_alike():
 
 
 def test_report_of_a_cut_short_check_still_renders():
-    gpu_check = _load()
     report = {"dry_run": False, "budget_s": 480, "started_at": "now", "stages": {
         "env": {"status": "ok", "seconds": 3.0, "limit_s": 30,
                 "result": {"gpu": "NVIDIA H200", "capability": "9.0", "gpu_memory_gib": 139.8, "multiprocessors": 132}},

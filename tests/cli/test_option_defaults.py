@@ -72,3 +72,10 @@ def test_reading_the_defaults_loads_neither_torch_nor_numpy():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
                           cwd=root)
     assert done.stdout.strip() == "[]"
+
+
+def test_plot_defaults_are_the_figures():
+    from mimkd_edge.report.plot import BATCH, THREADS
+
+    defaults = _defaults("plot")
+    assert (defaults["threads"], defaults["batch"]) == (THREADS, BATCH)

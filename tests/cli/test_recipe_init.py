@@ -61,3 +61,24 @@ def test_an_existing_recipe_is_not_replaced_unasked(tmp_path):
     assert CliRunner().invoke(main, args).exit_code == 0
     assert_one_line_error(CliRunner().invoke(main, args), "already exists", "--force")
     assert CliRunner().invoke(main, [*args, "--force"]).exit_code == 0
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--test-fraction", "1"], "--test-fraction: expected a number >= 0 and < 1"),
+    (["--split-seed", str(2**32)], "--split-seed: expected a number >= 0"),
+    (["--split-seed", "-1"], "--split-seed: expected a number >= 0"),
+    (["--image-size", "0"], "--image-size: expected a number > 0")])
+def test_split_settings_are_checked_by_the_library_before_the_folder_is_read(tmp_path, args, fragment):
+    """One check, the recipe's own, and first: the folder named here does not even exist."""
+    result = CliRunner().invoke(main, ["recipe", "init", str(tmp_path / "missing"), *args])
+    assert_one_line_error(result, fragment)
+
+
+def test_init_takes_its_defaults_from_the_library():
+    from mimkd_edge.starter_recipe import DEFAULT_EPOCHS, DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION
+
+    command = main.commands["recipe"].commands["init"]
+    with command.make_context("init", ["FOLDER"]) as ctx:
+        params = ctx.params
+    assert (params["epochs"], params["test_fraction"], params["split_seed"]) == (DEFAULT_EPOCHS, DEFAULT_TEST_FRACTION,
+                                                                               DEFAULT_SPLIT_SEED)

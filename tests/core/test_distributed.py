@@ -146,7 +146,7 @@ def test_torchrun_keeps_the_memory_bank_whole(distilled):
     """Under DDP each rank sees half the batch; rank 0's memory must still get every sample's row."""
     from mimkd_edge.rundir.checkpoint import load_checkpoint
 
-    state = load_checkpoint(distilled / "MIMKD" / "checkpoint.pt")["method"]
+    state = load_checkpoint(distilled / "MIMKD" / "checkpoint.pt").method
     filled = state["memory.filled"]
     assert filled.all(), f"{(~filled).sum().item()} samples' teacher vectors never reached rank 0's memory"
     rows = state["memory.rows"]

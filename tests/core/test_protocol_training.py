@@ -74,7 +74,7 @@ def _cosine(epochs=3, **train):
 
 def test_cosine_run_steps_the_rate_every_step_and_ends_near_zero(tmp_path):
     fit(_cosine(), tmp_path / "run")
-    lrs = [h["lr"] for h in read_metrics(tmp_path / "run")]
+    lrs = [h.lr for h in read_metrics(tmp_path / "run")]
     steps = 3  # 96 images / 32
     expected = [0.1 * cosine_factor(e * steps, 3 * steps, 0) for e in range(3)]  # the rate each epoch starts at
     assert lrs == pytest.approx(expected)
@@ -138,7 +138,7 @@ def _teacher_precision_losses(tmp_path, precisions):
         train = {"epochs": 1, "batch_size": 32, "lr": 0.05, "teacher_precision": precision}
         recipe = tiny_recipe(name=precision, model="conv4_mp", method="kd", teacher=teacher, train=train)
         fit(recipe, tmp_path / precision)
-        losses[precision] = read_metrics(tmp_path / precision)[-1]["loss"]
+        losses[precision] = read_metrics(tmp_path / precision)[-1].loss
     return losses
 
 
@@ -150,6 +150,6 @@ def test_a_bf16_teacher_hands_the_method_fp32_features_near_the_fp32_ones(tmp_pa
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_teacher_precision_is_bf16_only_where_the_cpu_has_it(tmp_path, monkeypatch, native):
-    monkeypatch.setattr("mimkd_edge.engine.trainer.torch_native_bf16", lambda: native)
+    monkeypatch.setattr("mimkd_edge.engine.step.torch_native_bf16", lambda: native)
     losses = _teacher_precision_losses(tmp_path, ("same", "bf16", "auto"))
     assert losses["auto"] == losses["bf16" if native else "same"]

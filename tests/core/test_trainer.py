@@ -26,7 +26,7 @@ def test_resume_gives_the_same_weights_and_metrics(tmp_path):
     recipe = tiny_recipe(epochs=3)
     fit(recipe, tmp_path / "straight")
     fit_until_interrupted(recipe, tmp_path / "resumed")
-    assert load_checkpoint(RunDir(tmp_path / "resumed").checkpoint)["epoch"] == 0
+    assert load_checkpoint(RunDir(tmp_path / "resumed").checkpoint).epoch == 0
     assert not (RunDir(tmp_path / "resumed").weights).exists()
     fit(recipe, tmp_path / "resumed", resume=True)
 
@@ -59,7 +59,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(DivergedError, match="loss became nan at epoch 2, step 2"):
         fit(recipe, tmp_path / "run")
     ckpt = load_checkpoint(RunDir(tmp_path / "run").checkpoint)
-    assert ckpt["epoch"] == 0 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert ckpt.epoch == 0 and all(torch.isfinite(v).all() for v in ckpt.model.values())
     assert not (RunDir(tmp_path / "run").weights).exists()
 
 

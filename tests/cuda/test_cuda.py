@@ -1,6 +1,6 @@
 """The GPU path on a CUDA device: a bf16 step of every method against fp32, the resident loader on
 the device, torch.compile and its fallback, checkpoint/resume. Skipped where CUDA is not available;
-`pytest -m cuda tests/cuda` runs them (bench/gpu_check.py does, first thing on a lent GPU).
+`pytest -m cuda tests/cuda` runs them (bench.gpu_check does, first thing on a lent GPU).
 
 Models are the paper pair the GPU goal is stated for (ResNet-32x4 → ResNet-8x4) on a small
 synthetic set, so each test takes seconds on a card.
@@ -16,7 +16,6 @@ from mimkd_edge.rundir.checkpoint import load_checkpoint, load_weights, save_wei
 from mimkd_edge.engine.trainer import build_training, fit
 from mimkd_edge.methods import list_methods, method_class
 from mimkd_edge.models import create_model
-from mimkd_edge.models.features import Features
 from mimkd_edge.recipe import parse_recipe
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -57,12 +56,7 @@ def _one_step(recipe):
     s = build_training(recipe)
     x, y, idx = next(iter(s.train_loader.epoch(0)))
     torch.manual_seed(1)  # the same negatives for both precisions
-    with s.autocast:
-        teacher_out = None
-        if s.teacher is not None:
-            with torch.no_grad():
-                teacher_out = s.teacher.forward_features(x)
-        out = s.method(Features(*s.student_step(x)), teacher_out, y, idx)
+    out = s.step.forward(x, y, idx).output
     out.total.backward()
     grad = torch.cat([p.grad.float().flatten() for p in s.student.parameters() if p.grad is not None])
     return {k: v.item() for k, v in out.losses.items()}, grad
@@ -134,8 +128,8 @@ def test_checkpoint_and_resume_on_cuda(tmp_path, teacher_file, monkeypatch):
     fit(recipe, tmp_path / "straight")
     fit_until_interrupted(recipe, tmp_path / "resumed")
     ckpt = load_checkpoint(RunDir(tmp_path / "resumed").checkpoint)  # weights_only, mapped to the CPU
-    assert ckpt["epoch"] == 0 and "cuda" in ckpt["rng"]
-    assert all(not v.is_cuda for v in ckpt["model"].values())
+    assert ckpt.epoch == 0 and "cuda" in ckpt.rng
+    assert all(not v.is_cuda for v in ckpt.model.values())
     summary = fit(recipe, tmp_path / "resumed", resume=True)
     assert summary.data.path == {"train": "resident", "test": "resident"}
 

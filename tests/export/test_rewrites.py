@@ -12,7 +12,8 @@ import torch
 from helpers import with_bn_statistics
 
 from mimkd_edge.engine.trainer import fit
-from mimkd_edge.export import export_run
+from mimkd_edge.errors import UserError
+from mimkd_edge.export import ExportPlan, export_run
 from mimkd_edge.export.onnx_export import export_onnx
 from mimkd_edge.export.rewrites import ChannelPaddedConv, rewrite_for_export, rewrite_for_int8
 from mimkd_edge.models import FeatureModel, create_model, list_models
@@ -109,6 +110,19 @@ def test_export_pipeline_proves_the_rewritten_graph_against_the_student(tmp_path
     assert folded.manifest.artifacts[0].parity["max_abs_diff"] <= 1e-4
     ops = [n.op_type for n in onnx.load(tmp_path / "folded" / "model_fp32.onnx").graph.node]
     assert "Transpose" not in ops
+    fold = export_run(tmp_path / "run", out=tmp_path / "fold", onnx=True, exporter="torchscript", int8=True, calib=16,
+                      rewrites=("fold-channel-shuffle",))  # one rewrite alone, and no INT8 padding
+    assert fold.complete and fold.manifest.rewrites == ["fold-channel-shuffle"]
+    assert fold.manifest.artifacts[1].quantisation["rewrites"] == ["fold-channel-shuffle"]
+
+
+def test_a_plan_names_its_rewrites_only_with_rewrite_on():
+    plan = ExportPlan(int8=True, rewrites=["fold-channel-shuffle", "pad-input-channels"])
+    assert plan.rewrites == ("fold-channel-shuffle", "pad-input-channels") and plan.pad_int8_input
+    assert plan.model_rewrites == ("fold-channel-shuffle",) and ExportPlan().model_rewrites is None
+    assert not ExportPlan(int8=True, rewrites=()).pad_int8_input and ExportPlan(int8=True).pad_int8_input
+    with pytest.raises(UserError, match="rewrites: naming the rewrites to apply needs rewrite on"):
+        ExportPlan(rewrite=False, rewrites=())
 
 
 @pytest.mark.parametrize("name", list_models())

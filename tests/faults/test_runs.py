@@ -1,6 +1,7 @@
 """A run directory: one owner at a time, a divergence never poisons the last good checkpoint, and a
 resume with a changed recipe either applies and records the change or refuses it."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -47,8 +48,8 @@ def test_finite_losses_with_overflowing_weights_are_not_checkpointed(tmp_path):
         fit(_diverging(1e4), out)
     if (RunDir(out).checkpoint).exists():
         ckpt = load_checkpoint(RunDir(out).checkpoint)
-        assert _all_finite(ckpt["model"]) and _all_finite(ckpt["optimizer"]) and _all_finite(ckpt["method"])
-        assert f"end of epoch {ckpt['epoch'] + 1}, every tensor finite" in str(e.value)
+        assert _all_finite(ckpt.model) and _all_finite(ckpt.optimizer) and _all_finite(ckpt.method)
+        assert f"end of epoch {ckpt.epochs_done}, every tensor finite" in str(e.value)
     else:
         assert "No checkpoint was written" in str(e.value)
 
@@ -60,7 +61,7 @@ def test_divergence_after_a_good_epoch_keeps_that_checkpoint_finite(tmp_path):
         fit(_diverging(1e30), out, resume=True)
     assert "end of epoch 1, every tensor finite" in str(e.value)
     ckpt = load_checkpoint(RunDir(out).checkpoint)
-    assert ckpt["epoch"] == 0 and _all_finite(ckpt["model"]) and _all_finite(ckpt["optimizer"])
+    assert ckpt.epoch == 0 and _all_finite(ckpt.model) and _all_finite(ckpt.optimizer)
 
 
 def test_resume_with_a_new_lr_applies_and_records_it(tmp_path):
@@ -70,7 +71,7 @@ def test_resume_with_a_new_lr_applies_and_records_it(tmp_path):
                   out, resume=True)
     assert summary.recipe_changes == [{"epoch": 2, "key": "train.lr", "from": 0.05, "to": 0.01}]
     ckpt = load_checkpoint(RunDir(out).checkpoint)
-    assert ckpt["history"][1]["lr"] == pytest.approx(0.01 * 0.1)  # milestone 1 passed: decayed once
+    assert ckpt.history[1].lr == pytest.approx(0.01 * 0.1)  # milestone 1 passed: decayed once
     assert 'lr = 0.01' in (RunDir(out).recipe).read_text()
 
 
@@ -124,9 +125,9 @@ def test_a_run_recorded_before_the_augmentation_keys_resumes_only_as_it_trained(
     out = tmp_path / "run"
     fit_until_interrupted(tiny_recipe(data=data, epochs=2), out, after_epoch=1)
     ckpt = load_checkpoint(RunDir(out).checkpoint)
-    lines = [line for line in ckpt["recipe"].splitlines() if not line.startswith(("crop_padding", "flip"))]
-    assert len(lines) == len(ckpt["recipe"].splitlines()) - 2  # as the code before the keys wrote it
-    save_checkpoint(RunDir(out).checkpoint, {**ckpt, "recipe": "\n".join(lines) + "\n"})
+    lines = [line for line in ckpt.recipe.splitlines() if not line.startswith(("crop_padding", "flip"))]
+    assert len(lines) == len(ckpt.recipe.splitlines()) - 2  # as the code before the keys wrote it
+    save_checkpoint(RunDir(out).checkpoint, dataclasses.replace(ckpt, recipe="\n".join(lines) + "\n"))
     with pytest.raises(UserError, match="data.flip"):
         fit(tiny_recipe(data=data, epochs=2), out, resume=True)
     fit(tiny_recipe(data={**data, "crop_padding": 4, "flip": True}, epochs=2), out, resume=True)

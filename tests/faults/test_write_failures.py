@@ -39,10 +39,10 @@ def test_other_runtime_errors_are_not_disguised(tmp_path):
 def test_torch_save_on_a_full_disk(tmp_path, monkeypatch):
     import torch
 
-    from mimkd_edge.rundir.checkpoint import save_checkpoint
+    from mimkd_edge.rundir.checkpoint import Checkpoint, capture_rng, save_checkpoint
 
     target = tmp_path / "checkpoint.pt"
-    save_checkpoint(target, {"epoch": 1})
+    save_checkpoint(target, Checkpoint(1, {}, {}, {}, {}, capture_rng(), []))
     before = target.read_bytes()
 
     def full(obj, f, *args, **kwargs):
@@ -50,7 +50,7 @@ def test_torch_save_on_a_full_disk(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", full)
     with pytest.raises(UserError, match="checkpoint.pt: cannot write"):
-        save_checkpoint(target, {"epoch": 2})
+        save_checkpoint(target, Checkpoint(2, {}, {}, {}, {}, capture_rng(), []))
     assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
 
 

@@ -85,3 +85,9 @@ def test_derangement_has_no_fixed_point():
         assert (p != torch.arange(n)).all()
     with pytest.raises(ValueError, match="at least 2"):
         derangement(1)
+
+
+def test_derangement_is_the_fixed_shift_and_draws_nothing():
+    state = torch.get_rng_state()
+    assert derangement(5).tolist() == [4, 0, 1, 2, 3] and torch.equal(derangement(5), derangement(5))
+    assert torch.equal(torch.get_rng_state(), state)

@@ -3,12 +3,9 @@ the losses below were printed by bench/exact_path_check.py on the commit before 
 the machine that recorded them the whole check was bit-identical (one sha256 over every loss and
 gradient, before and after); across CPUs kernels may round differently, hence the 1e-5 tolerance."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-CHECK = Path(__file__).resolve().parents[2] / "bench" / "exact_path_check.py"
+from bench import exact_path_check as check
 BEFORE_LEVERS = {  # setting → loss of steps 0, 1, 2
     "defaults": (9.731233596801758, 9.512567520141602, 11.3434419631958),
     "negatives = all": (9.732348442077637, 9.51314926147461, 11.343170166015625),
@@ -16,15 +13,7 @@ BEFORE_LEVERS = {  # setting → loss of steps 0, 1, 2
 }
 
 
-def _check():
-    spec = importlib.util.spec_from_file_location("exact_path_check", CHECK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("index, name", list(enumerate(BEFORE_LEVERS)))
 def test_exact_path_losses_are_those_before_the_levers(index, name):
-    check = _check()
     losses = [loss.item() for loss, _ in check.exact_steps(check.SETTINGS[index])]
     assert losses == pytest.approx(BEFORE_LEVERS[name], rel=1e-5)

@@ -186,6 +186,21 @@ def test_feature_locations_set_the_feature_terms_L_alone(monkeypatch, feature_lo
         _mimkd({"feature_locations": 4, "negatives": "all"})
 
 
+def test_feature_pair_bounds_are_the_feature_term_pair_by_pair():
+    """The public per-pair bounds: in eval mode their mean is the forward's feature estimate and each is its
+    mi_feature_k, at every location; with `locations` they are the sampled estimate of the same pairs."""
+    torch.manual_seed(0)
+    method = _mimkd({}).eval()
+    s, t, y = _features(seed=1, dim=12), _features(), torch.randint(0, 10, (4,))
+    with torch.no_grad():
+        est = method(s, t, y, torch.arange(4)).estimates
+        per_pair = method.feature_pair_bounds(s, t)
+        sampled = method.feature_pair_bounds(s, t, locations=4)
+    assert per_pair.shape == (2,) and float(per_pair.mean()) == float(est["mi_feature"])
+    assert [float(v) for v in per_pair] == [float(est["mi_feature_0"]), float(est["mi_feature_1"])]
+    assert sampled.shape == (2,) and not torch.equal(sampled, per_pair)
+
+
 def test_mimkd_exact_path_draws_no_locations():
     """locations = 0 (the paper's computation) uses the global generator exactly as before: only the
     memory's draw; the sampled path draws more."""

@@ -1,18 +1,13 @@
-"""The paired tables: mean difference, t interval, p and verdict per comparison, and the pairs whose two
-runs crossed CPUs or commits (read from the summaries' sessions, else their own cpu / git_commit)."""
+"""What every comparison over seeds starts from: runs grouped by student, method arm and seed, and the pairs
+whose two runs crossed CPUs or commits (read from the summaries' sessions, else their own cpu / git_commit)."""
 
 import dataclasses
-import json
-import shutil
 from pathlib import Path
 
-from mimkd_edge.report.protocol import pair_flag, paired_seed_markdown, run_provenance
-from mimkd_edge.report.stats import paired_comparison
-from mimkd_edge.report.tables import interval_cell, p_cell
+from mimkd_edge.report.protocol import pair_flag, run_provenance, seed_summaries
 from mimkd_edge.rundir import read_summary
 
 RUNS = Path(__file__).resolve().parents[2] / "bench" / "results" / "cpu" / "runs"
-CHAIN = ("mimkd", "kd", "none")
 KD = read_summary(RUNS / "cpu-conv4_mp-kd-s0")
 
 
@@ -43,44 +38,9 @@ def test_pair_flag_falls_back_to_the_summary_and_says_unknown():
     assert pair_flag(old, _with(KD, sessions=[_session(None, "abc")])) == "CPU unknown"
 
 
-def _comparison_rows(table: str) -> list[list[str]]:
-    second = table.split("\n\n")[1]
-    return [[c.strip() for c in line.strip("|").split("|")] for line in second.splitlines()[2:]]
-
-
-def test_comparison_rows_of_the_committed_runs():
+def test_seed_summaries_group_runs_by_student_arm_and_seed():
     runs = sorted(p.parent for p in RUNS.glob("*/summary.json"))
-    table = paired_seed_markdown(runs, CHAIN)
-    assert "± " not in table.split("\n\n")[0]  # the per-seed table no longer passes SD off as uncertainty
-    rows = _comparison_rows(table)
-    assert [(r[0], r[1]) for r in rows] == [("Conv-4", "MIMKD − KD"), ("Conv-4", "KD − baseline (CE)"),
-                                            ("Conv-4-MP", "MIMKD − KD"), ("Conv-4-MP", "KD − baseline (CE)")]
-    acc = {(m, s): read_summary(RUNS / f"cpu-conv4_mp-{m}-s{s}").final_test_acc for m in CHAIN for s in (0, 1, 2)}
-    d = paired_comparison([acc["mimkd", s] for s in (0, 1, 2)], [acc["kd", s] for s in (0, 1, 2)])
-    assert rows[2][2:7] == ["3", f"{d.mean:+.2f}", interval_cell(d.ci), p_cell(d.p), d.verdict]
-    assert all(r[7].startswith("3 of 3") for r in rows)  # the committed runs predate sessions and lack a CPU
-
-
-def test_flag_names_only_the_pairs_that_crossed(tmp_path):
-    runs = []
-    for method in ("mimkd", "kd"):
-        for seed in (0, 1, 2):
-            src, dst = RUNS / f"cpu-conv4_mp-{method}-s{seed}", tmp_path / f"{method}-s{seed}"
-            dst.mkdir()
-            shutil.copyfile(src / "recipe.toml", dst / "recipe.toml")
-            summary = json.loads((src / "summary.json").read_text())
-            cpu = "Xeon" if (method, seed) == ("kd", 1) else "Zen 4"
-            summary["sessions"] = [_session(cpu, "abc")]
-            (dst / "summary.json").write_text(json.dumps(summary))
-            runs.append(dst)
-    rows = _comparison_rows(paired_seed_markdown(runs, ("mimkd", "kd")))
-    assert len(rows) == 1 and rows[0][7] == "1 of 3: seed 1: CPU"
-
-
-def test_one_seed_has_no_interval():
-    runs = [RUNS / f"cpu-conv4_mp-{m}-s0" for m in CHAIN]
-    table = paired_seed_markdown(runs, CHAIN)
-    rows = _comparison_rows(table)
-    assert [r[2:7] for r in rows] == [["1", rows[0][3], "–", "–", "level (n < 2)"],
-                                      ["1", rows[1][3], "–", "–", "level (n < 2)"]]
-    assert "| mean |" not in table  # no mean row over one seed
+    grouped = seed_summaries(runs)
+    assert set(grouped) >= {"conv4", "conv4_mp"} and set(grouped["conv4_mp"]["kd"]) == {0, 1, 2}
+    assert grouped["conv4_mp"]["kd"][1] == read_summary(RUNS / "cpu-conv4_mp-kd-s1")
+    assert "mimkd-w128" in grouped["conv4_mp"]  # MIMKD split by critic width (run_arm)

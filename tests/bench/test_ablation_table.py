@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from mimkd_edge.report.protocol import ablation_markdown
+from bench.cpu_report import ablation_markdown
 
 RUNS = Path(__file__).resolve().parents[2] / "bench" / "results" / "cpu" / "runs"
 # the protocol's MIMKD arm with 128-wide critics (the ablation's width), seeds 1 and 2
@@ -22,8 +22,8 @@ def test_gaps_are_to_the_same_student_and_seed():
 def test_figure_draws_one_student_and_seed_and_refuses_a_mix(tmp_path):
     import pytest
 
-    from mimkd_edge.report.ablation_figure import plot_ablation, variant_label
-    from mimkd_edge.report.protocol import ablation_points
+    from bench.ablation_figure import plot_ablation, variant_label
+    from bench.cpu_report import ablation_points
 
     protocol = sorted(p.parent for p in RUNS.glob("*/summary.json"))
     points = ablation_points([RUNS / W128_S1, RUNS / "cpu-conv4-kd-s1"], protocol)

@@ -2,15 +2,15 @@
 added), its test top-1, with the paired protocol runs of the same student and seed (no distillation,
 KD, MIMKD with every term) as vertical lines. The bars start at the lowest of those, so a variant's
 distance from each reference is what the eye reads; the exact figures are in the ablation table
-(`protocol.ablation_markdown`, same points)."""
+(`bench.cpu_report.ablation_markdown`, same points)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..atomic import atomic_write
-from .protocol import ABLATION_KEYS
-from .tables import method_name, student_name
+from bench.cpu_report import ABLATION_KEYS
+from mimkd_edge.atomic import atomic_write
+from mimkd_edge.report.tables import method_name, student_name
 
 REFERENCE_STYLE = {"none": ("#6b6b6b", ":"), "kd": ("#1f77b4", "--"), "mimkd": ("#d62728", "-")}
 
@@ -22,7 +22,7 @@ def variant_label(weights: dict) -> str:
 
 
 def plot_ablation(points: list[dict], out: str | Path, *, title: str | None = None) -> Path:
-    """Draw `protocol.ablation_points` (one student and seed) to OUT (.png); returns the path."""
+    """Draw `cpu_report.ablation_points` (one student and seed) to OUT (.png); returns the path."""
     from matplotlib.figure import Figure
 
     if not points:

@@ -4,7 +4,7 @@ run still training with the epochs it has, marked as such."""
 import json
 from pathlib import Path
 
-from mimkd_edge.report.protocol import (exact_sampled_markdown, exact_sampled_pairs, fast_critics_markdown,
+from bench.cpu_report import (exact_sampled_markdown, exact_sampled_pairs, fast_critics_markdown,
                                         paired_trace_markdown)
 
 RUNS = Path(__file__).resolve().parents[2] / "bench" / "results" / "cpu" / "runs"

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from mimkd_edge.recipe import dumps_toml
-from mimkd_edge.report.comparison import (arm_results, comparisons, comparisons_markdown, results_markdown,
-                                          standing_lines)
+from bench.protocol_report import arm_results, comparisons, comparisons_markdown, results_markdown, standing_lines
 from mimkd_edge.report.tables import method_arm_of, method_name
 
 T975 = {2: 4.302652729749464, 4: 2.7764451051977987}  # Student t quantiles, df = 2 and 4
@@ -24,7 +23,9 @@ def _run(root, name, method, seed, val, test, tests_by_epoch=None, cpu="Zen 4", 
                "sessions": [{"start_epoch": 0, "cpu": cpu, "git_commit": commit, "data": {"sha256": "x"}}]}
     (d / "summary.json").write_text(json.dumps(summary))
     epochs = tests_by_epoch or [test - 0.1, test]
-    (d / "metrics.jsonl").write_text("".join(json.dumps({"epoch": i + 1, "test_acc": a}) + "\n"
+    (d / "metrics.jsonl").write_text("".join(json.dumps({"epoch": i + 1, "lr": 0.1, "steps": 1, "loss": 1.0,
+                                                         "train_acc": 90.0, "seconds": 1.0, "images_per_s": 1.0,
+                                                         "test_acc": a, "test_loss": 1.0}) + "\n"
                                              for i, a in enumerate(epochs)))
     return d
 

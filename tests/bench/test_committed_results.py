@@ -1,23 +1,17 @@
 """The committed CPU-protocol tables hold exactly the numbers of the committed run files."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from bench import collect_cpu_results, collect_protocol
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _collector():
-    spec = importlib.util.spec_from_file_location("collect", ROOT / "bench" / "collect_cpu_results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("folder", ["cpu", "cpu-3epoch"])
 def test_cpu_results_tables_regenerate_identically(folder):
-    collect = _collector()
+    collect = collect_cpu_results
     dest = ROOT / "bench" / "results" / folder
     assert collect.copied_runs(dest), "no committed CPU-protocol runs"
     committed = (dest / "README.md").read_text()
@@ -30,9 +24,7 @@ def test_cpu_results_tables_regenerate_identically(folder):
 
 
 def test_decisive_protocol_page_regenerates_identically():
-    spec = importlib.util.spec_from_file_location("collect_protocol", ROOT / "bench" / "collect_protocol.py")
-    collect = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(collect)
+    collect = collect_protocol
     dest = ROOT / "bench" / "results" / "protocol"
     teachers, _ = collect.split_runs(dest)
     assert teachers, "no committed protocol teacher"

@@ -1,5 +1,6 @@
-"""The decisive protocol's report: per student, every method's accuracy over seeds with its interval,
-and our methods compared with every other on paired seeds — generated from run files only.
+"""The decisive protocol's report (bench/results/protocol/README.md, written by bench.collect_protocol): per
+student, every method's accuracy over seeds with its interval, and our methods compared with every other on
+paired seeds — generated from run files only.
 
 Three things a reader needs before believing a gap, and each is a column here: the interval (a
 Student-t CI over seeds, `stats.paired_comparison` for differences), whether the run had converged
@@ -18,10 +19,10 @@ from collections.abc import Iterable
 
 from scipy import stats as _scipy
 
-from ..rundir import RunSummary, read_metrics
-from .protocol import METHOD_ORDER, pair_flag, seed_summaries
-from .stats import CONFIDENCE, paired_comparison
-from .tables import interval_cell, markdown, method_name, p_cell, student_name
+from mimkd_edge.report.protocol import METHOD_ORDER, pair_flag, seed_summaries
+from mimkd_edge.report.stats import CONFIDENCE, paired_comparison
+from mimkd_edge.report.tables import interval_cell, markdown, method_name, p_cell, student_name
+from mimkd_edge.rundir import RunSummary, read_metrics
 
 OURS = ("mimkd", "mimkd+kd", "mimkd+kd-ls", "mimkd+dkd", "mimkd+dkd-ls")  # the arms a claim is made for
 
@@ -48,7 +49,7 @@ class ArmResult:
 
 def last_move(run: Path) -> float | None:
     """|Δ test accuracy| between the run's last two evaluated epochs (None with fewer than two)."""
-    evaluated = [r["test_acc"] for r in read_metrics(run) if "test_acc" in r]
+    evaluated = [r.test_acc for r in read_metrics(run) if r.evaluated]
     return abs(evaluated[-1] - evaluated[-2]) if len(evaluated) > 1 else None
 
 

@@ -42,7 +42,7 @@ def export_ncnn(model: nn.Module, param_path: str | Path, *, input_shape: tuple[
     param_path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, *input_shape)
     with tempfile.TemporaryDirectory(dir=param_path.parent, prefix=".pnnx.") as tmp:
-        work = Path(tmp)
+        work = Path(tmp).resolve()  # pnnx runs in it: every path it is given must not depend on the cwd
         try:
             with quiet("torch", "torch.jit"), torch.no_grad():
                 torch.jit.trace(model.eval(), (example,), check_trace=True).save(str(work / "model.pt"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,16 +64,17 @@ def test_an_edited_sidecar_is_refused_like_changed_weights(edge_export, tmp_path
         load_verified(folder)
 
 
-def test_pnnx_converts_a_model_whose_children_are_named_0(tmp_path):
+def test_pnnx_converts_a_model_whose_children_are_named_0(tmp_path, monkeypatch):
     """pnnx.export imports the Python file it writes, where `self.0 = ...` is a syntax error; export_ncnn runs the
-    converter itself and never imports that file."""
+    converter itself and never imports that file. The target is relative: pnnx runs in a folder of its own."""
     from mimkd_edge.export.ncnn_export import export_ncnn
     from mimkd_edge.runtime.session import open_session
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
                                 torch.nn.Flatten(), torch.nn.Linear(8, 4)).eval()
-    files = export_ncnn(model, tmp_path / "seq.ncnn.param", input_shape=(3, 8, 8), fp16=False,
+    monkeypatch.chdir(tmp_path)
+    files = export_ncnn(model, Path("out") / "seq.ncnn.param", input_shape=(3, 8, 8), fp16=False,
                         metadata={"precision": "fp32"})
     assert [f.name for f in files] == ["seq.ncnn.param", "seq.ncnn.bin", "seq.ncnn.param.json"]
     x = np.random.default_rng(0).standard_normal((3, 3, 8, 8)).astype(np.float32)
@@ -98,20 +100,6 @@ def test_a_missing_extra_is_one_line_before_any_work(tiny_run, tmp_path, monkeyp
     result = CliRunner().invoke(main, ["export", str(tiny_run), "--ncnn", "--out", str(out)])
     assert_one_line_error(result, "--ncnn needs pnnx", "pip install -e '.[ncnn]'")
     assert not out.exists()  # refused before the run was read or a folder made
-
-
-def test_the_gpu_path_imports_no_edge_runtime(tiny_run, tmp_path):
-    """Training and an ONNX export (what bench/gpu_check.py runs) never import ncnn, pnnx, executorch or torchao."""
-    import subprocess
-    import sys
-
-    code = ("import sys\nfrom mimkd_edge.engine.trainer import fit\nfrom mimkd_edge.export import export_run\n"
-            f"export_run({str(tiny_run)!r}, onnx=True, out={str(tmp_path / 'onnx')!r})\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'ncnn', 'pnnx', 'executorch', 'torchao'}))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[]"
-    assert RunDir(tiny_run).finished
 
 
 # a device with ncnn, numpy and Pillow (and the CLI's click and rich): torch and the other runtimes cannot be imported
@@ -168,3 +156,17 @@ def test_export_bench_choice_predict_end_to_end(edge_run, tmp_path):
     assert device.returncode == 0, device.stderr[-2000:]
     report = json.loads(device.stdout)
     assert report["backend"] == "ncnn" and [p["top"][0]["label"] for p in report["predictions"]] == labels["fp32"]
+
+
+def test_bench_leaves_out_an_artifact_whose_runtime_is_not_installed(edge_run, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ncnn" else real(name, *a))
+    r = CliRunner().invoke(main, ["bench", str(edge_run), "--backend", "ncnn,executorch", "--precision", "fp32",
+                                  "--seconds", "0.02", "--warmup", "1", "--throughput-batch", "0", "--shape", "static",
+                                  "--results", str(tmp_path / "b.csv")])
+    assert r.exit_code == 0, r.output
+    flat = " ".join(r.output.split())
+    assert "not measured: ncnn-fp32 (ncnn is not installed here: pip install ncnn" in flat
+    assert "executorch-fp32" in flat and "│ ncnn-fp32" not in r.output

@@ -21,10 +21,12 @@ from mimkd_edge.rundir import RunDir, load_verified
 
 @pytest.fixture(scope="module")
 def edge_run(tiny_run, tmp_path_factory):
-    """A copy of tiny_run (a 1-epoch Conv-4, synthetic data) exported to ncnn and ExecuTorch, FP32 and INT8."""
+    """A copy of tiny_run (a 1-epoch Conv-4, synthetic data) exported to ncnn (FP32, FP16 weights) and ExecuTorch
+    (FP32, INT8)."""
     run = tmp_path_factory.mktemp("edge") / "run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("export", "bench.json"))
-    result = export_run(run, ExportPlan(onnx=False, ncnn=True, executorch=True, int8=True, calib=32), threads=1)
+    result = export_run(run, ExportPlan(onnx=False, ncnn=True, executorch=True, fp16=True, int8=True, calib=32),
+                        threads=1)
     assert result.complete, [f.line() for f in result.failures]
     return run
 
@@ -37,7 +39,7 @@ def edge_export(edge_run):
 def test_every_edge_artifact_passes_the_gates_and_is_listed_with_its_sidecar(edge_export):
     manifest = load_verified(edge_export)
     by_name = {a.name: a for a in manifest.artifacts}
-    assert set(by_name) == {"ncnn-fp32", "executorch-fp32", "executorch-int8"}  # model_fp32.onnx is not asked for
+    assert set(by_name) == {"ncnn-fp32", "ncnn-fp16", "executorch-fp32", "executorch-int8"}  # no .onnx asked for
     ncnn, pte, int8 = by_name["ncnn-fp32"], by_name["executorch-fp32"], by_name["executorch-int8"]
     assert [f.path for f in ncnn.files] == ["model_fp32.ncnn.param", "model_fp32.ncnn.bin",
                                             "model_fp32.ncnn.param.json"]
@@ -47,6 +49,9 @@ def test_every_edge_artifact_passes_the_gates_and_is_listed_with_its_sidecar(edg
         assert fp32.parity["passed"] and max(fp32.parity["max_abs_diff"], fp32.parity["batch1_max_abs_diff"]) <= 1e-4
         assert fp32.test_accuracy == pytest.approx(manifest.pytorch["test_accuracy"])
     assert int8.storage_precision == "int8" and int8.parity["top1_agreement"] >= 90
+    fp16 = by_name["ncnn-fp16"]
+    assert (fp16.storage_precision, fp16.inference_precision) == ("fp16", "fp32") and fp16.parity["passed"]
+    assert fp16.files[1].size < ncnn.files[1].size  # its weights are stored in half the bytes (and a header)
     assert int8.quantisation["calibration_images"] == manifest.calibration_set["images"] == 32
     meta = json.loads((edge_export / "model_int8.pte.json").read_text())
     assert json.loads(meta["classes"]) == manifest.classes and meta["precision"] == "int8"
@@ -130,12 +135,13 @@ def test_export_bench_choice_predict_end_to_end(edge_run, tmp_path):
     assert r.exit_code == 0, r.output
     bench = json.loads(RunDir(edge_run).bench.read_text())
     rows = {(row["artifact"], row["backend"]): row for row in bench["rows"]}
-    assert set(rows) == {("ncnn-fp32", "ncnn"), ("executorch-fp32", "executorch"), ("executorch-int8", "executorch")}
+    assert set(rows) == {("ncnn-fp32", "ncnn"), ("ncnn-fp16", "ncnn"), ("executorch-fp32", "executorch"),
+                         ("executorch-int8", "executorch")}
     manifest = {a.name: a for a in load_verified(RunDir(edge_run).export).artifacts}
     for (name, _), row in rows.items():
         assert row["p90_ms"] >= row["median_ms"] > 0 and row["accuracy"] == pytest.approx(manifest[name].test_accuracy)
     choices = {c["precision"]: c for c in bench["choices"]}
-    fastest_fp32 = min((rows[k] for k in rows if k[0].endswith("fp32")), key=lambda row: row["median_ms"])
+    fastest_fp32 = min((rows[k] for k in rows if "int8" not in k[0]), key=lambda row: row["median_ms"])
     assert choices["fp32"]["artifact"] == fastest_fp32["artifact"] and choices["int8"]["artifact"] == "executorch-int8"
 
     rng = np.random.default_rng(0)
@@ -143,19 +149,19 @@ def test_export_bench_choice_predict_end_to_end(edge_run, tmp_path):
     images.mkdir()
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(images / f"{i}.png")
-    labels = {}
     for precision in ("fp32", "int8"):
         got = runner.invoke(main, ["predict", str(edge_run), str(images), "--json", "--precision", precision])
         assert got.exit_code == 0, got.output
         report = json.loads(got.output)
         assert report["backend"] == choices[precision]["backend"] and len(report["predictions"]) == 3
-        labels[precision] = [p["top"][0]["label"] for p in report["predictions"]]
+        assert report["artifact"].endswith(manifest[choices[precision]["artifact"]].path)
     param = str(RunDir(edge_run).export / "model_fp32.ncnn.param")
+    here = json.loads(runner.invoke(main, ["predict", param, str(images), "--json"]).output)
     device = subprocess.run([sys.executable, "-c", _DEVICE, "predict", param, str(images), "--json"],
                             capture_output=True, text=True, timeout=300, check=False)
     assert device.returncode == 0, device.stderr[-2000:]
     report = json.loads(device.stdout)
-    assert report["backend"] == "ncnn" and [p["top"][0]["label"] for p in report["predictions"]] == labels["fp32"]
+    assert report["backend"] == "ncnn" and report["predictions"] == here["predictions"]
 
 
 def test_bench_leaves_out_an_artifact_whose_runtime_is_not_installed(edge_run, tmp_path, monkeypatch):
@@ -169,4 +175,7 @@ def test_bench_leaves_out_an_artifact_whose_runtime_is_not_installed(edge_run, t
     assert r.exit_code == 0, r.output
     flat = " ".join(r.output.split())
     assert "not measured: ncnn-fp32 (ncnn is not installed here: pip install ncnn" in flat
-    assert "executorch-fp32" in flat and "│ ncnn-fp32" not in r.output
+    import csv
+
+    with open(tmp_path / "b.csv", newline="") as f:
+        assert {row["artifact"] for row in csv.DictReader(f)} == {"executorch-fp32"}  # this invocation's rows

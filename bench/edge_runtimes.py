@@ -8,7 +8,8 @@ synthetic 32×32 10-class set, one short epoch: latency does not depend on the w
 Each published artifact is opened with `mimkd_edge.runtime.open_session` (1 thread, static batch 1, as
 `bench` measures) and all of a student's sessions are timed round-robin by
 `mimkd_edge.runtime.latency.interleave`; each ratio is to the faster of ONNX Runtime and OpenVINO at the
-same precision, timed in the same rounds. The bound is the direct-convolution FLOP bound
+same precision, timed in the same rounds. Also timed, interleaved: each runtime's fixed cost per call, on a
+graph of one cheap op built by the export package's converters. The bound is the direct-convolution FLOP bound
 (2·MACs / estimated FP32 peak of one core; `runtime.hardware`): a Winograd kernel can run below it.
 
 With `--accuracy-run RUN` (repeatable), a copy of a committed CIFAR-10 run is exported with every format
@@ -31,10 +32,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mimkd_edge.atomic import write_json, write_text
 from mimkd_edge.engine.trainer import fit
 from mimkd_edge.export import ExportPlan, export_run
+from mimkd_edge.export.executorch_export import export_pte
+from mimkd_edge.export.ncnn_export import export_ncnn
+from mimkd_edge.export.onnx_export import export_onnx
+from mimkd_edge.export.openvino_export import onnx_to_ir
 from mimkd_edge.models import create_model
 from mimkd_edge.models.cost import count_macs
 from mimkd_edge.provenance import git_commit, versions
@@ -96,6 +102,31 @@ def measure(run: Path, model: str, rounds: int, seconds: float, warmup: int) -> 
             "failed": [f["name"] + ": " + f["reason"] for f in manifest.failed], "rewrites": manifest.rewrites}
 
 
+class GlobalPool(torch.nn.Module):
+    """A graph of one cheap op (a 32×32 mean per channel): its latency is what a runtime costs per call."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+def per_call_cost(work: Path, rounds: int, seconds: float, warmup: int) -> dict[str, dict]:
+    """Each runtime's fixed cost per call through its session (1 thread, static batch 1), interleaved."""
+    folder = work / "per-call"
+    folder.mkdir(parents=True, exist_ok=True)
+    model, meta = GlobalPool().eval(), {"precision": "fp32", "input_size": "[3, 32, 32]"}
+    onnx = folder / "pool.onnx"
+    export_onnx(model, onnx, input_size=32, exporter="torchscript")
+    paths = {"onnxruntime": onnx, "openvino": onnx_to_ir(onnx, folder / "pool.xml")[0],
+             "ncnn": export_ncnn(model, folder / "pool.ncnn.param", input_shape=(3, 32, 32), fp16=False,
+                                 metadata=meta)[0],
+             "executorch": export_pte(model, folder / "pool.pte", input_shape=(3, 32, 32), metadata=meta)[0]}
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    sessions = {b: open_session(p, b, threads=1, static_batch=1) for b, p in paths.items()}
+    timed = interleave({b: (lambda s=s: s.run(x)) for b, s in sessions.items()}, rounds=rounds, seconds=seconds,
+                       warmup=warmup, pause=0.05)
+    return {b: {k: timed.summary(b)[k] for k in ("median_ms", "p90_ms", "min_ms")} for b in sessions}
+
+
 def ratios(result: dict) -> dict[str, dict]:
     """Per precision: the best of ORT/OpenVINO, and each artifact's median over it."""
     out = {}
@@ -109,7 +140,8 @@ def ratios(result: dict) -> dict[str, dict]:
     return out
 
 
-def report(results: list[dict], machine: dict, command: str, started: float, loads: tuple) -> str:
+def report(results: list[dict], machine: dict, command: str, started: float, loads: tuple,
+           per_call: dict[str, dict]) -> str:
     est = machine["peak_estimated"]
     lines = ["# Edge runtimes: ncnn and ExecuTorch beside ONNX Runtime and OpenVINO (batch 1, 1 thread)", "",
              f"- Command: `{command}` (from the repository root)",
@@ -127,6 +159,10 @@ def report(results: list[dict], machine: dict, command: str, started: float, loa
              "bound (2·MACs / estimated FP32 peak of one core); Winograd (ncnn) does fewer multiplications and can "
              "go below 1. Weights: one synthetic epoch (latency does not depend on them; the accuracies are of "
              "the synthetic test split, shown only as the gates' record).", ""]
+    lines += ["## Fixed per-call cost (a graph of one mean over the image, 1 thread, static batch 1)", "",
+              "| runtime | median µs | p90 µs | min µs |", "|---|--:|--:|--:|",
+              *[f"| {RUNTIME_NAMES[b]} | {c['median_ms'] * 1000:.1f} | {c['p90_ms'] * 1000:.1f} | "
+                f"{c['min_ms'] * 1000:.1f} |" for b, c in per_call.items()], ""]
     lines += ["## Ratio to the best of ORT / OpenVINO (median ms in brackets)", "",
               "| model | precision | best ORT/OV ms | ORT | OpenVINO | ncnn | ExecuTorch |",
               "|---|---|--:|--:|--:|--:|--:|"]
@@ -206,19 +242,21 @@ def main(argv: list[str] | None = None) -> None:
     started, load_start = time.time(), load_average()
     runs = {model: built(args.work, model, say) for model in args.models}
     tables = [accuracy_table(run, args.work, args.data_dir, say) for run in args.accuracy_run]
-    results, machine = [], None
+    results, machine, per_call = [], None, {}
     if args.measure == "all":
         machine = hardware.machine_info(sgemm=False)
         load_start = load_average()
+        say("per-call cost of each runtime")
+        per_call = per_call_cost(args.work, args.rounds, args.seconds, args.warmup)
         for model, run in runs.items():
             say(f"{model}: measuring")
             results.append(measure(run, model, args.rounds, args.seconds, args.warmup))
-    text = report(results, machine, command, started, (load_start, load_average())) if machine else \
+    text = report(results, machine, command, started, (load_start, load_average()), per_call) if machine else \
         f"# Edge runtimes\n\n- Command: `{command}`\n"
     text += accuracy_report(tables) if tables else ""
     write_text(args.out.with_suffix(".md"), text)
-    write_json(args.out.with_suffix(".json"), {"command": command, "machine": machine, "results": results,
-                                               "accuracy": tables, "versions": versions()})
+    write_json(args.out.with_suffix(".json"), {"command": command, "machine": machine, "per_call": per_call,
+                                               "results": results, "accuracy": tables, "versions": versions()})
     say(f"wrote {args.out.with_suffix('.md')} and .json")
     print(json.dumps([{m["model"]: ratios(m)} for m in results], indent=1))
 

@@ -62,15 +62,16 @@ class NcnnSession(Session):
         self.source, self.threads, self.static_batch = str(path), threads, static_batch
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        rows = []
-        for image in x:
-            ex = self._net.create_extractor()
-            ex.input(self.input_name, self._mat(image))
-            status, out = ex.extract(self._out)
-            if status != 0:
-                raise RuntimeError(f"{self.source}: ncnn failed on an input of shape {image.shape} (code {status})")
-            rows.append(np.array(out, dtype=np.float32).reshape(-1))
-        return np.stack(rows)
+        return np.stack([self._one(image) for image in x]) if len(x) > 1 else self._one(x[0])[None]
+
+    def _one(self, image: np.ndarray) -> np.ndarray:
+        """The logits of one (C, H, W) image: a fresh extractor per image, as ncnn intends."""
+        ex = self._net.create_extractor()
+        ex.input(self.input_name, self._mat(image))
+        status, out = ex.extract(self._out)
+        if status != 0:
+            raise RuntimeError(f"{self.source}: ncnn failed on an input of shape {image.shape} (code {status})")
+        return np.array(out, dtype=np.float32).reshape(-1)
 
 
 def _read(source: Path | ArtifactBytes, path: Path) -> tuple[bytes, bytes, bytes | None]:

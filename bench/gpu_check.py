@@ -73,7 +73,7 @@ DRY_LIMITS = {"env": 30, "data": 30, "tests": 60, "epoch": 60}
 REPORT_RESERVE_S = 5  # kept back from the last stage to write the report
 PREPARED = ROOT / "runs" / "gpu_check"  # ignored folder the data archive travels in (`carry`)
 GOAL_MIN = 10.0  # issue 7: 240 epochs of ResNet-32x4 → ResNet-8x4 MIMKD in ≤ 10 min on one H100-class GPU
-BLOCKED = ("openvino", "nncf")
+BLOCKED = ("openvino", "nncf", "ncnn", "pnnx", "executorch", "torchao")  # the GPU path needs none of them
 
 
 # ----------------------------------------------------------------------------------------------
@@ -226,8 +226,9 @@ class Recorder:
 
 
 class _Blocked:
-    """An import hook that refuses openvino and nncf: the GPU machine has neither, so nothing on the
-    training or ONNX path may import them (the dry run proves it on CPU)."""
+    """An import hook that refuses openvino, nncf and the optional edge runtimes (ncnn, pnnx, executorch,
+    torchao): the GPU machine has none of them, so nothing on the training or ONNX path may import them (the
+    dry run proves it on CPU)."""
 
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
@@ -506,7 +507,7 @@ def _md_env(env: dict, report: dict) -> list[str]:
             f"{gpu}; torch's CUDA {env.get('torch_cuda')}; Python {env.get('python')}, torch {v.get('torch')}, "
             f"torchvision {v.get('torchvision')}, onnx {v.get('onnx')}, onnxscript {v.get('onnxscript')}, "
             f"onnxruntime {v.get('onnxruntime')}; openvino {v.get('openvino')}, nncf {v.get('nncf')}; "
-            f"{env.get('cpus')} CPUs. Training and ONNX export import without openvino/nncf: "
+            f"{env.get('cpus')} CPUs. Training and ONNX export import without openvino/nncf and the edge runtimes: "
             f"{env.get('training_imports_without_openvino')}."]
 
 

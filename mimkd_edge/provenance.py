@@ -10,7 +10,8 @@ from pathlib import Path
 
 from .cpuinfo import cpuinfo_blocks, read_cpuinfo
 
-_PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "openvino", "nncf", "numpy", "mimkd-edge")
+_PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "openvino", "nncf", "ncnn", "pnnx", "executorch", "torchao",
+             "numpy", "mimkd-edge")  # the optional runtimes (ncnn, pnnx, executorch, torchao) read None where absent
 
 
 def versions(packages: tuple[str, ...] = _PACKAGES) -> dict[str, str | None]:

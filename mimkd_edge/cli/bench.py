@@ -43,7 +43,8 @@ def _joined(values: tuple) -> str:
 # The rest are BenchConfig's fields, by name: their defaults are the config's (runtime/bench_config.py),
 # and the config checks them. Only --ov-compute differs: interactively, bf16 too where the CPU has it.
 @click.option("--backend", "backends", default=_joined(BenchConfig.backends), callback=_csv(str), show_default=True,
-              help="Runtimes: torch (eager student), onnxruntime, openvino.")
+              help="Runtimes: torch (eager student), onnxruntime, openvino, ncnn, executorch (the last two: "
+                   "where their extra is installed).")
 @click.option("--precision", "precisions", default=_joined(BenchConfig.precisions), callback=_csv(str),
               show_default=True, help="Storage precisions of the artifacts to run.")
 @click.option("--threads", default=_joined(BenchConfig.threads), callback=_csv(int), show_default=True,
@@ -115,7 +116,7 @@ def _choices(run: str) -> list[dict]:
         return []
 
 
-_RUNTIME = {"torch": "torch", "onnxruntime": "ORT", "openvino": "OpenVINO"}
+_RUNTIME = {"torch": "torch", "onnxruntime": "ORT", "openvino": "OpenVINO", "ncnn": "ncnn", "executorch": "ExecuTorch"}
 
 
 def _run_table(run: str, rows: list, batch: int, throughput_batch: int, *, compact: bool):
@@ -133,7 +134,7 @@ def _run_table(run: str, rows: list, batch: int, throughput_batch: int, *, compa
               caption=f"batch-{batch} latency in ms per call"
                       + (f", {first.threads} thread(s)" if len({r.threads for r in rows}) == 1 else "")
                       + f"; img/s at batch {throughput_batch}; "
-                      "% bound = estimated FP32 FLOP bound / median",
+                      "% bound = estimated FP32 direct-convolution FLOP bound / median (Winograd can exceed 100)",
               title_justify="left", caption_justify="left",
               box=None if compact else box.HEAVY_HEAD, padding=(0, 1), pad_edge=not compact)
     columns = [("artifact", "left"), ("runtime", "left"), ("precision", "left"), ("thr", "right"),

@@ -1,4 +1,4 @@
-"""`mimkd-edge export`: a finished run → ONNX / OpenVINO artifacts, each proven against PyTorch."""
+"""`mimkd-edge export`: a finished run → ONNX / OpenVINO / ncnn / ExecuTorch artifacts, each proven against PyTorch."""
 
 from __future__ import annotations
 
@@ -16,13 +16,18 @@ from .options import from_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default RUN/export).")
 @click.option("--data-dir", help="Data root or archive (beats MIMKD_DATA and the recipe's data.root).")
 # The rest are ExportPlan's fields, by name: their defaults and choices are the plan's (export/plan.py),
-# and the plan checks them. Only --onnx / --openvino differ: on the command line the user chooses.
+# and the plan checks them. Only the formats (--onnx, --openvino, --ncnn, --executorch) differ: on the command
+# line the user chooses.
 @click.option("--onnx", is_flag=True, help="ONNX model (onnxruntime), model_fp32.onnx.")
 @click.option("--openvino", is_flag=True, help="OpenVINO IR converted from the ONNX file, model_fp32.xml/.bin.")
+@click.option("--ncnn", is_flag=True, help="ncnn graph converted by pnnx, model_fp32.ncnn.param/.bin + .json "
+              "(needs the [ncnn] extra).")
+@click.option("--executorch", is_flag=True, help="ExecuTorch program delegated to XNNPACK, model_fp32.pte + .json "
+              "(needs the [executorch] extra).")
 @click.option("--fp16", is_flag=True, default=ExportPlan.fp16,
-              help="Also an OpenVINO IR with FP16-compressed weights (needs --openvino).")
+              help="Also FP16 weights: an OpenVINO IR (with --openvino) and an ncnn graph (with --ncnn).")
 @click.option("--int8", is_flag=True, default=ExportPlan.int8,
-              help="Also INT8: NNCF for OpenVINO, onnxruntime static QDQ for ONNX.")
+              help="Also INT8: NNCF for OpenVINO, onnxruntime static QDQ for ONNX, XNNPACKQuantizer for ExecuTorch.")
 @click.option("--opset", type=int, default=ExportPlan.opset,
               help=f"ONNX opset (default: {DEFAULT_OPSET} with dynamo, {TORCHSCRIPT_MAX_OPSET} with torchscript).")
 @click.option("--exporter", type=click.Choice(EXPORTERS), default=ExportPlan.exporter, show_default=True,
@@ -44,7 +49,7 @@ from .options import from_options
               help="Export the faster equivalent form a model offers (e.g. ShuffleNetV2's channel shuffle folded "
               "into its convolutions), proven against the graph as trained; --no-rewrite exports that graph.")
 def export(run, out, data_dir, **plan_fields):
-    """Export RUN's student to ONNX and/or OpenVINO (FP32, FP16, INT8), proven against PyTorch.
+    """Export RUN's student to ONNX, OpenVINO, ncnn and/or ExecuTorch (FP32, FP16, INT8), proven against PyTorch.
 
     RUN defaults to the most recently finished run under runs/. Every artifact is checked on real
     test images (FP32: max |Δ logits| ≤ 1e-4) and evaluated on the whole test split; the figures go

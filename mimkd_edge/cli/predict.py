@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..runtime.backends import ARTIFACT_BACKENDS
 from . import main
 
 
@@ -16,15 +17,17 @@ from . import main
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1), help="Classes to list per image.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (for machines).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Inference threads.")
-@click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]),
-              help="Runtime [default: onnxruntime for .onnx, openvino for .xml; for a RUN, the benchmark's choice].")
+@click.option("--backend", type=click.Choice(ARTIFACT_BACKENDS),
+              help="Runtime [default: onnxruntime for .onnx, openvino for .xml, ncnn for .param, executorch for .pte; "
+                   "for a RUN, the benchmark's choice].")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "int8"]),
               help="For a RUN: the chosen artifact of this precision [default: the fastest chosen].")
 def predict(artifact, images, top_k, as_json, threads, backend, precision):
-    """Classify IMAGES (files or folders of images) with ARTIFACT (.onnx or .xml), as trained.
+    """Classify IMAGES (files or folders of images) with ARTIFACT (.onnx, .xml, .param or .pte), as trained.
 
-    The artifact carries its input size, colour mode, normalisation and class names; no run
-    directory is needed, and torch need not be installed (numpy, Pillow and the runtime suffice).
+    The artifact carries its input size, colour mode, normalisation and class names (an ncnn graph
+    and a .pte program in the .json beside them); no run directory is needed, and torch need not be
+    installed (numpy, Pillow and the runtime suffice; the ExecuTorch runtime itself needs torch).
     ARTIFACT may also be a benchmarked RUN directory: then the artifact and backend its benchmark
     measured fastest at batch 1 on the CPU it ran on, within 0.5 points of FP32 accuracy (`choices`
     in its bench file).

@@ -19,7 +19,7 @@
     int8 = true
 
     [bench]                                # optional: what `sweep --bench` measures
-    backends = ["torch", "onnxruntime"]    #   (default: all three, FP32 and INT8, 1 s per measurement)
+    backends = ["torch", "onnxruntime"]    #   (default: every runtime, FP32 and INT8, 1 s per measurement)
     precisions = ["fp32", "int8"]
     seconds = 0.5
 

@@ -1,8 +1,11 @@
-"""export_run: a finished run → proven ONNX / OpenVINO artifacts (FP32, FP16, INT8) + their manifest.
+"""export_run: a finished run → proven ONNX / OpenVINO / ncnn / ExecuTorch artifacts (FP32, FP16, INT8) + their
+manifest.
 
 Three steps over typed artifacts:
 - build: every artifact is written into a staging folder inside the output folder (OpenVINO IRs and
-  INT8 graphs are made from the FP32 .onnx file);
+  ONNX / OpenVINO INT8 graphs are made from the FP32 .onnx file; ncnn graphs (pnnx) and ExecuTorch
+  programs (torch.export) from the PyTorch module the .onnx file was exported from, ExecuTorch INT8 from
+  the same calibration images);
 - prove: each is reopened from disk through runtime.session, checked against the PyTorch model on
   real test images (export/parity.py) and evaluated on the whole test split (runtime.accuracy);
   the graph may be a rewritten form of the student (export/rewrites.py: same function, fewer copies;
@@ -48,6 +51,7 @@ from ..rundir.layout import manifest_path, owned_folder
 from ..rundir.manifest import (PREVIOUS, FileRecord, artifact_record, listed_files, load_verified, still_listed_file,
                                write_manifest)
 from ..runtime.accuracy import EVAL_BATCH, evaluate, model_inputs
+from ..runtime.backends import FORMAT_OF_BACKEND
 from ..runtime.session import open_session
 from .onnx_export import BATCH_DIM, INPUT_NAME, SCALE_NORMALISED, SCALE_RAW, NormalisedInput, export_onnx
 from .openvino_export import convert_onnx, save_ir
@@ -69,6 +73,11 @@ REMEDIES = {
     "openvino-fp16": "keep the FP32 IR, or accept the FP16 one with a lower --min-agreement",
     "openvino-int8": "try --max-drop 1 (NNCF accuracy control, keeps the harmful layers in float) or a larger --calib",
     "onnx-int8": "try a larger --calib, or the OpenVINO INT8 IR with --max-drop (onnxruntime has no accuracy control)",
+    "ncnn-fp32": "try --no-rewrite, or deploy the ONNX / OpenVINO artifacts",
+    "ncnn-fp16": "keep the FP32 ncnn graph, or accept the FP16 one with a lower --min-agreement",
+    "executorch-fp32": "try --no-rewrite, or deploy the ONNX / OpenVINO artifacts",
+    "executorch-int8": "try a larger --calib, or the OpenVINO INT8 IR with --max-drop (XNNPACKQuantizer has no "
+                       "accuracy control)",
 }
 
 
@@ -192,8 +201,9 @@ class Exporter:
             return
         acc = evaluate(session, ref.splits.test, ref.splits.mean, ref.splits.std, baked=ref.baked).accuracy
         self.artifacts.append(artifact_record(
-            label, files, self.stage, format="openvino-ir" if backend == "openvino" else "onnx", backend=backend,
-            storage_precision=session.precision, inference_precision=session.inference_precision, opset=self.opset,
+            label, files, self.stage, format=FORMAT_OF_BACKEND[backend], backend=backend,
+            storage_precision=session.precision, inference_precision=session.inference_precision,
+            opset=self.opset if backend in ("onnxruntime", "openvino") else None,
             parity=parity.as_dict(), test_accuracy=acc, accuracy_delta=acc - ref.test_accuracy,
             quantisation=quantisation))
 
@@ -228,6 +238,34 @@ class Exporter:
                 convert_onnx(self.onnx_path), xml, compress_to_fp16=compress,
                 metadata={**self.ref.metadata, "precision": p}), None))
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        splits = self.ref.splits
+        return splits.channels, splits.image_size, splits.image_size
+
+    def ncnn_graphs(self) -> None:
+        """ncnn graphs of the exported module (pnnx): FP32, and FP16 weights with --fp16."""
+        from .ncnn_export import export_ncnn
+
+        for label, fp16 in (("ncnn-fp32", False), ("ncnn-fp16", True)):
+            if fp16 and not self.plan.fp16:
+                continue
+            precision = "fp16" if fp16 else "fp32"
+            self.say(f"converting to ncnn with pnnx ({'FP16' if fp16 else 'FP32'} weights)")
+            param = self.stage / f"model_{precision}.ncnn.param"
+            self.build_and_prove(label, param.name, "ncnn", lambda param=param, fp16=fp16, p=precision: (export_ncnn(
+                self.ref.exported, param, input_shape=self.image_shape, fp16=fp16,
+                metadata={**self.ref.metadata, "precision": p}, name=self.ref.run.recipe.student.model), None))
+
+    def executorch_fp32(self) -> None:
+        from .executorch_export import export_pte
+
+        self.say("exporting an ExecuTorch program (XNNPACK, FP32)")
+        pte = self.stage / "model_fp32.pte"
+        self.build_and_prove("executorch-fp32", pte.name, "executorch", lambda: (export_pte(
+            self.ref.exported, pte, input_shape=self.image_shape, metadata={**self.ref.metadata, "precision": "fp32"},
+            name=self.ref.run.recipe.student.model), None))
+
     def int8(self) -> None:
         plan, train = self.plan, self.ref.splits.train
         idx = sample_indices(len(train), min(plan.calib, len(train)))
@@ -235,6 +273,17 @@ class Exporter:
             self.notes.append(f"--calib {plan.calib}: the training split has only {len(train)} images; "
                               "calibrated on all of them")
         x_cal = self.ref.inputs(train.take(torch.from_numpy(idx)))
+        self.calibration = {"images": int(len(idx)), "split": "train", "transform": "test-time (no augmentation)",
+                            "selection": "first N of numpy default_rng(0).permutation(len(train)), sorted",
+                            "indices_sha256": hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest()}
+        if plan.onnx or plan.openvino:
+            self._onnx_source_int8(x_cal, len(idx))
+        if plan.executorch:
+            self._executorch_int8(x_cal)
+
+    def _onnx_source_int8(self, x_cal: np.ndarray, n_cal: int) -> None:
+        """The ONNX and OpenVINO INT8 artifacts, quantised from one FP32 graph."""
+        plan = self.plan
         self.int8_source = self.onnx_path
         if self.ref.int8_exported is not None:  # INT8-only rewrites: a graph of their own, never published
             self.say(f"exporting the graph to quantise ({', '.join(self.ref.int8_rewrites)})")
@@ -242,13 +291,27 @@ class Exporter:
             export_onnx(self.ref.int8_exported, self.int8_source, input_size=self.ref.splits.image_size,
                         opset=self.opset, exporter=self.plan.exporter, metadata=self.int8_metadata(),
                         name=self.ref.run.recipe.student.model)
-        self.calibration = {"images": int(len(idx)), "split": "train", "transform": "test-time (no augmentation)",
-                            "selection": "first N of numpy default_rng(0).permutation(len(train)), sorted",
-                            "indices_sha256": hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest()}
         if plan.openvino:
-            self._openvino_int8(x_cal, len(idx))
+            self._openvino_int8(x_cal, n_cal)
         if plan.onnx:
-            self._onnx_int8(x_cal, len(idx))
+            self._onnx_int8(x_cal, n_cal)
+
+    def _executorch_int8(self, x_cal: np.ndarray) -> None:
+        """Quantised from the FP32 export's module (not the INT8-only rewrites: padding the input to 4 channels
+        is for the u8×s8 VNNI kernels of onnxruntime and OpenVINO, export/rewrites.py, not measured in XNNPACK)."""
+        from .executorch_export import quantize_pte
+
+        self.say(f"quantising the ExecuTorch program to INT8 with XNNPACKQuantizer ({len(x_cal)} calibration images)")
+        pte = self.stage / "model_int8.pte"
+
+        def build():
+            files, settings = quantize_pte(self.ref.exported, pte, x_cal, input_shape=self.image_shape,
+                                           metadata={**self.ref.metadata, "precision": "int8"},
+                                           name=self.ref.run.recipe.student.model)
+            settings["rewrites"] = list(self.ref.rewrites)
+            return files, settings
+
+        self.build_and_prove("executorch-int8", pte.name, "executorch", build)
 
     def int8_metadata(self) -> dict[str, str]:
         return {**self.ref.metadata, "rewrites": json.dumps(list(self.ref.int8_rewrites))}
@@ -326,6 +389,7 @@ def export_run(run: str | Path, plan: ExportPlan | None = None, *, out: str | Pa
     """Export the student of run directory `run`; artifacts go to `out` (default RUN/export).
     `plan` says what to build; without it, `options` are ExportPlan's fields (onnx=, openvino=, ...)."""
     plan = plan or ExportPlan(**options)
+    plan.require_installed()
     path = require_finished(run)
     out_dir = Path(out) if out is not None else RunDir(path).export
     with _exclusive(path, out_dir):
@@ -359,6 +423,10 @@ def _export(run: Path, out_dir: Path, plan: ExportPlan, data_dir: str | None, th
         ex.onnx_fp32()
         if plan.openvino:
             ex.openvino_irs()
+        if plan.ncnn:
+            ex.ncnn_graphs()
+        if plan.executorch:
+            ex.executorch_fp32()
         if plan.int8:
             ex.int8()
         if not ex.artifacts:

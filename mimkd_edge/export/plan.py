@@ -20,6 +20,8 @@ DEFAULT_CALIBRATION = 300  # INT8 calibration images
 PARITY_IMAGES = 256  # test images each artifact is compared with PyTorch on (export/parity.py)
 MIN_TOP1_AGREEMENT = 90.0  # % top-1 agreement with PyTorch an FP16 / INT8 artifact needs
 INT8_REWRITES = ("pad-input-channels",)  # export/rewrites.py's own, for the graph the INT8 artifacts are quantised from
+# optional extra (pyproject.toml) → the modules its export needs: pnnx converts to ncnn, ncnn proves the result
+NEEDS = {"ncnn": ("pnnx", "ncnn"), "executorch": ("executorch", "torchao")}
 
 
 def resolve_opset(exporter: str, opset: int | None) -> int:
@@ -42,11 +44,16 @@ class ExportPlan:
 
     onnx → model_fp32.onnx (+ model_int8.onnx with int8); openvino → model_fp32.xml/.bin
     (+ model_fp16.xml with fp16, model_int8.xml with int8). OpenVINO IRs are converted from the
-    FP32 .onnx file, which is built either way (kept only with `onnx`).
+    FP32 .onnx file, which is built either way (kept only with `onnx`). ncnn → model_fp32.ncnn.param/.bin
+    (+ model_fp16.ncnn.param with fp16; no INT8: ncnn's INT8 tools are in no wheel); executorch →
+    model_fp32.pte (+ model_int8.pte with int8); both converted from the PyTorch module (pnnx, torch.export),
+    each with a sidecar `.json` of its metadata, and each needs its optional extra (NEEDS).
     """
 
     onnx: bool = True
     openvino: bool = False
+    ncnn: bool = False
+    executorch: bool = False
     fp16: bool = False
     int8: bool = False
     opset: int | None = None  # None: the exporter's default (resolve_opset), set here
@@ -82,12 +89,32 @@ class ExportPlan:
         return self.rewrite and self.int8 and (self.rewrites is None or INT8_REWRITES[0] in self.rewrites)
 
     def _check_artifacts(self) -> None:
-        if not (self.onnx or self.openvino):
-            raise UserError("nothing to export: choose --onnx and/or --openvino")
-        if self.fp16 and not self.openvino:
-            raise UserError("--fp16 makes an FP16-compressed OpenVINO IR: add --openvino")
+        if not (self.onnx or self.openvino or self.ncnn or self.executorch):
+            raise UserError("nothing to export: choose --onnx, --openvino, --ncnn and/or --executorch")
+        if self.fp16 and not (self.openvino or self.ncnn):
+            raise UserError("--fp16 makes an OpenVINO IR or an ncnn graph with FP16 weights: add --openvino or --ncnn")
+        if self.int8 and not (self.onnx or self.openvino or self.executorch):
+            raise UserError("--int8: ncnn artifacts are FP32/FP16 only (its INT8 tools are in no wheel); "
+                            "add --onnx, --openvino or --executorch")
         if self.max_drop is not None and not self.int8:
             raise UserError("--max-drop controls INT8 quantisation: add --int8")
+
+    @property
+    def needs(self) -> dict[str, tuple[str, ...]]:
+        """The optional extras this plan needs: extra → the modules it installs (checked before any work)."""
+        return {extra: modules for extra, modules in NEEDS.items() if getattr(self, extra)}
+
+    def require_installed(self) -> None:
+        """One UserError naming what to install when an optional extra this plan needs is missing: said before
+        any work, not as an import traceback after the ONNX export."""
+        import importlib.util
+
+        for extra, modules in self.needs.items():
+            missing = [m for m in modules if importlib.util.find_spec(m) is None]
+            if missing:
+                verb = "is" if len(missing) == 1 else "are"
+                raise UserError(f"--{extra} needs {' and '.join(missing)}, which {verb} not installed here: "
+                                f"pip install -e '.[{extra}]' (in the clone), or pip install {' '.join(missing)}")
 
     def _check_numbers(self) -> None:
         if self.calib < 1 or self.parity_images < 1:

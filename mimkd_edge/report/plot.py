@@ -2,7 +2,8 @@
 
 One point per student × method × artifact, at the fastest setting measured for that artifact (over
 runtimes and static/dynamic compilation, at one thread count and batch size). Colour says the
-method, the marker says the artifact (PyTorch eager, ONNX Runtime / OpenVINO, FP32 / FP16 / INT8);
+method, the marker says the artifact (PyTorch eager, ONNX Runtime / OpenVINO / ncnn / ExecuTorch, FP32 / FP16 /
+INT8);
 each student is labelled once; the Pareto front (no other point both faster and at least as
 accurate, where two latencies closer than their p90 − median spread count as equal: `dominates`) is
 the dashed staircase, held to the right edge after its slowest point.
@@ -55,6 +56,10 @@ ARTIFACT_MARKERS = {
     ("onnxruntime", "int8"): ("^", "ONNX Runtime, INT8"),
     ("openvino", "int8"): ("v", "OpenVINO, INT8"),
     ("openvino", "bf16"): ("h", "OpenVINO, bf16 compute"),
+    ("ncnn", "fp32"): ("P", "ncnn, FP32"),
+    ("ncnn", "fp16"): ("p", "ncnn, FP16 weights"),
+    ("executorch", "fp32"): ("*", "ExecuTorch (XNNPACK), FP32"),
+    ("executorch", "int8"): ("<", "ExecuTorch (XNNPACK), INT8"),
 }
 
 
@@ -493,10 +498,12 @@ def _markdown(points: list[dict], paper_pts: list[dict], png: Path, svg: Path, t
              "- One point per student × method × artifact: its fastest setting over runtime and static/dynamic "
              "compilation at this thread count. Accuracy: top-1 of that artifact on that runtime, on the run's "
              "test split.",
-             "- FLOP bound = 2·MACs / peak FP32 FLOP/s at one core per thread; the peak is *estimated* from the ISA "
+             "- FLOP bound = 2·MACs / peak FP32 FLOP/s at one core per thread: the *direct-convolution* bound (MACs "
+             "as a direct convolution does them); the peak is *estimated* from the ISA "
              f"and the clock (see {RunDir('.').bench.name}); `% of bound` = bound / median latency "
              "(above 100 % is possible for "
-             "INT8 and bf16, which the FP32 peak does not limit). Throughput: the artifact's dynamic session.",
+             "INT8 and bf16, which the FP32 peak does not limit, and for Winograd convolutions (ncnn), which do "
+             "fewer multiplications). Throughput: the artifact's dynamic session.",
              *(["- Mean over seeds: one point per student × method × artifact, averaged over its runs (seeds, "
                 "column `seeds`); error bars and ± are the sample SD across seeds, on both axes (none with one "
                 "seed). The Pareto front is drawn through the means."] if any("seeds" in p for p in points) else []),

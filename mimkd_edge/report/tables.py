@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 
 from .paper import paper_rows
 
-RUNTIME_NAMES = {"torch": "PyTorch eager", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+RUNTIME_NAMES = {"torch": "PyTorch eager", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO", "ncnn": "ncnn",
+                 "executorch": "ExecuTorch (XNNPACK)"}
 METHOD_NAMES = {"none": "baseline (CE)", "kd": "KD", "crd": "CRD", "mimkd": "MIMKD", "fitnet": "FitNets",
                 "at": "AT", "vid": "VID", "dkd": "DKD", "kd-ls": "KD + LS", "dkd-ls": "DKD + LS"}
 STUDENT_NAMES = {"conv4": "Conv-4", "conv4_mp": "Conv-4-MP", "shufflenetv2": "ShuffleNetV2",
@@ -112,7 +113,7 @@ def points_table(points: list[dict]) -> str:
     seeds = any("seeds" in p for p in points)  # means over seeds (plot.seed_mean_points): how many, ± SD
     cols = ["student", "method", "data", "artifact", "runtime", "precision (stored → computed)", "shape",
             "threads", *(["seeds"] if seeds else []), "median ms", "p90 ms", "p99 ms", "img/s (batch)", "top-1 %",
-            "FLOP bound ms (est.)", "% of FP32 bound (est.)", "Pareto"]
+            "direct-conv. FLOP bound ms (est.)", "% of FP32 bound (est.)", "Pareto"]
     align = ["l"] * 7 + ["r"] * (8 + seeds) + ["l"]
     body = []
     for p in sorted(points, key=lambda p: (p.get("student") or "", p.get("method") or "", p["median_ms"])):

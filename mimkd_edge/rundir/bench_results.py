@@ -26,6 +26,7 @@ from collections.abc import Iterable
 
 from ..atomic import read_json, write_json, write_text
 from ..errors import UserError
+from ..runtime.backends import ARTIFACT_BACKENDS
 from .layout import DEFAULT_RESULTS, RunDir, run_key
 
 SCHEMA = 1
@@ -248,8 +249,8 @@ def _choice_problem(choice: dict) -> str | None:
     missing = [k for k in _CHOICE_STRINGS if not isinstance(choice.get(k), str)]
     if missing:
         return f"{', '.join(missing)} must be strings"
-    if choice.get("backend") not in ("onnxruntime", "openvino"):
-        return "backend must be onnxruntime or openvino"
+    if choice.get("backend") not in ARTIFACT_BACKENDS:
+        return f"backend must be one of {', '.join(ARTIFACT_BACKENDS)}"
     if not isinstance(choice.get("compute", "f32"), str):
         return "compute must be a string"
     if _number(choice.get("median_ms"), False) is None:

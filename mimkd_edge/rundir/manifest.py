@@ -26,8 +26,9 @@ longer the one that was proven.
     }
 
 Paths are relative to the folder holding the manifest. `sha256` and `size` of an artifact are those
-of its main file (.onnx or .xml); `files` lists every file it needs (an IR's .bin too), each with
-its own size and sha256; `total_size` sums them. `rewrites` names the export-time rewrites
+of its main file (.onnx, .xml, .ncnn.param or .pte); `files` lists every file it needs (an IR's or an
+ncnn graph's .bin, the sidecar .json of metadata that ncnn and ExecuTorch files carry beside them), each
+with its own size and sha256; `total_size` sums them. `rewrites` names the export-time rewrites
 (export/rewrites.py) in the exported graph ([] for the model as trained; absent in older manifests);
 an INT8 artifact's `quantisation.rewrites` names those of the graph it was quantised from (the same,
 plus the INT8-only ones).
@@ -66,11 +67,11 @@ class FileRecord:
 
 @dataclass(frozen=True)
 class ManifestArtifact:
-    name: str  # "onnx-fp32", "openvino-int8", ...
-    path: str  # the main file (.onnx or .xml)
+    name: str  # "onnx-fp32", "openvino-int8", "ncnn-fp32", "executorch-int8", ...
+    path: str  # the main file (.onnx, .xml, .ncnn.param or .pte)
     files: list[FileRecord]  # every file it needs, main file first
-    format: str  # "onnx" | "openvino-ir"
-    backend: str  # the runtime it was proven on: "onnxruntime" | "openvino"
+    format: str  # "onnx" | "openvino-ir" | "ncnn" | "executorch-pte"
+    backend: str  # the runtime it was proven on: "onnxruntime" | "openvino" | "ncnn" | "executorch"
     storage_precision: str  # "fp32" | "fp16" | "int8"
     size: int = 0
     sha256: str = ""

@@ -1,7 +1,8 @@
 """What a benchmark runs: a run's verified artifacts, each paired with the backend that runs it.
 
-.onnx files run on onnxruntime, OpenVINO IRs on openvino; an FP32 .onnx is also given to OpenVINO
-where the manifest has no FP32 IR. The PyTorch eager student (the run's weights) is the "torch"
+.onnx files run on onnxruntime, OpenVINO IRs on openvino, ncnn graphs on ncnn, .pte programs on
+executorch (backends.BACKEND_OF_FORMAT); an FP32 .onnx is also given to OpenVINO where the manifest has
+no FP32 IR. The PyTorch eager student (the run's weights) is the "torch"
 backend, fp32. With `ov_compute` = ("f32", "bf16") each FP32/FP16 IR also runs with OpenVINO asked
 to compute in bf16 (label "...@bf16", its accuracy cached on its own).
 """
@@ -14,14 +15,16 @@ from pathlib import Path
 from ..provenance import sha256_file
 from ..rundir import Manifest, ManifestArtifact, RunDir
 from ..rundir.manifest import read_artifact
+from .backends import BACKEND_OF_FORMAT
 from .session import ArtifactBytes
+from .sidecar import SIDECAR_SUFFIX
 
 
 @dataclass(frozen=True)
 class BenchArtifact:
     label: str  # e.g. "onnx-fp32", "openvino-int8", "torch-fp32"
     path: Path  # the file a session opens (the run's weights for torch)
-    format: str  # "pytorch" | "onnx" | "openvino-ir"
+    format: str  # "pytorch" | "onnx" | "openvino-ir" | "ncnn" | "executorch-pte"
     backend: str
     storage_precision: str
     sha256: str
@@ -37,10 +40,18 @@ class BenchArtifact:
     def read(self) -> ArtifactBytes:
         """Its files read once, each hashed against the manifest (rundir.manifest.read_artifact): what
         every session of this artifact is built from, so the rows are of the bytes that were checked."""
-        folder = self.path.parent
-        data = read_artifact(folder, self.record)
-        weights = [data[f.path] for f in self.record.files[1:] if f.path.endswith(".bin")]
-        return ArtifactBytes(self.path, data[self.record.path], weights[0] if weights else None)
+        return artifact_bytes(self.path.parent, self.record)
+
+
+def artifact_bytes(folder: Path, record: ManifestArtifact) -> ArtifactBytes:
+    """The files of manifest entry `record` in export folder `folder`, read once and each hashed against the
+    manifest: the main file, its weights (.bin) and its sidecar metadata (.json), where it has them."""
+    data = read_artifact(folder, record)
+    rest = record.files[1:]
+    weights = [data[f.path] for f in rest if f.path.endswith(".bin")]
+    sidecar = [data[f.path] for f in rest if f.path.endswith(SIDECAR_SUFFIX)]
+    return ArtifactBytes(folder / record.path, data[record.path], weights[0] if weights else None,
+                         sidecar[0] if sidecar else None)
 
 
 def list_artifacts(run: Path, manifest: Manifest | None, backends: tuple[str, ...], precisions: tuple[str, ...],
@@ -66,13 +77,13 @@ def list_artifacts(run: Path, manifest: Manifest | None, backends: tuple[str, ..
                 out.append(art)
             if "openvino" in backends and a.storage_precision == "fp32" and "fp32" not in ir_precisions:
                 out.extend(_ov_variants(replace(art, backend="openvino"), ov_compute))
-        elif "openvino" in backends:
-            out.extend(_ov_variants(art, ov_compute))
+        elif art.backend in backends:
+            out.extend(_ov_variants(art, ov_compute) if art.backend == "openvino" else [art])
     return out
 
 
 def _from_manifest(export: Path, a: ManifestArtifact) -> BenchArtifact:
-    backend = "onnxruntime" if a.format == "onnx" else "openvino"
+    backend = BACKEND_OF_FORMAT.get(a.format, a.backend)
     return BenchArtifact(a.name, export / a.path, a.format, backend, a.storage_precision,
                          a.files[0].sha256, sum(f.size for f in a.files), record=a)  # checked again by `read`
 

@@ -1,4 +1,16 @@
-"""The runtimes a Session opens, by name: in a module of their own, which imports nothing, so the CLI
-can offer them (as `bench --backend`'s default) without loading numpy or a runtime."""
+"""The runtimes a Session opens, by name, and what each needs: in a module of their own, which imports
+nothing, so the CLI can offer them (as `bench --backend`'s default) without loading numpy or a runtime.
 
-BACKENDS = ("torch", "onnxruntime", "openvino")
+ncnn and ExecuTorch are optional extras (`pip install -e '.[ncnn]'`, `'.[executorch]'`): nothing imports
+them until an artifact of theirs is exported or opened."""
+
+BACKENDS = ("torch", "onnxruntime", "openvino", "ncnn", "executorch")
+ARTIFACT_BACKENDS = BACKENDS[1:]  # the runtimes of exported artifacts (what a deployment choice may name)
+
+# manifest `format` → the runtime that opens it
+BACKEND_OF_FORMAT = {"onnx": "onnxruntime", "openvino-ir": "openvino", "ncnn": "ncnn", "executorch-pte": "executorch"}
+FORMAT_OF_BACKEND = {backend: fmt for fmt, backend in BACKEND_OF_FORMAT.items()}
+
+# runtime → the Python module it is imported as (what `bench` checks before opening one of its artifacts)
+RUNTIME_MODULE = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "ncnn": "ncnn",
+                  "executorch": "executorch"}

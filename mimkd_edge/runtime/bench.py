@@ -12,8 +12,13 @@ line naming it):
 - throughput (images/s) at a larger batch on the dynamic session;
 - test-set top-1 of the artifact on that backend (runtime.accuracy.evaluate, measured once and
   cached by sha256 beside the artifacts; an entry that does not check out is measured again);
-- the FLOP bound (2·MACs / peak) from the ISA-estimated peak and from the measured sgemm rate, and
-  the share of it each latency reaches (hardware.bounds).
+- the direct-convolution FLOP bound (2·MACs / peak) from the ISA-estimated peak and from the measured
+  sgemm rate, and the share of it each latency reaches (hardware.bounds). MACs are counted as a direct
+  convolution does them; a Winograd kernel (ncnn's 3×3 convolutions) does fewer multiplications and can
+  run below this bound (above 100 % of it).
+
+Artifacts whose runtime is not installed here (the optional ncnn / executorch extras) are left out, each
+runtime named in one note with what to install.
 
 Each artifact's files are read once, hashed against the manifest, and every session of it (accuracy,
 each thread count and shape) is built from those bytes: a row's sha256 is that of what it measured,
@@ -51,6 +56,7 @@ from ..rundir.staleness import require_current
 from . import hardware
 from .accuracy import evaluate
 from .artifacts import BenchArtifact, list_artifacts
+from .backends import RUNTIME_MODULE
 from .bench_config import BenchConfig
 from .choice import choose_deployment, current_rows
 from .latency import load_average, measure_latency, measure_throughput
@@ -62,8 +68,9 @@ NOTES = {
     "latency": "per-call wall time (perf_counter_ns) at batch `batch`, after warm-up; ms",
     "shape": "static: compiled for batch `batch` only; dynamic: any batch; eager: PyTorch module",
     "throughput_ips": "images/s at `throughput_batch` on the dynamic session (batch / median call time)",
-    "bound_ms_est": "2·MACs·batch / (ISA-estimated peak per core × min(threads, cores)): estimated",
-    "bound_ms_sgemm": "2·MACs·batch / (measured 1-thread sgemm rate × min(threads, cores))",
+    "bound_ms_est": "direct-convolution FLOP bound: 2·MACs·batch / (ISA-estimated peak per core × min(threads, "
+                    "cores)); a Winograd kernel (ncnn) does fewer multiplications and can be below it",
+    "bound_ms_sgemm": "direct-convolution FLOP bound at the measured 1-thread sgemm rate × min(threads, cores)",
     "bound_ms_int8_est": "INT8 rows: 2·MACs·batch / (estimated INT8 peak per core: the vector units' dot-product "
                          "rate, or the AMX tile rate where the CPU has AMX)",
     "pct_bound": "100 × bound / median latency (rows computed in bf16, ...@bf16, against the FP32 bounds; "
@@ -180,8 +187,9 @@ def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,
                       f"previous export, kept whole in {export} (export the run again to complete it)")
     if manifest is not None:
         require_current(path, manifest, loaded.weights_sha256)
-    artifacts = list_artifacts(path, manifest, config.backends, config.precisions, config.ov_compute,
-                               weights=(loaded.weights_sha256, loaded.weights_size), export=export)
+    artifacts = _runnable(list_artifacts(path, manifest, config.backends, config.precisions, config.ov_compute,
+                                         weights=(loaded.weights_sha256, loaded.weights_size), export=export),
+                          path, note or say)
     if not artifacts:
         raise UserError(f"{path}: nothing to benchmark for backends {','.join(config.backends)} and precisions "
                         f"{','.join(config.precisions)} (export it with `mimkd-edge export {path}`?)")
@@ -224,6 +232,24 @@ def bench_one_run(path: Path, config: BenchConfig, machine: dict, say: Progress,
                                       art.storage_precision)))
                 gc.collect()
     return rows
+
+
+def _runnable(artifacts: list[BenchArtifact], path: Path, tell: Progress) -> list[BenchArtifact]:
+    """The artifacts whose runtime is installed here; the others are named, one note per missing runtime."""
+    import importlib.util
+
+    from ..errors import INSTALL_HINTS
+
+    out, skipped = [], {}
+    for art in artifacts:
+        module = RUNTIME_MODULE[art.backend]
+        if importlib.util.find_spec(module) is None:
+            skipped.setdefault(module, []).append(art.label)
+        else:
+            out.append(art)
+    for module, labels in skipped.items():
+        tell(f"{path}: not measured: {', '.join(labels)} ({module} is not installed here: {INSTALL_HINTS[module]})")
+    return out
 
 
 def _time_artifact(source, art: BenchArtifact, threads: int, shape: str, x1: np.ndarray, xn: np.ndarray | None,

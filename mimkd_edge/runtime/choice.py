@@ -1,7 +1,8 @@
 """Which artifact to deploy: per precision, the fastest one measured on this CPU that keeps accuracy.
 
 A run's benchmark measures every exported artifact on every backend that can run it (an FP32 ONNX
-file on ONNX Runtime and on OpenVINO, an IR on OpenVINO, ...). Which is fastest depends on the model
+file on ONNX Runtime and on OpenVINO, an IR on OpenVINO, an ncnn graph on ncnn, a .pte program on
+ExecuTorch). Which is fastest depends on the model
 and the CPU — on the 2-core machines here ORT won for some students and OpenVINO for others — so
 the product does not fix a backend per format: it picks, per precision class, the artifact and
 backend with the lowest median latency at batch 1 (one image at a time, the edge case) and the fewest
@@ -10,8 +11,8 @@ test accuracy is within `max_drop` points of the best FP32 artifact's (a quantis
 accuracy is not a deployment, however fast). The choice and the figures behind it are recorded in the
 run's bench file; `mimkd-edge predict RUN` runs it.
 
-Precision classes: fp32 (FP32 and FP16 files: both compute in f32), int8, and bf16 — an FP32/FP16
-IR that OpenVINO runs with its bf16 compute hint (bench label "...@bf16", measured where the CPU
+Precision classes: fp32 (FP32 and FP16 files, ncnn's too: both compute in f32), int8, and bf16 — an
+FP32/FP16 IR that OpenVINO runs with its bf16 compute hint (bench label "...@bf16", measured where the CPU
 computes bf16 natively; a row counts only if OpenVINO reports computing in bf16). bf16 and int8
 change the arithmetic, so they must show their own measured accuracy within `max_drop` points of
 FP32; the choice records the hint (`compute`) and `predict` opens the artifact with it. Left out:
@@ -33,7 +34,7 @@ BF16_SUFFIX = "@bf16"  # bench label of an IR run with OpenVINO's bf16 compute h
 class DeployChoice:
     precision: str  # "fp32" | "bf16" | "int8": what the kernels compute
     artifact: str  # the manifest's artifact name, e.g. "onnx-int8"
-    backend: str  # "onnxruntime" | "openvino"
+    backend: str  # "onnxruntime" | "openvino" | "ncnn" | "executorch"
     median_ms: float
     threads: int
     batch: int

@@ -31,11 +31,13 @@ Two peaks, never confused:
   now: under background load it reads lower than the machine's peak, and a convolution library can
   beat it, so it is a floor for the achievable peak, not a ceiling.
 
-A model's FLOP bound is the time its multiply-accumulates take at peak: ``2·MACs / peak``. It is a
-lower bound for FP32 inference (memory traffic, im2col, non-conv layers and framework overhead only
-add to it); `% of bound = bound / measured latency` (100 % means running at peak). INT8 kernels are
-not held to the FP32 peak: their own bound uses the integer dot-product rate (`int8_ops_per_cycle`, also an
-estimate from the ISA); bf16 compute likewise (`bf16_flops_per_cycle`). On CPUs with AMX
+A model's FLOP bound is the time its multiply-accumulates take at peak: ``2·MACs / peak``, with the MACs
+a *direct* convolution does (models/cost.py). It is a lower bound for FP32 inference by direct or
+im2col convolution (memory traffic, non-conv layers and framework overhead only add to it), not for a
+Winograd kernel, which computes a 3×3 convolution with fewer multiplications (ncnn does: it can run
+below this bound, above 100 % of it); `% of bound = bound / measured latency` (100 % means running at
+peak). INT8 kernels are not held to the FP32 peak: their own bound uses the integer dot-product rate
+(`int8_ops_per_cycle`, also an estimate from the ISA); bf16 compute likewise (`bf16_flops_per_cycle`). On CPUs with AMX
 (Sapphire Rapids and later) those rates are the tile unit's, not the vector units': OpenVINO runs
 its INT8 and bf16 convolutions there (exec types ``brgconv_avx512_amx_*`` in its counters), and a
 bound from the vector rate would be 8× too loose (INT8 and bf16 alike) to be a bound.

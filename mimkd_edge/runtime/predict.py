@@ -5,7 +5,8 @@
         print(p.path, p.top)            # [("cat", 0.91), ("dog", 0.05), ...]
 
 Everything inference needs is read from the artifact's own metadata (ONNX metadata_props, OpenVINO
-rt_info; export/pipeline.py writes the same keys to both): input geometry, colour mode, resize rule,
+rt_info, the sidecar JSON beside an ncnn graph or an ExecuTorch program; export/pipeline.py writes the
+same keys to all): input geometry, colour mode, resize rule,
 mean/std or that they are baked into the graph, class names in label order, the producing recipe and
 its hash. Images are decoded and normalised by mimkd_edge.imaging, the code training reads them
 with, so a prediction here is the prediction the bench's accuracy measured.
@@ -14,7 +15,8 @@ Metadata is a file's say, not a fact: each key is checked for its type and range
 strings, sizes positive, mean/std finite with std > 0, one per channel), against the graph (its input
 is a 4-D image batch of that size, it has one output per class name), and outputs that are not finite
 are refused; each failure is one line naming the file, never a traceback or a "nan %".
-Imports: numpy, Pillow and the artifact's runtime (onnxruntime, or openvino for an IR).
+Imports: numpy, Pillow and the artifact's runtime (onnxruntime for .onnx, openvino for an IR, ncnn for a
+.param graph, executorch — which needs torch — for a .pte program).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from .accuracy import is_baked, model_inputs
 from .session import ArtifactBytes, Session, open_session
 
 REQUIRED_KEYS = ("classes", "input_size", "normalisation_baked", "mean", "std")
-BACKEND_BY_SUFFIX = {".onnx": "onnxruntime", ".xml": "openvino"}
+BACKEND_BY_SUFFIX = {".onnx": "onnxruntime", ".xml": "openvino", ".param": "ncnn", ".pte": "executorch"}
 PREDICT_BATCH = 64
 MAX_SIZE = 4096  # pixels per side, as data.image_size allows
 
@@ -131,8 +133,8 @@ def deployed_artifact(run: str | Path, precision: str | None = None) -> tuple[Ar
     hash, and the session is built from them."""
     from ..rundir import RunDir, verified_export
     from ..rundir.bench_results import read_deploy_choices
-    from ..rundir.manifest import read_artifact
     from ..rundir.staleness import require_current
+    from .artifacts import artifact_bytes
 
     choices = read_deploy_choices(run)
     if precision is not None:
@@ -147,23 +149,22 @@ def deployed_artifact(run: str | Path, precision: str | None = None) -> tuple[Ar
     if not match:
         raise UserError(f"{run}: the chosen artifact {choice['artifact']!r} is not the file its benchmark measured "
                         "(re-exported or removed since); run `mimkd-edge bench` on it again")
-    data = read_artifact(export, match[0])
-    weights = [data[f.path] for f in match[0].files[1:] if f.path.endswith(".bin")]
-    return ArtifactBytes(export / match[0].path, data[match[0].path], weights[0] if weights else None), \
-        choice["backend"], choice
+    return artifact_bytes(export, match[0]), choice["backend"], choice
 
 
 def open_artifact(artifact: str | Path | ArtifactBytes, *, threads: int = 1, backend: str | None = None,
                   compute: str = "f32") -> tuple[Session, ArtifactInfo]:
-    """Open an exported .onnx (onnxruntime) or .xml (OpenVINO IR) file, or its bytes already read;
+    """Open an exported .onnx (onnxruntime), .xml (OpenVINO IR), .param (ncnn) or .pte (ExecuTorch) file, or its
+    bytes already read;
     `backend` forces one. `compute` is OpenVINO's inference precision hint ("bf16": a deployment choice
     of the bf16 class). Its metadata is checked, and checked against the graph."""
     path = artifact.path if isinstance(artifact, ArtifactBytes) else Path(artifact)
     backend = backend or BACKEND_BY_SUFFIX.get(path.suffix.lower())
     if backend is None:
-        raise UserError(f"{path}: expected an exported .onnx or .xml artifact")
+        raise UserError(f"{path}: expected an exported artifact: {', '.join(BACKEND_BY_SUFFIX)}")
     if backend == "torch":
-        raise UserError("--backend torch: predict runs exported artifacts; use onnxruntime or openvino")
+        raise UserError("--backend torch: predict runs exported artifacts; use one of "
+                        f"{', '.join(dict.fromkeys(BACKEND_BY_SUFFIX.values()))}")
     session = open_session(artifact if isinstance(artifact, ArtifactBytes) else path, backend, threads=threads,
                            inference_precision=compute)
     info = ArtifactInfo.from_metadata(session.metadata, path)

@@ -1,4 +1,4 @@
-"""One inference interface over PyTorch, ONNX Runtime and OpenVINO.
+"""One inference interface over PyTorch, ONNX Runtime, OpenVINO, ncnn and ExecuTorch.
 
     session = open_session("runs/x/export/model_fp32.onnx", "onnxruntime", threads=1)
     logits = session.run(x)            # x: float32 NCHW numpy array → float32 (N, classes) logits
@@ -18,7 +18,11 @@ Backends and the artifacts they open:
   ``INFERENCE_PRECISION_HINT=inference_precision``. With `static_batch`, the model is reshaped to
   ``(static_batch, C, H, W)`` before compiling (dynamic-shape IRs run slower on CPU).
 
-With `static_batch`, both runtimes also keep one input and one output buffer for the session's life
+- ``"ncnn"``: a ``.ncnn.param`` graph (its ``.ncnn.bin`` and sidecar ``.json`` beside it), runtime/ncnn_session.py.
+- ``"executorch"``: a ``.pte`` program (its sidecar ``.json`` beside it), runtime/executorch_session.py.
+  Both run a batch image by image (their graphs take one image) and need their optional extra.
+
+With `static_batch`, ORT and OpenVINO also keep one input and one output buffer for the session's life
 and copy into/out of them (ORT's I/O binding, OpenVINO's own request tensors): per call that is
 ~2 µs less in ORT and ~30 µs less in OpenVINO than handing each call's arrays over (measured on a
 one-op graph, bench/results/latency.md); in OpenVINO that is about a fifth of Conv-4's whole inference.
@@ -62,18 +66,20 @@ class ArtifactBytes:
     the bytes verified are the bytes run."""
 
     path: Path  # the main file it was read from: for messages and its suffix
-    model: bytes  # the .onnx graph, or the IR's .xml
-    weights: bytes | None = None  # the IR's .bin
+    model: bytes  # the .onnx graph, the IR's .xml, the ncnn .param or the .pte program
+    weights: bytes | None = None  # the IR's or the ncnn graph's .bin
+    sidecar: bytes | None = None  # the metadata JSON of a format without its own (runtime/sidecar.py)
 
     def __repr__(self) -> str:
-        return f"ArtifactBytes({str(self.path)!r}, {len(self.model)} + {len(self.weights or b'')} bytes)"
+        sizes = " + ".join(str(len(b)) for b in (self.model, self.weights, self.sidecar) if b is not None)
+        return f"ArtifactBytes({str(self.path)!r}, {sizes} bytes)"
 
 
 class Session(ABC):
     """A loaded model that maps a float32 NCHW batch to float32 logits.
 
     Attributes (read-only by convention):
-        backend: "torch" | "onnxruntime" | "openvino"
+        backend: "torch" | "onnxruntime" | "openvino" | "ncnn" | "executorch"
         precision: storage precision of the weights: "fp32" | "fp16" | "int8"
         inference_precision: what the kernels compute in: "fp32", "bf16", "int8", or a mix such as
             "int8+fp32" (quantised layers in int8, the rest in fp32)
@@ -83,7 +89,7 @@ class Session(ABC):
         threads: intra-op threads the session was opened with
         static_batch: the fixed batch size, or None when any batch size is accepted
         metadata: string key/values stored in the artifact (ONNX metadata_props, OpenVINO rt_info
-            under "mimkd"); empty for torch modules
+            under "mimkd", the sidecar JSON of ncnn and ExecuTorch files); empty for torch modules
     """
 
     backend: str
@@ -138,6 +144,14 @@ def open_session(artifact: Any, backend: str, *, threads: int = 1, static_batch:
         if path.suffix != ".onnx":
             raise UserError(f"{path}: onnxruntime opens .onnx files (got {path.suffix or 'no suffix'})")
         return OrtSession(source, threads=threads, static_batch=static_batch)
+    if backend == "ncnn":
+        from .ncnn_session import NcnnSession
+
+        return NcnnSession(source, threads=threads, static_batch=static_batch)
+    if backend == "executorch":
+        from .executorch_session import ExecutorchSession
+
+        return ExecutorchSession(source, threads=threads, static_batch=static_batch)
     if path.suffix not in (".xml", ".onnx"):
         raise UserError(f"{path}: openvino opens .xml IRs or .onnx files (got {path.suffix or 'no suffix'})")
     return OpenVinoSession(source, threads=threads, static_batch=static_batch,

@@ -19,6 +19,20 @@ def test_fastest_fp32_wins_across_backends_and_shapes():
     assert "openvino-fp32 on openvino 0.280 ms" in fp32.why and "torch" not in fp32.why
 
 
+def test_the_choice_spans_all_four_runtimes_per_precision():
+    rows = [row("onnx-fp32", "onnxruntime", 0.30, 80.0), row("openvino-fp32", "openvino", 0.28, 80.0),
+            row("ncnn-fp32", "ncnn", 0.18, 80.0), row("executorch-fp32", "executorch", 0.31, 80.0),
+            row("ncnn-fp16", "ncnn", 0.17, 80.0, precision="fp16", computed="fp32"),
+            row("onnx-int8", "onnxruntime", 0.15, 79.9), row("openvino-int8", "openvino", 0.14, 79.9),
+            row("executorch-int8", "executorch", 0.11, 79.8)]
+    fp32, int8 = choose_deployment(rows)
+    assert (fp32.artifact, fp32.backend) == ("ncnn-fp16", "ncnn")  # FP16 weights compute in f32: the fp32 class
+    assert "ncnn-fp32 on ncnn 0.180 ms" in fp32.why and "executorch-fp32 on executorch" in fp32.why
+    assert (int8.artifact, int8.backend) == ("executorch-int8", "executorch")
+    slower = [r for r in rows if r.artifact != "executorch-int8"] + [row("executorch-int8", "executorch", 0.11, 79.0)]
+    assert choose_deployment(slower)[1].artifact == "openvino-int8"  # 1 point below FP32: not a deployment
+
+
 def test_an_int8_artifact_that_loses_accuracy_is_not_chosen():
     rows = [row("onnx-fp32", "onnxruntime", 0.30, 80.0), row("onnx-int8", "onnxruntime", 0.10, 79.0),
             row("openvino-int8", "openvino", 0.15, 79.8)]

@@ -7,20 +7,22 @@ from pathlib import Path
 
 import click
 
-from ..runtime.backends import ARTIFACT_BACKENDS
+from ..runtime.backends import ARTIFACT_BACKENDS, CHOICE_PRECISIONS, PREDICT_THREADS, PREDICT_TOP_K
 from . import main
 
 
 @main.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1), help="Classes to list per image.")
+@click.option("--top-k", default=PREDICT_TOP_K, show_default=True, type=click.IntRange(min=1),
+              help="Classes to list per image.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (for machines).")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Inference threads.")
+@click.option("--threads", default=PREDICT_THREADS, show_default=True, type=click.IntRange(min=1),
+              help="Inference threads.")
 @click.option("--backend", type=click.Choice(ARTIFACT_BACKENDS),
               help="Runtime [default: onnxruntime for .onnx, openvino for .xml, ncnn for .param, executorch for .pte; "
                    "for a RUN, the benchmark's choice].")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "int8"]),
+@click.option("--precision", type=click.Choice(CHOICE_PRECISIONS),
               help="For a RUN: the chosen artifact of this precision [default: the fastest chosen].")
 def predict(artifact, images, top_k, as_json, threads, backend, precision):
     """Classify IMAGES (files or folders of images) with ARTIFACT (.onnx, .xml, .param or .pte), as trained.

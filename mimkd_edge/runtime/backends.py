@@ -14,3 +14,10 @@ FORMAT_OF_BACKEND = {backend: fmt for fmt, backend in BACKEND_OF_FORMAT.items()}
 # runtime → the Python module it is imported as (what `bench` checks before opening one of its artifacts)
 RUNTIME_MODULE = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "ncnn": "ncnn",
                   "executorch": "executorch"}
+
+# what a deployment choice's kernels compute in, fastest-first within a run's bench (runtime/choice.py)
+CHOICE_PRECISIONS = ("fp32", "bf16", "int8")
+
+# `predict`'s defaults (runtime/predict.py), here so the CLI offers them without loading numpy
+PREDICT_TOP_K = 5  # classes listed per image
+PREDICT_THREADS = 1  # inference threads: batch-1 edge deployment, as the benchmark's default

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..rundir.bench_results import BenchRow
+from .backends import CHOICE_PRECISIONS
 
 MAX_ACCURACY_DROP = 0.5  # points of top-1 an artifact may lose against the best FP32 one
 PRECISION_CLASS = {"fp32": "fp32", "fp16": "fp32", "int8": "int8"}  # stored → computed (an FP16 IR computes f32)
@@ -61,7 +62,7 @@ def choose_deployment(rows: list[BenchRow], max_drop: float = MAX_ACCURACY_DROP)
     fp32_acc = [r.accuracy for r in rows if _precision(r) == "fp32" and r.accuracy is not None]
     reference = max(fp32_acc) if fp32_acc else None
     choices = []
-    for precision in ("fp32", "bf16", "int8"):
+    for precision in CHOICE_PRECISIONS:
         measured = _fastest_per_artifact([r for r in rows if _precision(r) == precision])
         if not measured:
             continue

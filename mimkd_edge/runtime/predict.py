@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import UserError
 from ..imaging import RESIZE_RULE, decode_images
 from .accuracy import is_baked, model_inputs
+from .backends import PREDICT_THREADS, PREDICT_TOP_K
 from .session import ArtifactBytes, Session, open_session
 
 REQUIRED_KEYS = ("classes", "input_size", "normalisation_baked", "mean", "std")
@@ -152,7 +153,7 @@ def deployed_artifact(run: str | Path, precision: str | None = None) -> tuple[Ar
     return artifact_bytes(export, match[0]), choice["backend"], choice
 
 
-def open_artifact(artifact: str | Path | ArtifactBytes, *, threads: int = 1, backend: str | None = None,
+def open_artifact(artifact: str | Path | ArtifactBytes, *, threads: int = PREDICT_THREADS, backend: str | None = None,
                   compute: str = "f32") -> tuple[Session, ArtifactInfo]:
     """Open an exported .onnx (onnxruntime), .xml (OpenVINO IR), .param (ncnn) or .pte (ExecuTorch) file, or its
     bytes already read;
@@ -188,7 +189,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
-def predict_files(session: Session, info: ArtifactInfo, files: Sequence[Path], *, top_k: int = 5,
+def predict_files(session: Session, info: ArtifactInfo, files: Sequence[Path], *, top_k: int = PREDICT_TOP_K,
                   batch_size: int = PREDICT_BATCH) -> list[Prediction]:
     """Top-k classes with probabilities for each file, in order (argmax ties go to the lower label,
     as everywhere else in the tool)."""
@@ -227,7 +228,7 @@ class Throughput:
         return self.images / self.seconds if self.seconds > 0 else math.inf
 
 
-def timed_predict(session: Session, info: ArtifactInfo, files: Sequence[Path], *, top_k: int = 5,
+def timed_predict(session: Session, info: ArtifactInfo, files: Sequence[Path], *, top_k: int = PREDICT_TOP_K,
                   batch_size: int = PREDICT_BATCH) -> tuple[list[Prediction], Throughput]:
     """`predict_files`, and the end-to-end rate (decode + normalise + run) it reached."""
     started = time.perf_counter()

@@ -120,7 +120,8 @@ def _export_all(jobs, plan, data_dir) -> int:
             continue
         with activity(plain(f"exporting {job.name}")) as status:
             result = export_run(job.out, ExportPlan(onnx=plan.onnx, openvino=plan.openvino, int8=plan.int8,
-                                                    exporter=plan.exporter), data_dir=data_dir,
+                                                    exporter=plan.exporter, ncnn=plan.ncnn,
+                                                    executorch=plan.executorch), data_dir=data_dir,
                                 progress=lambda message, name=job.name: status.update(plain(f"{name}: {message}")))
         for failure in result.failures:
             error_line(f"{job.name}: {failure.line()}")

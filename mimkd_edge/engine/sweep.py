@@ -72,6 +72,8 @@ class SweepExport:
     openvino: bool = True
     int8: bool = True
     exporter: Literal[EXPORTERS] = ExportPlan.exporter  # as `export --exporter`
+    ncnn: bool = ExportPlan.ncnn  # as `export --ncnn` (the ncnn extra)
+    executorch: bool = ExportPlan.executorch  # as `export --executorch` (the executorch extra)
 
 
 @dataclass(frozen=True)
@@ -148,8 +150,8 @@ def load_sweep(path: str | Path) -> SweepConfig:
         for i, stage in enumerate(cfg.stage):
             if not stage.recipes:
                 raise ConfigError(f"stage[{i}].recipes", "a non-empty list of recipe files")
-        if not (cfg.export.onnx or cfg.export.openvino):
-            raise ConfigError("export", "onnx = true or openvino = true (something to export)")
+        if not (cfg.export.onnx or cfg.export.openvino or cfg.export.ncnn or cfg.export.executorch):
+            raise ConfigError("export", "onnx, openvino, ncnn or executorch = true (something to export)")
         if not cfg.bench.backends or not cfg.bench.precisions:
             raise ConfigError("bench", "non-empty backends and precisions")
         if len(cfg.plot.reference_label) > len(cfg.plot.reference):

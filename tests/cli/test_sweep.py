@@ -138,6 +138,23 @@ def test_the_sweep_file_says_what_to_export_and_measure(tmp_path, monkeypatch):
     assert {(r["backend"], r["artifact"]) for r in rows} == {("onnxruntime", "onnx-fp32")}
 
 
+def test_the_sweep_file_can_ask_for_an_ncnn_graph_alone(tmp_path, monkeypatch):
+    pytest.importorskip("pnnx")
+    pytest.importorskip("ncnn")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.toml").write_text(dumps_toml(tiny_table(name="r", model="conv4")))
+    (tmp_path / "sweep.toml").write_text(
+        'name = "x"\nout = "out"\n[[stage]]\nrecipes = ["r.toml"]\n'
+        '[export]\nonnx = false\nopenvino = false\nint8 = false\nncnn = true\n'
+        '[bench]\nbackends = ["ncnn"]\nprecisions = ["fp32"]\nseconds = 0.05\n')
+    result = CliRunner().invoke(main, ["sweep", "sweep.toml", "--export", "--bench"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "r" / "export" / "manifest.json").read_text())
+    assert {a["format"] for a in manifest["artifacts"]} == {"ncnn"}
+    rows = json.loads((tmp_path / "out" / "r" / "bench.json").read_text())["rows"]
+    assert rows and {r["backend"] for r in rows} == {"ncnn"}
+
+
 def test_bad_export_or_bench_table_is_one_line(tmp_path):
     for extra, key in (('[export]\nonnx = false\nopenvino = false\n', "export"),
                        ('[bench]\nbackends = ["tensorrt"]\n', "bench.backends[0]"),

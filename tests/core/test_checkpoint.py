@@ -67,15 +67,15 @@ def test_a_checkpoint_of_a_newer_schema_is_refused_in_one_line(tmp_path):
 
 
 def test_the_committed_in_progress_checkpoint_loads_as_its_run_wrote_it():
-    """The protocol teacher checkpointed at the end of epoch 16 by the code before the record was typed:
-    its history is its metrics file, line for line and byte for byte."""
+    """The protocol teacher's latest committed checkpoint (written across sessions by successive versions;
+    the schema-1 form is covered by the rewrite test below): its history is its metrics file, line for
+    line and byte for byte, and every session names its commit."""
     ckpt = load_checkpoint(IN_PROGRESS / "checkpoint.pt")
-    assert "schema" not in torch.load(IN_PROGRESS / "checkpoint.pt", map_location="cpu", weights_only=True)
-    assert (ckpt.epoch, ckpt.epochs_done, len(ckpt.history)) == (15, 16, 16)
-    assert ckpt.history[-1] == read_metrics(IN_PROGRESS)[-1] and ckpt.history[-1].test_acc == 77.4
     lines = (IN_PROGRESS / "metrics.jsonl").read_text().splitlines()
+    assert ckpt.epochs_done == ckpt.epoch + 1 == len(ckpt.history) == len(lines) >= 16
+    assert ckpt.history[-1] == read_metrics(IN_PROGRESS)[-1]
     assert [json.dumps(r.to_dict()) for r in ckpt.history] == lines
-    assert [len(s["git_commit"]) for s in ckpt.sessions] == [40, 40] and ckpt.wall_seconds > 10_000
+    assert ckpt.sessions and all(len(s["git_commit"]) == 40 for s in ckpt.sessions) and ckpt.wall_seconds > 10_000
 
 
 def test_the_committed_in_progress_checkpoint_restores_into_its_recipes_training(tmp_path):

@@ -14,7 +14,7 @@ METHOD_NAMES = {"none": "baseline (CE)", "kd": "KD", "crd": "CRD", "mimkd": "MIM
 STUDENT_NAMES = {"conv4": "Conv-4", "conv4_mp": "Conv-4-MP", "shufflenetv2": "ShuffleNetV2",
                  "shufflenetv1": "ShuffleNetV1", "mobilenetv2": "MobileNetV2", "resnet8x4": "ResNet-8x4",
                  "resnet8": "ResNet-8", "resnet20": "ResNet-20", "vgg8": "VGG-8", "wrn_16_1": "WRN-16-1",
-                 "wrn_16_2": "WRN-16-2"}
+                 "wrn_16_2": "WRN-16-2", "wrn_40_2": "WRN-40-2"}
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic",
                  "imagefolder": "image folder"}
 

@@ -1,5 +1,5 @@
-"""Checkpoints: typed records written atomically; the committed ones (written before the record was typed)
-still load, restore and resume."""
+"""Checkpoints: typed records written atomically; those written before the record was typed (schema 1) still
+load and resume; the committed protocol teacher, trained across versions, loads where its recipes point."""
 
 import dataclasses
 import json
@@ -10,15 +10,15 @@ import torch
 from helpers import fit_until_interrupted, tiny_recipe
 
 from mimkd_edge.atomic import atomic_write
-from mimkd_edge.engine.resume import checkpoint_recipe
-from mimkd_edge.engine.trainer import build_training, fit
+from mimkd_edge.engine.trainer import fit, load_teacher
 from mimkd_edge.errors import UserError
-from mimkd_edge.rundir import RunDir
+from mimkd_edge.recipe import load_recipe
+from mimkd_edge.rundir import RunDir, read_summary
 from mimkd_edge.rundir.checkpoint import CHECKPOINT_SCHEMA, Checkpoint, capture_rng, load_checkpoint, save_checkpoint
 from mimkd_edge.rundir.summary import EpochRecord, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
-IN_PROGRESS = ROOT / "bench" / "results" / "protocol" / "in-progress" / "protocol-teacher-wrn_40_2-s0"
+PROTOCOL_TEACHER = ROOT / "bench" / "results" / "protocol" / "runs" / "protocol-teacher-wrn_40_2-s0"
 
 
 def tiny_checkpoint(epoch: int = 1, size: int = 3) -> Checkpoint:
@@ -66,31 +66,21 @@ def test_a_checkpoint_of_a_newer_schema_is_refused_in_one_line(tmp_path):
         load_checkpoint(path)
 
 
-def test_the_committed_in_progress_checkpoint_loads_as_its_run_wrote_it():
-    """The protocol teacher's latest committed checkpoint (written across sessions by successive versions;
-    the schema-1 form is covered by the rewrite test below): its history is its metrics file, line for
-    line and byte for byte, and every session names its commit."""
-    ckpt = load_checkpoint(IN_PROGRESS / "checkpoint.pt")
-    lines = (IN_PROGRESS / "metrics.jsonl").read_text().splitlines()
-    assert ckpt.epochs_done == ckpt.epoch + 1 == len(ckpt.history) == len(lines) >= 16
-    assert ckpt.history[-1] == read_metrics(IN_PROGRESS)[-1]
-    assert [json.dumps(r.to_dict()) for r in ckpt.history] == lines
-    assert ckpt.sessions and all(len(s["git_commit"]) == 40 for s in ckpt.sessions) and ckpt.wall_seconds > 10_000
-
-
-def test_the_committed_in_progress_checkpoint_restores_into_its_recipes_training(tmp_path):
-    """What a resume of it does first: the recipe it recorded builds a training (here on a small synthetic
-    set of its ten classes) that takes every state back, the student's weights and the generators."""
-    ckpt = load_checkpoint(IN_PROGRESS / "checkpoint.pt")
-    recipe = checkpoint_recipe(ckpt, IN_PROGRESS)
-    assert (recipe.student.model, recipe.method.name, recipe.train.epochs) == ("wrn_40_2", "none", 60)
-    data = dataclasses.replace(recipe.data, dataset="synthetic", root=None, num_classes=10, val_split=0,
-                               synthetic_train=64, synthetic_test=32)
-    s = build_training(dataclasses.replace(recipe, data=data, train=dataclasses.replace(recipe.train, device="cpu")))
-    ckpt.restore(model=s.student, method=s.method, optimizer=s.optimizer, scheduler=s.scheduler, where="committed")
-    assert all(torch.equal(v, ckpt.model[k]) for k, v in s.student.state_dict().items())
-    assert torch.equal(torch.get_rng_state(), ckpt.rng["torch"])
-    assert s.scheduler.last_epoch == ckpt.scheduler["last_epoch"]
+def test_the_committed_protocol_teacher_is_the_quick_jobs_and_loads_into_its_model(monkeypatch):
+    """The protocol teacher, trained across sessions by successive versions and committed finished, is the
+    teacher the README's quick job distils from: its weights load, by name and shape, into the model the
+    quick recipe names; its metrics hold every epoch, and every session names its commit, CPU and data hash."""
+    monkeypatch.chdir(ROOT)  # recipes name their teacher relative to the repository root
+    recipe = load_recipe(ROOT / "recipes" / "quick" / "conv4_mp-mimkd.toml")
+    cifar10 = dataclasses.replace(recipe.data, channels=3)  # what the data set fills in at run time
+    teacher, info = load_teacher(dataclasses.replace(recipe, data=cifar10))
+    assert Path(info["checkpoint"]).resolve() == PROTOCOL_TEACHER / "model.safetensors"
+    summary = read_summary(PROTOCOL_TEACHER)
+    assert (recipe.teacher.model, summary.student.model) == ("wrn_40_2", "wrn_40_2")
+    assert info["test_acc"] == summary.final_test_acc >= 90.0
+    assert len(read_metrics(PROTOCOL_TEACHER)) == summary.epochs == 60
+    assert all(len(s["git_commit"].removesuffix("+dirty")) == 40 and s["cpu"] and s["data"]["sha256"]
+               for s in summary.sessions)
 
 
 def test_a_checkpoint_written_before_the_record_was_typed_resumes_to_the_same_run(tmp_path):

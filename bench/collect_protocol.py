@@ -61,8 +61,8 @@ def teacher_markdown(runs: list[Path]) -> str:
         sessions = s.sessions or [{}]
         rows.append([student_name(s.student.model), f"{s.student.params:,}", s.epochs,
                      "–" if s.final_val_acc is None else f"{s.final_val_acc:.2f}", f"{s.final_test_acc:.2f}",
-                     f"{s.wall_seconds / 3600:.2f}", sessions[0].get("cpu") or "?",
-                     ", ".join(sorted({(x.get("git_commit") or "?")[:7] for x in sessions}))])
+                     f"{s.wall_seconds / 3600:.2f}", "; ".join(dict.fromkeys(x.get("cpu") or "?" for x in sessions)),
+                     ", ".join(dict.fromkeys((x.get("git_commit") or "?")[:7] for x in sessions))])  # in session order
     return markdown(["teacher", "params", "epochs", "val acc %", "test acc %", "wall h", "CPU", "commit"], rows,
                     align=["l", "r", "r", "r", "r", "r", "l", "l"])
 

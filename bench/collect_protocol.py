@@ -10,8 +10,10 @@ bench.json, export/manifest.json and model.safetensors. The tables (README.md's 
 teacher; per student × method, validation and test accuracy over seeds with the test mean's 95 % interval
 and the convergence check; every comparison of our arms with every other on paired seeds (mean
 difference, 95 % CI, paired-t p, verdict, the validation difference, pairs that crossed CPUs or commits);
-one sentence per student and arm saying where it stands. tests/bench/test_committed_results.py
-regenerates them from the copies and checks they match the committed page.
+one sentence per student and arm saying where it stands; the pre-registered choice of MIMKD's logit term
+(validation, seeds 0 and 1); per student, the arm to pick (best mean validation accuracy) and its recipe.
+tests/bench/test_committed_results.py regenerates them from the copies and checks they match the committed
+page.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ import argparse
 import shutil
 from pathlib import Path
 
-from bench.protocol_report import arm_results, comparisons, comparisons_markdown, results_markdown, standing_lines
+from bench.protocol_report import (arm_results, choice_markdown, comparisons, comparisons_markdown, leader_lines,
+                                   logit_choice, results_markdown, standing_lines)
 from mimkd_edge.atomic import write_text
 from mimkd_edge.report.blocks import block_markers, fill_block
 from mimkd_edge.report.plot import plot_tradeoff
-from mimkd_edge.report.protocol import arm_rows
+from mimkd_edge.report.protocol import arm_rows, seed_summaries
 from mimkd_edge.report.tables import markdown, student_name
 from mimkd_edge.rundir import RunDir, read_summary
 
 FILES = ("summary.json", "metrics.jsonl", "recipe.toml", "bench.json", "export/manifest.json", "model.safetensors")
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 GENERATOR = "bench/collect_protocol.py"
 TITLE = "CIFAR-10 (JPEG q75), the decisive protocol: top-1 vs batch-1 CPU latency (mean over seeds ± SD)"
 
@@ -67,10 +71,27 @@ def teacher_markdown(runs: list[Path]) -> str:
                     align=["l", "r", "r", "r", "r", "r", "l", "l"])
 
 
+def recipe_of(runs: list[Path]) -> dict[tuple[str, str], str]:
+    """(student, arm) → the committed recipe its runs came from: a run `protocol-<stem>-s<seed>` was made
+    by `recipes/protocol/<stem>.toml` (omitted where no such file is committed)."""
+    out = {}
+    for student, arms in seed_summaries(runs).items():
+        for arm, by_seed in arms.items():
+            seed, s = next(iter(by_seed.items()))
+            path = Path("recipes/protocol") / f"{s.name.removeprefix('protocol-').removesuffix(f'-s{seed}')}.toml"
+            if (ROOT / path).is_file():
+                out[student, arm] = path.as_posix()
+    return out
+
+
 def blocks(dest: Path) -> dict[str, str]:
     teachers, students = split_runs(dest)
     rows = comparisons(students)
-    return {"teacher": teacher_markdown(teachers), "results": results_markdown(arm_results(students)),
+    results = arm_results(students)
+    return {"teacher": teacher_markdown(teachers), "results": results_markdown(results),
+            "choice": choice_markdown(logit_choice(students)),
+            "leader": "".join(f"- {line}\n" for line in leader_lines(results, rows, recipe_of(students)))
+            or "(no finished run yet)\n",
             "comparisons": comparisons_markdown(rows),
             "standing": "".join(f"- {line}\n" for line in standing_lines(rows)) or "(no comparison yet)\n"}
 

@@ -143,3 +143,74 @@ def standing_lines(rows: list[dict]) -> list[str]:
 def _relation(verdict: str) -> str:
     """"ahead" → "ahead of", "behind" → "behind", "level…" → "level with"."""
     return {"ahead": "ahead of", "behind": "behind"}.get(verdict, "level with")
+
+
+LOGIT_CANDIDATES = ("kd", "kd-ls", "dkd")  # the logit baselines whose term MIMKD may take, in tie-break order
+CHOICE_SEEDS = (0, 1)  # the seeds the choice is made on, fixed before any run trained
+
+
+def logit_choice(runs: Iterable[Path]) -> dict[str, dict]:
+    """The pre-registered choice of MIMKD's logit term, per student: the candidate baseline with the best
+    mean validation accuracy over seeds 0 and 1 (a tie goes to the earlier of KD, KD + LS, DKD).
+    student → {"val": {arm: (val per choice seed) or None where a seed is missing}, "chosen": arm or None};
+    None until all three candidates have finished both seeds."""
+    out = {}
+    for student, arms in sorted(seed_summaries(runs).items()):
+        vals = {}
+        for arm in LOGIT_CANDIDATES:
+            by_seed = arms.get(arm, {})
+            got = tuple(by_seed[s].final_val_acc for s in CHOICE_SEEDS if s in by_seed)
+            vals[arm] = got if len(got) == len(CHOICE_SEEDS) and None not in got else None
+        chosen = None
+        if all(v is not None for v in vals.values()):
+            chosen = max(LOGIT_CANDIDATES, key=lambda a: (statistics.fmean(vals[a]), -LOGIT_CANDIDATES.index(a)))
+        out[student] = {"val": vals, "chosen": chosen}
+    return out
+
+
+def choice_markdown(choice: dict[str, dict]) -> str:
+    """The choice as a table: each candidate's validation accuracy on the choice seeds and their mean."""
+    columns = ["student", "logit baseline", *[f"val acc % seed {s}" for s in CHOICE_SEEDS], "mean", "MIMKD gets"]
+    body = []
+    for student, c in choice.items():
+        for arm in LOGIT_CANDIDATES:
+            v = c["val"][arm]
+            cells = ["–"] * (len(CHOICE_SEEDS) + 1) if v is None else [*(f"{x:.2f}" for x in v),
+                                                                         f"{statistics.fmean(v):.2f}"]
+            verdict = ("undecided: a seed has not finished" if c["chosen"] is None
+                       else f"its term: {method_name(f'mimkd+{arm}')}" if c["chosen"] == arm else "")
+            body.append([student_name(student), method_name(arm), *cells, verdict])
+    return markdown(columns, body, align=["l", "l", *["r"] * (len(CHOICE_SEEDS) + 1), "l"])
+
+
+def leader_lines(results: list[ArmResult], rows: list[dict], recipe_of: dict[tuple[str, str], str]) -> list[str]:
+    """Per student, the arm a user should pick: the best mean validation accuracy among the arms with the
+    most seeds (a choice made on the validation split, like every other), its test accuracy with the
+    interval and its recipe; then how each of our arms compares with it on the paired test seeds."""
+    lines = []
+    for student in dict.fromkeys(r.student for r in results):
+        arms = [r for r in results if r.student == student and r.val]
+        if not arms:
+            continue
+        n = max(len(r.seeds) for r in arms)
+        best = max((r for r in arms if len(r.seeds) == n), key=lambda r: statistics.fmean(r.val))
+        ci = f", 95 % CI {best.test_ci[0]:.2f}–{best.test_ci[1]:.2f}" if best.test_ci else ""
+        recipe = recipe_of.get((student, best.arm))
+        val, test = statistics.fmean(best.val), statistics.fmean(best.test)
+        text = (f"{student_name(student)}: the best mean validation accuracy over {n} seed{'s' * (n > 1)} is "
+                f"{method_name(best.arm)}'s ({val:.2f} %; test {test:.2f} %{ci})"
+                + (f", recipe `{recipe}`" if recipe else "") + ".")
+        mine = [r for r in rows if r["student"] == student]
+        if best.arm in OURS:  # the leader is ours: its paired difference over every other arm
+            parts = [f"over {method_name(r['b'])} {_cell(r)}" for r in mine if r["a"] == best.arm]
+            text += (" Its paired test difference " + "; ".join(parts) + ".") if parts else ""
+        else:  # a baseline leads: each of our arms against it
+            parts = [f"{method_name(r['a'])} {_cell(r)}" for r in mine if r["b"] == best.arm]
+            text += (" Our arms against it on the paired test seeds: " + "; ".join(parts) + ".") if parts else ""
+        lines.append(text)
+    return lines
+
+
+def _cell(row: dict) -> str:
+    d = row["diff"]
+    return f"{d.mean:+.2f} (CI {interval_cell(d.ci)}, {d.verdict})"

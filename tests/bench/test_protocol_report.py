@@ -5,7 +5,9 @@ import json
 import pytest
 
 from mimkd_edge.recipe import dumps_toml
-from bench.protocol_report import arm_results, comparisons, comparisons_markdown, results_markdown, standing_lines
+from bench import collect_protocol
+from bench.protocol_report import (arm_results, choice_markdown, comparisons, comparisons_markdown, leader_lines,
+                                   logit_choice, results_markdown, standing_lines)
 from mimkd_edge.report.tables import method_arm_of, method_name
 
 T975 = {2: 4.302652729749464, 4: 2.7764451051977987}  # Student t quantiles, df = 2 and 4
@@ -86,3 +88,53 @@ def test_comparisons_of_our_arm_against_every_other(runs):
 def _ci(row):
     lo, hi = row["diff"].ci
     return f"[{lo:+.2f}, {hi:+.2f}]"
+
+
+def _candidates(root, vals):
+    """KD, KD + LS and DKD runs with the given validation accuracies per seed."""
+    methods = {"kd": {"name": "kd"}, "kd-ls": {"name": "kd", "standardize": True}, "dkd": {"name": "dkd"}}
+    return [_run(root, f"{arm}-s{s}", methods[arm], s, v, 70.0) for arm, by_seed in vals.items()
+            for s, v in enumerate(by_seed)]
+
+
+def test_mimkds_logit_term_is_undecided_until_every_candidate_has_both_choice_seeds(runs):
+    choice = logit_choice(runs)  # KD and DKD have seeds 0-2, KD + LS none
+    assert choice["conv4_mp"]["chosen"] is None and choice["conv4_mp"]["val"]["kd-ls"] is None
+    assert "undecided" in choice_markdown(choice)
+
+
+def test_mimkds_logit_term_is_the_best_mean_validation_over_seeds_0_and_1_only(tmp_path):
+    runs = _candidates(tmp_path, {"kd": [81.0, 82.0, 99.0], "kd-ls": [82.0, 82.5], "dkd": [83.0, 81.0]})
+    choice = logit_choice(runs)["conv4_mp"]
+    assert choice["chosen"] == "kd-ls"  # 82.25 beats DKD's 82.0 and KD's 81.5 (its seed 2 is not a choice seed)
+    table = choice_markdown({"conv4_mp": choice})
+    assert "| Conv-4-MP | KD + LS | 82.00 | 82.50 | 82.25 | its term: MIMKD + KD + LS |" in table
+
+
+def test_a_tie_in_the_logit_choice_goes_to_the_earlier_candidate(tmp_path):
+    runs = _candidates(tmp_path, {"kd": [81.0, 82.0], "kd-ls": [81.5, 81.5], "dkd": [80.0, 80.0]})
+    assert logit_choice(runs)["conv4_mp"]["chosen"] == "kd"
+
+
+def test_the_leader_is_the_best_validation_arm_and_ours_shows_its_gaps(runs):
+    rows = comparisons(runs)  # validation means: MIMKD 82.0, KD 81.0, DKD 80.33
+    [line] = leader_lines(arm_results(runs), rows, {("conv4_mp", "mimkd"): "recipes/x.toml"})
+    assert line.startswith("Conv-4-MP: the best mean validation accuracy over 3 seeds is MIMKD's "
+                           "(82.00 %; test 81.00 %")
+    assert ", recipe `recipes/x.toml`." in line
+    assert "over KD +1.00 (CI " in line and ", ahead)" in line and "over DKD +0.67" in line
+
+
+def test_a_leading_baseline_is_named_and_our_arms_compared_with_it(tmp_path):
+    runs = [_run(tmp_path, f"kd-s{s}", {"name": "kd"}, s, 90.0, 80.0 + s) for s in range(2)]
+    runs += [_run(tmp_path, f"mimkd-s{s}", {"name": "mimkd"}, s, 85.0, 79.0 + s) for s in range(2)]
+    runs += [_run(tmp_path, "dkd-s0", {"name": "dkd"}, 0, 95.0, 70.0)]  # one seed: not among the most-seeded arms
+    [line] = leader_lines(arm_results(runs), comparisons(runs), {})
+    assert "is KD's (90.00 %; test 80.50 %" in line and "recipe" not in line
+    assert line.endswith("Our arms against it on the paired test seeds: MIMKD -1.00 (CI [-1.00, -1.00], behind).")
+
+
+def test_a_protocol_runs_recipe_is_the_committed_file_its_name_comes_from(tmp_path):
+    runs = [_run(tmp_path, "protocol-conv4_mp-kd_ls-s3", {"name": "kd", "standardize": True}, 3, 80.0, 80.0),
+            _run(tmp_path, "protocol-conv4_mp-nonexistent-s0", {"name": "dkd"}, 0, 80.0, 80.0)]
+    assert collect_protocol.recipe_of(runs) == {("conv4_mp", "kd-ls"): "recipes/protocol/conv4_mp-kd_ls.toml"}

@@ -65,6 +65,7 @@ def test_results_mean_interval_and_convergence(runs):
     half = T975[2] * 1.0 / 3 ** 0.5  # SD of 80, 81, 79 is 1
     assert kd.test_ci == pytest.approx((80.0 - half, 80.0 + half))
     assert kd.last_move == pytest.approx(0.1) and results["dkd"].last_move == pytest.approx(0.4)
+    assert kd.mean_move == pytest.approx(0.1)
     table = results_markdown(list(results.values()))
     assert "| Conv-4-MP | KD | 3 | 81.00 ± 1.00 | 80.00 ± 1.00 |" in table
 
@@ -138,3 +139,11 @@ def test_a_protocol_runs_recipe_is_the_committed_file_its_name_comes_from(tmp_pa
     runs = [_run(tmp_path, "protocol-conv4_mp-kd_ls-s3", {"name": "kd", "standardize": True}, 3, 80.0, 80.0),
             _run(tmp_path, "protocol-conv4_mp-nonexistent-s0", {"name": "dkd"}, 0, 80.0, 80.0)]
     assert collect_protocol.recipe_of(runs) == {("conv4_mp", "kd-ls"): "recipes/protocol/conv4_mp-kd_ls.toml"}
+
+
+def test_the_convergence_check_reads_the_mean_over_seeds_and_the_largest_single_seed_move(tmp_path):
+    runs = [_run(tmp_path, "kd-s0", {"name": "kd"}, 0, 80.0, 80.0, tests_by_epoch=[79.5, 80.0]),  # +0.5
+            _run(tmp_path, "kd-s1", {"name": "kd"}, 1, 80.0, 80.0, tests_by_epoch=[80.3, 80.0])]  # -0.3
+    [kd] = arm_results(runs)
+    assert kd.mean_move == pytest.approx(0.1) and kd.last_move == pytest.approx(0.5)
+    assert "| 80.00 ± 0.00 | [80.00, 80.00] | +0.10 | 0.50 |" in results_markdown([kd])

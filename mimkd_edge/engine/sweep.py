@@ -212,8 +212,8 @@ def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
 def run_sweep(jobs: list[Job], train: Callable[[Job, bool], None],
               on_skip: Callable[[Job], None] | None = None) -> list[Job]:
     """Run every unfinished job with `train(job, resume)`; returns the jobs that ran. A finished run is
-    skipped only when it ran the recipe the sweep asks for now (its name and the schedule-only keys
-    `--resume` may change aside): a changed recipe default must not pass old runs off as new ones."""
+    skipped only when it ran the recipe the sweep asks for now (`check_finished_recipes`): a changed
+    recipe default must not pass old runs off as new ones."""
     check_finished_recipes(jobs)
     ran = []
     for job in jobs:
@@ -226,17 +226,21 @@ def run_sweep(jobs: list[Job], train: Callable[[Job, bool], None],
     return ran
 
 
+SCHEDULE_EXCUSED = tuple(k for k in RESUMABLE if k != "train.epochs")  # a run's length is part of what it measured
+
+
 def check_finished_recipes(jobs: list[Job]) -> None:
     """A one-line UserError for the first finished run whose recorded recipe differs from the sweep's
-    (its name, the schedule-only keys `--resume` may change, and keys the sweep leaves unset — None:
-    the data set fills them at run time — aside): skipping, exporting or reporting it as the sweep's
-    run would pass an old run off as a new one."""
+    (its name, the schedule keys `--resume` may change, and keys the sweep leaves unset — None: the data
+    set fills them at run time — aside): skipping, exporting or reporting it as the sweep's run would pass
+    an old run off as a new one. The epoch count is not excused: a 7-epoch run is no 12-epoch run (a run
+    extended with `--resume` records its new count, and passes)."""
     for job in jobs:
         if not job.finished:
             continue
         recorded = load_recipe(RunDir(job.out).recipe)
         keys = [c["key"] for c in recipe_changes(recorded, job.recipe, 0)
-                if c["key"] != "name" and c["key"] not in RESUMABLE and c["to"] is not None]
+                if c["key"] != "name" and c["key"] not in SCHEDULE_EXCUSED and c["to"] is not None]
         if keys:
             raise UserError(f"{job.out}: finished with a recipe that differs from the sweep's in "
                             f"{', '.join(keys)}; move the run away (or give the difference its own grid entry) "

@@ -233,8 +233,7 @@ def check_finished_recipes(jobs: list[Job]) -> None:
     """A one-line UserError for the first finished run whose recorded recipe differs from the sweep's
     (its name, the schedule keys `--resume` may change, and keys the sweep leaves unset — None: the data
     set fills them at run time — aside): skipping, exporting or reporting it as the sweep's run would pass
-    an old run off as a new one. The epoch count is not excused: a 7-epoch run is no 12-epoch run (a run
-    extended with `--resume` records its new count, and passes)."""
+    an old run off as a new one. The epoch count is not excused: a 7-epoch run is no 12-epoch run."""
     for job in jobs:
         if not job.finished:
             continue

@@ -12,8 +12,9 @@ and the convergence check; every comparison of our arms with every other on pair
 difference, 95 % CI, paired-t p, verdict, the validation difference, pairs that crossed CPUs or commits);
 one sentence per student and arm saying where it stands; the pre-registered choice of MIMKD's logit term
 (validation, seeds 0 and 1); per student, the arm to pick (best mean validation accuracy) and its recipe.
+The arm to pick and the sentences on our arms also fill the top-level README's `protocol` block, its lead.
 tests/bench/test_committed_results.py regenerates them from the copies and checks they match the committed
-page.
+pages.
 """
 
 from __future__ import annotations
@@ -96,6 +97,16 @@ def blocks(dest: Path) -> dict[str, str]:
             "standing": "".join(f"- {line}\n" for line in standing_lines(rows)) or "(no comparison yet)\n"}
 
 
+README_BLOCK = "protocol"  # the top-level README's lead: the same lines as the page's leader and standing blocks
+
+
+def readme_block(dest: Path) -> str:
+    """The README's lead on the protocol, from the same lines as the page's: which arm to pick per student,
+    and where our arms stand, so the README can never read stronger than the paired seeds do."""
+    generated = blocks(dest)
+    return generated["leader"] + generated["standing"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", default="runs/protocol", help="the sweep's output folder")
@@ -108,6 +119,11 @@ def main() -> None:
     for name, body in blocks(dest).items():
         text = fill_block(text, *block_markers(name, GENERATOR), body)
     write_text(notes, text)
+    readme = ROOT / "README.md"
+    start, end = block_markers(README_BLOCK, GENERATOR)
+    if readme.is_file() and start in readme.read_text():
+        write_text(readme, fill_block(readme.read_text(), start, end, readme_block(dest)))
+        print(f"wrote {readme}")
     benched = [r for r in split_runs(dest)[1] if RunDir(r).benched]
     if benched:
         paths = plot_tradeoff(arm_rows(benched), dest / "tradeoff.png", paper=False, seed_means=True, title=TITLE)

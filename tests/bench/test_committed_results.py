@@ -33,3 +33,12 @@ def test_decisive_protocol_page_regenerates_identically():
         start, end = collect.block_markers(name, collect.GENERATOR)
         assert start in committed, f"block {name} missing from {dest / 'README.md'}"
         assert committed.split(start, 1)[1].split(end, 1)[0].lstrip("\n") == body, name
+
+
+def test_readme_lead_is_the_protocol_pages_lines():
+    collect = collect_protocol
+    start, end = collect.block_markers(collect.README_BLOCK, collect.GENERATOR)
+    readme = (ROOT / "README.md").read_text()
+    assert start in readme, "README.md has no generated protocol block"
+    body = collect.readme_block(ROOT / "bench" / "results" / "protocol")
+    assert readme.split(start, 1)[1].split(end, 1)[0].lstrip("\n") == body

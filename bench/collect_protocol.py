@@ -2,7 +2,8 @@
 bench/results/protocol/ and rebuild its tables and trade-off figure from those copies alone.
 
     mimkd-edge sweep recipes/sweeps/protocol.toml --data-dir DATA          # train (resumable, --shard I/N)
-    mimkd-edge sweep recipes/sweeps/protocol.toml --data-dir DATA --no-train --export --bench
+    mimkd-edge sweep recipes/sweeps/protocol.toml --data-dir DATA --no-train --export
+    mimkd-edge bench RUN --data-dir DATA --threads 1 --shape static --seconds 1 --precision fp32,int8  # each student
     python -m bench.collect_protocol --runs runs/protocol
 
 Copied per run: summary.json (with each session's commit, CPU and data hash), metrics.jsonl, recipe.toml,

@@ -37,7 +37,7 @@ FILES = ("summary.json", "metrics.jsonl", "recipe.toml", "bench.json", "export/m
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 GENERATOR = "bench/collect_protocol.py"
-TITLE = "CIFAR-10 (JPEG q75), the decisive protocol: top-1 vs batch-1 CPU latency (mean over seeds ± SD)"
+TITLE = "Decisive protocol, CIFAR-10: top-1 vs CPU latency (means over seeds ± SD)"  # short: the legend is beside it
 
 
 def copy_finished(src: Path, dest: Path) -> None:

@@ -427,7 +427,8 @@ def _legend(fig, plotted: list[dict], paper_pts: list[dict], extra_colours: dict
     if any("seeds" in p for p in plotted):
         lo, hi = min(p["seeds"] for p in plotted), max(p["seeds"] for p in plotted)
         h_other.append(Line2D([], [], marker="o", linestyle="-", color="#444444", markersize=6,
-                              label=f"mean over {lo if lo == hi else f'{lo}–{hi}'} seeds,\nbars: ±1 SD across seeds"))
+                              label=f"mean over {lo if lo == hi else f'{lo}–{hi}'} seed{'' if hi == 1 else 's'},\n"
+                                    "bars: ±1 SD across seeds"))
     if paper_pts:
         h_other.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="#444444",
                               markersize=8, markeredgewidth=1.4,

@@ -101,10 +101,9 @@ def blocks(dest: Path) -> dict[str, str]:
 README_BLOCK = "protocol"  # the top-level README's lead: the same lines as the page's leader and standing blocks
 
 
-def readme_block(dest: Path) -> str:
-    """The README's lead on the protocol, from the same lines as the page's: which arm to pick per student,
+def readme_block(generated: dict[str, str]) -> str:
+    """The README's lead on the protocol, from the page's generated blocks: which arm to pick per student,
     and where our arms stand, so the README can never read stronger than the paired seeds do."""
-    generated = blocks(dest)
     return generated["leader"] + generated["standing"]
 
 
@@ -117,13 +116,14 @@ def main() -> None:
     copy_finished(src, dest)
     notes = dest / "README.md"
     text = notes.read_text() if notes.is_file() else "# The decisive protocol (issue 39)\n"
-    for name, body in blocks(dest).items():
+    generated = blocks(dest)
+    for name, body in generated.items():
         text = fill_block(text, *block_markers(name, GENERATOR), body)
     write_text(notes, text)
     readme = ROOT / "README.md"
     start, end = block_markers(README_BLOCK, GENERATOR)
     if readme.is_file() and start in readme.read_text():
-        write_text(readme, fill_block(readme.read_text(), start, end, readme_block(dest)))
+        write_text(readme, fill_block(readme.read_text(), start, end, readme_block(generated)))
         print(f"wrote {readme}")
     benched = [r for r in split_runs(dest)[1] if RunDir(r).benched]
     if benched:

@@ -40,5 +40,5 @@ def test_readme_lead_is_the_protocol_pages_lines():
     start, end = collect.block_markers(collect.README_BLOCK, collect.GENERATOR)
     readme = (ROOT / "README.md").read_text()
     assert start in readme, "README.md has no generated protocol block"
-    body = collect.readme_block(ROOT / "bench" / "results" / "protocol")
+    body = collect.readme_block(collect.blocks(ROOT / "bench" / "results" / "protocol"))
     assert readme.split(start, 1)[1].split(end, 1)[0].lstrip("\n") == body

@@ -65,7 +65,7 @@ def measure(path: Path, work: Path, subset: int, data_dir: str | None, overrides
     evaluation = summary.wall_seconds - epoch.seconds
     train_size = base.data.train_subset or (CIFAR10_TRAIN - base.data.val_split)
     full_steps = math.ceil(train_size / base.train.batch_size)
-    return {"recipe": path.stem, "method": base.method.name, "steps": epoch["steps"], "s_per_step": per_step,
+    return {"recipe": path.stem, "method": base.method.name, "steps": epoch.steps, "s_per_step": per_step,
             "eval_s": evaluation, "train_size": train_size, "epoch_s": full_steps * per_step + evaluation,
             "epochs": base.train.epochs}
 

@@ -42,7 +42,7 @@ from .distributed import Distributed, all_gather_cat, average_gradients, init_di
     rank_seed, resolve_device
 from .resume import Resumed, resume_run
 from .schedule import make_scheduler
-from .step import GeometryError, TrainStep, method_context, teacher_in_bf16
+from .step import GeometryError, TrainStep, method_context, teacher_in_bf16, teacher_precision_warning
 from .tensorboard_log import open_tensorboard
 
 Event = Callable[[str, dict[str, Any]], None]
@@ -249,6 +249,9 @@ def _train(s: Training, out: Path, done: Resumed, emit: Event) -> RunSummary:
     s.step.warn = lambda message: emit("warning", {"message": message})
     for note in s.splits.notes:  # conversions made while reading the data, said once
         emit("warning", {"message": f"data: {note}"})
+    slow_teacher = teacher_precision_warning(t.teacher_precision, s.device) if s.teacher is not None else None
+    if slow_teacher:
+        emit("warning", {"message": slow_teacher})
     emit("start", {"epochs": t.epochs, "start_epoch": start_epoch, "steps": steps, "device": str(s.device),
                    "out": str(out), "train_size": len(s.splits.train), "test_size": len(s.splits.test),
                    "val_size": len(s.splits.val) if s.splits.val else 0,

@@ -153,3 +153,17 @@ def test_auto_teacher_precision_is_bf16_only_where_the_cpu_has_it(tmp_path, monk
     monkeypatch.setattr("mimkd_edge.engine.step.torch_native_bf16", lambda: native)
     losses = _teacher_precision_losses(tmp_path, ("same", "bf16", "auto"))
     assert losses["auto"] == losses["bf16" if native else "same"]
+
+
+@pytest.mark.parametrize(("precision", "native", "warned"),
+                         [("bf16", False, True), ("bf16", True, False), ("auto", False, False), ("same", False, False)])
+def test_a_bf16_teacher_on_a_cpu_that_emulates_bf16_is_warned_of(tmp_path, monkeypatch, precision, native, warned):
+    monkeypatch.setattr("mimkd_edge.engine.step.torch_native_bf16", lambda: native)
+    fit(tiny_recipe(name="t", model="conv4"), tmp_path / "t")
+    teacher = {"model": "conv4", "checkpoint": str(tmp_path / "t")}
+    train = {"epochs": 1, "batch_size": 32, "lr": 0.05, "teacher_precision": precision}
+    events = []
+    fit(tiny_recipe(name="s", model="conv4_mp", method="kd", teacher=teacher, train=train), tmp_path / "s",
+        on_event=lambda kind, info: events.append((kind, info)))
+    messages = [info["message"] for kind, info in events if kind == "warning"]
+    assert any("without native bf16" in m for m in messages) == warned

@@ -191,16 +191,22 @@ def choice_markdown(choice: dict[str, dict]) -> str:
 
 
 def leader_lines(results: list[ArmResult], rows: list[dict], recipe_of: dict[tuple[str, str], str]) -> list[str]:
-    """Per student, the arm a user should pick: the best mean validation accuracy among the arms with the
-    most seeds (a choice made on the validation split, like every other), its test accuracy with the
-    interval and its recipe; then how each of our arms compares with it on the paired test seeds."""
+    """Per student, the arm a user should pick: the best mean validation accuracy (a choice made on the
+    validation split, like every other), its test accuracy with the interval and its recipe; then how each
+    of our arms compares with it on the paired test seeds. Named only once every arm has the same seeds:
+    a mean over more seeds is not better evidence of a higher mean, and one over fewer is a luckier draw."""
     lines = []
     for student in dict.fromkeys(r.student for r in results):
         arms = [r for r in results if r.student == student and r.val]
         if not arms:
             continue
-        n = max(len(r.seeds) for r in arms)
-        best = max((r for r in arms if len(r.seeds) == n), key=lambda r: statistics.fmean(r.val))
+        counts = sorted({len(r.seeds) for r in arms})
+        if len({r.seeds for r in arms}) > 1:
+            lines.append(f"{student_name(student)}: the arm to pick waits until every arm has the same seeds "
+                         f"(now {counts[0]}–{counts[-1]} per arm).")
+            continue
+        n = counts[0]
+        best = max(arms, key=lambda r: statistics.fmean(r.val))
         ci = f", 95 % CI {best.test_ci[0]:.2f}–{best.test_ci[1]:.2f}" if best.test_ci else ""
         recipe = recipe_of.get((student, best.arm))
         val, test = statistics.fmean(best.val), statistics.fmean(best.test)

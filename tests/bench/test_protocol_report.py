@@ -129,10 +129,16 @@ def test_the_leader_is_the_best_validation_arm_and_ours_shows_its_gaps(runs):
 def test_a_leading_baseline_is_named_and_our_arms_compared_with_it(tmp_path):
     runs = [_run(tmp_path, f"kd-s{s}", {"name": "kd"}, s, 90.0, 80.0 + s) for s in range(2)]
     runs += [_run(tmp_path, f"mimkd-s{s}", {"name": "mimkd"}, s, 85.0, 79.0 + s) for s in range(2)]
-    runs += [_run(tmp_path, "dkd-s0", {"name": "dkd"}, 0, 95.0, 70.0)]  # one seed: not among the most-seeded arms
     [line] = leader_lines(arm_results(runs), comparisons(runs), {})
     assert "is KD's (90.00 %; test 80.50 %" in line and "recipe" not in line
     assert line.endswith("Our arms against it on the paired test seeds: MIMKD -1.00 (CI [-1.00, -1.00], behind).")
+
+
+def test_no_arm_is_named_while_the_arms_have_different_seeds(tmp_path):
+    runs = [_run(tmp_path, f"none-s{s}", {"name": "none"}, s, 90.0, 80.0) for s in range(5)]
+    runs += [_run(tmp_path, "kd-s0", {"name": "kd"}, 0, 95.0, 85.0)]  # better, on one seed only
+    [line] = leader_lines(arm_results(runs), comparisons(runs), {})
+    assert line == "Conv-4-MP: the arm to pick waits until every arm has the same seeds (now 1–5 per arm)."
 
 
 def test_a_protocol_runs_recipe_is_the_committed_file_its_name_comes_from(tmp_path):
